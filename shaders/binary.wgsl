@@ -1,0 +1,39 @@
+// y = act(a op b), a and b broadcast to the rank-4 output (strides are 0 on broadcast axes).
+
+struct Params {
+    total: u32,
+    act: u32,
+    op: u32,        // 0 add, 1 sub, 2 mul (BinaryOp::code)
+    _pad: u32,
+    out_dims: vec4<u32>,
+    a_strides: vec4<u32>,
+    b_strides: vec4<u32>,
+};
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= p.total) {
+        return;
+    }
+    var rest = i;
+    var ia = 0u;
+    var ib = 0u;
+    for (var d = 3; d >= 0; d--) {
+        let k = rest % p.out_dims[d];
+        rest = rest / p.out_dims[d];
+        ia += k * p.a_strides[d];
+        ib += k * p.b_strides[d];
+    }
+    let u = a[ia];
+    let v = b[ib];
+    var r = u + v;
+    if (p.op == 1u) { r = u - v; }
+    if (p.op == 2u) { r = u * v; }
+    y[i] = activate(r, p.act);
+}

@@ -1,0 +1,133 @@
+//! Tensors on the device, upload and readback.
+
+use wgpu::util::DeviceExt;
+
+use super::Gpu;
+use crate::error::{Error, Result};
+use crate::tensor::{numel, Tensor};
+
+/// A float32 tensor in a storage buffer. Cloning shares the buffer.
+#[derive(Clone, Debug)]
+pub struct GpuTensor {
+    pub(crate) buffer: wgpu::Buffer,
+    shape: Vec<usize>,
+}
+
+impl GpuTensor {
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    pub fn numel(&self) -> usize {
+        numel(&self.shape)
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.numel() as u64 * 4
+    }
+
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl Gpu {
+    fn check_buffer_size(&self, shape: &[usize]) -> Result<u64> {
+        let bytes = (numel(shape) as u64).saturating_mul(4);
+        if bytes > self.limits().max_buffer_size {
+            return Err(Error::Limit {
+                what: format!("a tensor of shape {shape:?}"),
+                needed: bytes,
+                limit: self.limits().max_buffer_size,
+            });
+        }
+        // wgpu rejects zero-sized bindings; an empty tensor still gets one word.
+        Ok(bytes.max(4))
+    }
+
+    /// An uninitialised device tensor.
+    pub fn empty(&self, shape: &[usize]) -> Result<GpuTensor> {
+        let size = self.check_buffer_size(shape)?;
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size,
+            usage: STORAGE,
+            mapped_at_creation: false,
+        });
+        Ok(GpuTensor {
+            buffer,
+            shape: shape.to_vec(),
+        })
+    }
+
+    pub fn upload(&self, t: &Tensor) -> Result<GpuTensor> {
+        self.check_buffer_size(t.shape())?;
+        let contents: &[u8] = if t.numel() == 0 {
+            &[0; 4]
+        } else {
+            bytemuck::cast_slice(t.data())
+        };
+        let buffer = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: None,
+                contents,
+                usage: STORAGE,
+            });
+        Ok(GpuTensor {
+            buffer,
+            shape: t.shape().to_vec(),
+        })
+    }
+
+    /// Copies a device tensor back to the host.
+    pub async fn read(&self, t: &GpuTensor) -> Result<Tensor> {
+        let size = t.bytes().max(4);
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(&t.buffer, 0, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = sender.send(r);
+        });
+        self.wait()?;
+        receiver
+            .await
+            .map_err(|_| Error::Gpu("readback was cancelled".into()))?
+            .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+        let data: Vec<f32> = {
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+            bytemuck::cast_slice(&view[..t.bytes() as usize]).to_vec()
+        };
+        staging.unmap();
+        self.check_lost()?;
+        Tensor::new(t.shape().to_vec(), data)
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_blocking(&self, t: &GpuTensor) -> Result<Tensor> {
+        pollster::block_on(self.read(t))
+    }
+
+    /// Blocks until submitted work is done (native); the browser drives completion itself.
+    pub fn wait(&self) -> Result<()> {
+        #[cfg(not(target_arch = "wasm32"))]
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
+        self.check_lost()
+    }
+}

@@ -1,0 +1,226 @@
+//! Adapter selection and device creation.
+
+use std::sync::{Arc, Mutex};
+
+use super::pipeline::PipelineCache;
+use crate::error::{Error, Result};
+
+/// How to pick the adapter. `name` is a case-insensitive substring of the adapter name
+/// (also read from `GAZE_ADAPTER` when not given).
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    pub adapter: Option<String>,
+    /// Lower some device limits below the adapter's (tests use this to exercise the
+    /// work-splitting paths on any adapter).
+    pub limit_overrides: LimitOverrides,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LimitOverrides {
+    pub max_storage_buffer_binding_size: Option<u64>,
+}
+
+/// One adapter as `gaze devices` shows it.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_compute_workgroups_per_dimension: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub features: Vec<&'static str>,
+}
+
+/// An open device with its queue, limits and pipeline cache.
+pub struct Gpu {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    features: wgpu::Features,
+    pub(crate) pipelines: PipelineCache,
+    lost: Arc<Mutex<Option<String>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+}
+
+/// Features that speed things up when present; none is required.
+fn helpful_features() -> wgpu::Features {
+    wgpu::Features::TIMESTAMP_QUERY
+        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+        | wgpu::Features::SHADER_F16
+        | wgpu::Features::SUBGROUP
+}
+
+fn feature_names(f: wgpu::Features) -> Vec<&'static str> {
+    [
+        (wgpu::Features::TIMESTAMP_QUERY, "timestamp-query"),
+        (wgpu::Features::SHADER_F16, "shader-f16"),
+        (wgpu::Features::SUBGROUP, "subgroups"),
+    ]
+    .into_iter()
+    .filter(|(flag, _)| f.contains(*flag))
+    .map(|(_, name)| name)
+    .collect()
+}
+
+fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+fn summary(adapter: &wgpu::Adapter) -> AdapterSummary {
+    let info = adapter.get_info();
+    let limits = adapter.limits();
+    AdapterSummary {
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: format!("{} {}", info.driver, info.driver_info)
+            .trim()
+            .to_string(),
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+        max_buffer_size: limits.max_buffer_size,
+        max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+        max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
+        features: feature_names(adapter.features()),
+    }
+}
+
+/// Every adapter the platform exposes, as `gaze devices` lists them.
+pub async fn list_adapters() -> Vec<AdapterSummary> {
+    instance()
+        .enumerate_adapters(wgpu::Backends::all())
+        .await
+        .iter()
+        .map(summary)
+        .collect()
+}
+
+async fn choose_adapter(instance: &wgpu::Instance, wanted: Option<&str>) -> Result<wgpu::Adapter> {
+    let Some(wanted) = wanted else {
+        let options = wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            ..Default::default()
+        };
+        return instance
+            .request_adapter(&options)
+            .await
+            .map_err(|e| Error::NoAdapter(format!(" ({e})")));
+    };
+    let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+    let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+    let needle = wanted.to_lowercase();
+    adapters
+        .into_iter()
+        .find(|a| a.get_info().name.to_lowercase().contains(&needle))
+        .ok_or_else(|| {
+            Error::NoAdapter(format!(
+                " whose name contains `{wanted}` (adapters present: {})",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ))
+        })
+}
+
+impl Gpu {
+    /// Opens the adapter chosen by `options` (or `GAZE_ADAPTER`), requesting the adapter's own
+    /// limits rather than wgpu's conservative defaults.
+    pub async fn new(options: &GpuOptions) -> Result<Self> {
+        let instance = instance();
+        let from_env = std::env::var("GAZE_ADAPTER").ok().filter(|s| !s.is_empty());
+        let wanted = options.adapter.clone().or(from_env);
+        let adapter = choose_adapter(&instance, wanted.as_deref()).await?;
+        let info = adapter.get_info();
+        let mut limits = adapter.limits();
+        if let Some(max) = options.limit_overrides.max_storage_buffer_binding_size {
+            limits.max_storage_buffer_binding_size =
+                limits.max_storage_buffer_binding_size.min(max);
+        }
+        let features = adapter.features() & helpful_features();
+        let descriptor = wgpu::DeviceDescriptor {
+            label: Some("gaze"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        };
+        let (device, queue) =
+            adapter
+                .request_device(&descriptor)
+                .await
+                .map_err(|e| Error::Device {
+                    adapter: info.name.clone(),
+                    msg: e.to_string(),
+                })?;
+        // wgpu's default handler panics; record the error so the next call returns it instead.
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut list) = sink.lock() {
+                list.push(e.to_string());
+            }
+        }));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_flag = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut slot) = lost_flag.lock() {
+                *slot = Some(format!("{reason:?}: {message}"));
+            }
+        });
+        Ok(Self {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            pipelines: PipelineCache::default(),
+            lost,
+            errors,
+        })
+    }
+
+    /// Blocking constructor for native code.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_blocking(options: &GpuOptions) -> Result<Self> {
+        pollster::block_on(Self::new(options))
+    }
+
+    pub fn adapter_name(&self) -> &str {
+        &self.info.name
+    }
+
+    pub fn backend(&self) -> String {
+        format!("{:?}", self.info.backend)
+    }
+
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    pub fn features(&self) -> wgpu::Features {
+        self.features
+    }
+
+    /// Bytes one storage binding may cover.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.limits.max_storage_buffer_binding_size
+    }
+
+    /// An error if the device was lost (a new `Gpu` can then be created) or if wgpu reported a
+    /// validation or out-of-memory error since the last check.
+    pub fn check_lost(&self) -> Result<()> {
+        if let Some(first) = self.errors.lock().ok().and_then(|mut l| l.drain(..).next()) {
+            return Err(Error::Gpu(first));
+        }
+        match self.lost.lock().ok().and_then(|slot| slot.clone()) {
+            Some(reason) => Err(Error::Gpu(format!(
+                "the GPU device was lost ({reason}); create a new session"
+            ))),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The device side: adapter and device, tensors in buffers, pipelines, dispatch recording.
+
+mod buffer;
+mod context;
+mod pipeline;
+mod recorder;
+mod split;
+
+pub use buffer::GpuTensor;
+pub use context::{list_adapters, AdapterSummary, Gpu, GpuOptions, LimitOverrides};
+pub use pipeline::{Constants, Kernel, COMMON_WGSL};
+pub use recorder::{Recorder, WG};

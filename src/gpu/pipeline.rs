@@ -1,0 +1,147 @@
+//! Compute pipelines, created once per (kernel, specialization constants) and cached.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::Gpu;
+use crate::error::{Error, Result};
+
+/// Helpers every shader may use (activations, the flat invocation index); prepended to each kernel.
+pub const COMMON_WGSL: &str = include_str!("../../shaders/common.wgsl");
+
+/// A WGSL compute kernel: one file under `shaders/`, one entry point `main`.
+#[derive(Debug)]
+pub struct Kernel {
+    pub name: &'static str,
+    pub source: &'static str,
+}
+
+/// Declares a `Kernel` whose source is `shaders/<file>`.
+#[macro_export]
+macro_rules! kernel {
+    ($name:literal, $file:literal) => {
+        $crate::gpu::Kernel {
+            name: $name,
+            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file)),
+        }
+    };
+}
+
+impl Kernel {
+    /// The full WGSL text handed to the compiler: common helpers, then the kernel.
+    pub fn wgsl(&self) -> String {
+        format!("{COMMON_WGSL}\n{}", self.source)
+    }
+
+    /// Parses and validates the kernel with naga, so a broken shader is reported with its
+    /// name and the offending line on every platform (the browser included) before wgpu sees it.
+    pub fn validate(&self) -> Result<naga::Module> {
+        let source = self.wgsl();
+        let fail = |msg: String| Error::Shader {
+            kernel: self.name.to_string(),
+            msg,
+        };
+        let module = naga::front::wgsl::parse_str(&source)
+            .map_err(|e| fail(e.emit_to_string_with_path(&source, self.name)))?;
+        let mut validator = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::default(),
+        );
+        validator
+            .validate(&module)
+            .map_err(|e| fail(e.emit_to_string_with_path(&source, self.name)))?;
+        Ok(module)
+    }
+}
+
+/// Specialization constants (WGSL `override`s) by name.
+pub type Constants = [(&'static str, f64)];
+
+type Key = (&'static str, Vec<(&'static str, u64)>);
+
+#[derive(Default)]
+pub struct PipelineCache {
+    pipelines: Mutex<HashMap<Key, wgpu::ComputePipeline>>,
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+}
+
+fn poisoned() -> Error {
+    Error::Gpu("the pipeline cache lock was poisoned by a panic on another thread".into())
+}
+
+impl Gpu {
+    /// How many pipelines have been compiled (each kernel × specialization once).
+    pub fn cached_pipelines(&self) -> usize {
+        self.pipelines
+            .pipelines
+            .lock()
+            .map(|p| p.len())
+            .unwrap_or(0)
+    }
+
+    /// The pipeline of `kernel` specialized with `constants`, compiled on first use.
+    pub fn pipeline(
+        &self,
+        kernel: &Kernel,
+        constants: &Constants,
+    ) -> Result<wgpu::ComputePipeline> {
+        let key: Key = (
+            kernel.name,
+            constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
+        );
+        if let Some(p) = self
+            .pipelines
+            .pipelines
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(&key)
+        {
+            return Ok(p.clone());
+        }
+        let module = self.shader_module(kernel)?;
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kernel.name),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        self.pipelines
+            .pipelines
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    fn shader_module(&self, kernel: &Kernel) -> Result<wgpu::ShaderModule> {
+        if let Some(m) = self
+            .pipelines
+            .modules
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(kernel.name)
+        {
+            return Ok(m.clone());
+        }
+        kernel.validate()?;
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(kernel.name),
+                source: wgpu::ShaderSource::Wgsl(kernel.wgsl().into()),
+            });
+        self.pipelines
+            .modules
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(kernel.name, module.clone());
+        Ok(module)
+    }
+}

@@ -1,0 +1,14 @@
+//! gaze: a WebGPU compute-shader runtime for attention-augmented CNNs.
+//!
+//! Layout: `gpu` (device, buffers, pipelines, recording), `ops` (what each op computes and its
+//! shape rules), `kernels` (the WGSL launchers), `reference` (the CPU oracle).
+
+pub mod error;
+pub mod gpu;
+pub mod kernels;
+pub mod ops;
+pub mod reference;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use tensor::Tensor;

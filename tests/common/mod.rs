@@ -1,0 +1,109 @@
+//! Shared by the kernel tests: the GPU, a deterministic generator and the comparison.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use gaze::gpu::{Gpu, GpuOptions, GpuTensor, Recorder};
+use gaze::Tensor;
+
+/// Relative L2 error allowed between a kernel and the CPU reference, both in float32.
+/// Each output is a sum of at most a few thousand products; float32 rounding of such sums,
+/// accumulated in different orders on the two sides, stays near 1e-6 relative in L2, and the
+/// transcendental functions of lavapipe and Rust agree to a few ulp. 1e-5 leaves a 10x margin
+/// while a wrong index, tap or channel shows up as errors of 1e-2 and more.
+pub const FP32_REL_L2: f64 = 1e-5;
+
+/// The test device. A missing adapter fails the test: CI has lavapipe, so a skip would hide
+/// a broken setup.
+pub fn gpu() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| match Gpu::new_blocking(&GpuOptions::default()) {
+        Ok(gpu) => gpu,
+        Err(e) => panic!("GPU tests need an adapter (lavapipe in CI): {e}"),
+    })
+}
+
+/// SplitMix64: a small deterministic generator, so every failure reproduces from its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-1, 1).
+    pub fn uniform(&mut self) -> f32 {
+        ((self.next_u64() >> 40) as f64 / (1u64 << 24) as f64 * 2.0 - 1.0) as f32
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    pub fn tensor(&mut self, shape: &[usize]) -> Tensor {
+        Tensor::from_fn(shape, |_| self.uniform())
+    }
+
+    /// Values in [lo, hi), e.g. positive scales.
+    pub fn tensor_in(&mut self, shape: &[usize], lo: f32, hi: f32) -> Tensor {
+        Tensor::from_fn(shape, |_| lo + (hi - lo) * (self.uniform() + 1.0) / 2.0)
+    }
+}
+
+pub fn rel_l2(got: &[f32], want: &[f32]) -> f64 {
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (g, w) in got.iter().zip(want) {
+        num += (*g as f64 - *w as f64).powi(2);
+        den += (*w as f64).powi(2);
+    }
+    num.sqrt() / den.sqrt().max(1e-30)
+}
+
+/// Fails on a shape mismatch, any NaN or infinity, or a relative L2 error above `tol`.
+pub fn assert_close(got: &Tensor, want: &Tensor, tol: f64, what: &str) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shape");
+    assert!(
+        want.data().iter().all(|v| v.is_finite()),
+        "{what}: the reference is not finite"
+    );
+    if let Some(i) = got.data().iter().position(|v| !v.is_finite()) {
+        panic!("{what}: GPU output {i} is {}", got.data()[i]);
+    }
+    let err = rel_l2(got.data(), want.data());
+    assert!(
+        err <= tol,
+        "{what}: relative L2 error {err:.3e} > {tol:.1e}"
+    );
+}
+
+pub fn upload(t: &Tensor) -> GpuTensor {
+    gpu().upload(t).expect("upload")
+}
+
+/// Allocates the output, records `f` as one submission, and reads the output back.
+pub fn run_gpu(
+    shape: &[usize],
+    f: impl FnOnce(&mut Recorder, &GpuTensor) -> gaze::Result<()>,
+) -> Tensor {
+    run_on(gpu(), shape, f)
+}
+
+pub fn run_on(
+    gpu: &Gpu,
+    shape: &[usize],
+    f: impl FnOnce(&mut Recorder, &GpuTensor) -> gaze::Result<()>,
+) -> Tensor {
+    let out = gpu.empty(shape).expect("alloc output");
+    let mut rec = Recorder::new(gpu);
+    f(&mut rec, &out).expect("record");
+    rec.submit().expect("submit");
+    gpu.read_blocking(&out).expect("read back")
+}
