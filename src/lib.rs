@@ -3,6 +3,8 @@
 //! Layout: `gpu` (device, buffers, pipelines, recording), `ops` (what each op computes and its
 //! shape rules), `kernels` (the WGSL launchers), `reference` (the CPU oracle).
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;
 pub mod error;
 pub mod gpu;
 pub mod kernels;

@@ -2,13 +2,28 @@
 //! then records its dispatches on a `Recorder`.
 
 pub mod elementwise;
+pub mod conv;
+pub mod pool;
+pub mod triplet;
+pub mod tensor_ops;
+pub mod linear;
+pub mod san;
 
 use crate::error::{shape_err, Result};
 use crate::gpu::{GpuTensor, Kernel};
 
 /// Every kernel of the crate, for validation and pipeline warm-up.
 pub fn all() -> Vec<&'static Kernel> {
-    [elementwise::KERNELS].concat()
+    [
+        elementwise::KERNELS,
+        conv::KERNELS,
+        pool::KERNELS,
+        triplet::KERNELS,
+        tensor_ops::KERNELS,
+        linear::KERNELS,
+        san::KERNELS,
+    ]
+    .concat()
 }
 
 /// An error unless `out` has the shape the op's rule gives.

@@ -2,6 +2,12 @@
 //! (`crate::reference`) and the GPU kernels (`crate::kernels`).
 
 pub mod elementwise;
+pub mod conv;
+pub mod pool;
+pub mod triplet;
+pub mod tensor_ops;
+pub mod linear;
+pub mod san;
 
 /// Pointwise activations of the four networks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -1,0 +1,26 @@
+use crate::error::Error;
+use crate::gpu::{list_adapters, Gpu, GpuOptions};
+use crate::Result;
+
+pub fn run(options: &GpuOptions) -> Result<()> {
+    let adapters = pollster::block_on(list_adapters());
+    if adapters.is_empty() {
+        return Err(Error::NoAdapter(String::new()));
+    }
+    for a in &adapters {
+        println!("{} ({}, {})", a.name, a.backend, a.device_type);
+        println!("  driver: {}", a.driver);
+        println!(
+            "  max storage binding: {} MiB, max buffer: {} MiB, workgroups per dimension: {}, invocations per workgroup: {}",
+            a.max_storage_buffer_binding_size >> 20,
+            a.max_buffer_size >> 20,
+            a.max_compute_workgroups_per_dimension,
+            a.max_compute_invocations_per_workgroup
+        );
+        let features = if a.features.is_empty() { "none".to_string() } else { a.features.join(", ") };
+        println!("  features: {features}");
+    }
+    let chosen = Gpu::new_blocking(options)?;
+    println!("selected: {} ({})", chosen.adapter_name(), chosen.backend());
+    Ok(())
+}

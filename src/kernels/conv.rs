@@ -1,0 +1,4 @@
+//! (being written)
+use crate::gpu::Kernel;
+
+pub const KERNELS: &[&Kernel] = &[];

@@ -1,0 +1,74 @@
+//! Device limits: dispatches past 65,535 workgroups in one dimension, and tensors larger than
+//! one storage binding, still compute correctly.
+
+mod common;
+
+use common::*;
+use gaze::gpu::{Gpu, GpuOptions, LimitOverrides, Recorder};
+use gaze::kernels::elementwise as gpu_ops;
+use gaze::ops::elementwise::{Binary, BinaryOp, Unary};
+use gaze::ops::Activation;
+use gaze::reference::elementwise as cpu;
+
+/// A device whose storage bindings are capped at `bytes`, so splitting is exercised on any
+/// adapter without allocating gigabytes.
+fn gpu_with_binding_limit(bytes: u64) -> Gpu {
+    let options = GpuOptions {
+        limit_overrides: LimitOverrides {
+            max_storage_buffer_binding_size: Some(bytes),
+        },
+        ..Default::default()
+    };
+    Gpu::new_blocking(&options).expect("GPU tests need an adapter (lavapipe in CI)")
+}
+
+#[test]
+fn grid_spills_into_y_past_the_dimension_limit() {
+    let rec = Recorder::new(gpu());
+    let max = gpu().limits().max_compute_workgroups_per_dimension as u64;
+    let [x, y, _] = rec.grid(max * 64 + 1).unwrap();
+    assert_eq!((x as u64, y), (max, 2));
+}
+
+#[test]
+fn elementwise_over_more_than_65535_workgroups() {
+    // 2·64·180·190 = 4,377,600 invocations = 68,400 workgroups of 64.
+    let shape = [2, 64, 180, 190];
+    let x = Rng::new(7).tensor_in(&shape, -4.0, 4.0);
+    let spec = Unary::act(Activation::HSwish);
+    let gx = upload(&x);
+    let got = run_gpu(&shape, |rec, out| {
+        assert!(rec.grid(out.numel() as u64)?[1] > 1, "the test must need a 2-D grid");
+        gpu_ops::unary(rec, &gx, out, &spec)
+    });
+    assert_close(&got, &cpu::unary(&x, &spec), FP32_REL_L2, "h_swish over a 2-D grid");
+}
+
+#[test]
+fn tensors_larger_than_a_binding_are_split_by_batch() {
+    let limit = 1 << 20;
+    let g = gpu_with_binding_limit(limit);
+    assert_eq!(g.max_binding_bytes(), limit);
+    let mut rng = Rng::new(8);
+    let shape = [6, 7, 130, 130]; // 2.8 MB in all, 473 kB per image
+    let a = rng.tensor(&shape);
+    for b_shape in [vec![6, 7, 130, 130], vec![6, 7, 1, 1], vec![1, 7, 1, 1]] {
+        let b = rng.tensor(&b_shape);
+        let spec = Binary { op: BinaryOp::Mul, act: Activation::Relu };
+        let (ga, gb) = (g.upload(&a).unwrap(), g.upload(&b).unwrap());
+        assert!(ga.bytes() > limit);
+        let got = run_on(&g, &shape, |rec, out| gpu_ops::binary(rec, &ga, &gb, out, &spec));
+        assert_close(&got, &cpu::binary(&a, &b, &spec).unwrap(), FP32_REL_L2, &format!("split with b {b_shape:?}"));
+    }
+}
+
+#[test]
+fn one_image_larger_than_a_binding_is_refused_clearly() {
+    let g = gpu_with_binding_limit(1 << 16);
+    let x = g.empty(&[2, 3, 100, 100]).unwrap(); // 120 kB per image
+    let out = g.empty(&[2, 3, 100, 100]).unwrap();
+    let mut rec = Recorder::new(&g);
+    let err = gpu_ops::unary(&mut rec, &x, &out, &Unary::act(Activation::Relu)).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("[2, 3, 100, 100]") && msg.contains("65536"), "{msg}");
+}
