@@ -8,9 +8,11 @@ pub mod cli;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod npy;
 pub mod ops;
 pub mod reference;
 pub mod tensor;
+pub mod weights;
 
 pub use error::{Error, Result};
 pub use tensor::Tensor;
