@@ -39,7 +39,8 @@ fn shared_and_strided_storages_are_read_as_views() {
     assert_eq!(a.data(), expect.as_slice());
     // base.view(4, 6).t(): element [i, j] is base[j * 6 + i].
     let b = sd.get("shared.b", &[6, 4]).unwrap();
-    assert_eq!(b.data()[6 * 0 + 1 * 4 + 2], (2 * 6 + 1) as f32 / 7.0);
+    let (i, j) = (1, 2);
+    assert_eq!(b.data()[i * 4 + j], (j * 6 + i) as f32 / 7.0);
 }
 
 #[test]
@@ -53,34 +54,54 @@ fn pickles_that_name_other_globals_are_refused_and_never_run() {
 #[test]
 fn legacy_format_is_refused_with_a_way_out() {
     let msg = error("legacy.pth");
-    assert!(msg.contains("legacy") && msg.contains("torch.save"), "{msg}");
+    assert!(
+        msg.contains("legacy") && msg.contains("torch.save"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn missing_unexpected_and_misshaped_keys_are_named() {
     let sd = load("training.pth").unwrap();
-    let msg = sd.get("conv1.weight", &[4, 3, 5, 5]).unwrap_err().to_string();
-    assert!(msg.contains("conv1.weight") && msg.contains("[4, 3, 3, 3]") && msg.contains("[4, 3, 5, 5]"), "{msg}");
+    let msg = sd
+        .get("conv1.weight", &[4, 3, 5, 5])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("conv1.weight")
+            && msg.contains("[4, 3, 3, 3]")
+            && msg.contains("[4, 3, 5, 5]"),
+        "{msg}"
+    );
     let msg = sd.get_any("conv9.weight").unwrap_err().to_string();
     assert!(msg.contains("missing key `conv9.weight`"), "{msg}");
     let msg = sd.check_all_used().unwrap_err().to_string();
-    assert!(msg.contains("unexpected key") && msg.contains("bn1.bias"), "{msg}");
+    assert!(
+        msg.contains("unexpected key") && msg.contains("bn1.bias"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn broken_files_give_clear_errors() {
     let bytes = std::fs::read(format!("{DIR}/training.pth")).unwrap();
     for cut in [10, bytes.len() / 2, bytes.len() - 30] {
-        let msg = StateDict::from_bytes(&bytes[..cut], "cut.pth").unwrap_err().to_string();
+        let msg = StateDict::from_bytes(&bytes[..cut], "cut.pth")
+            .unwrap_err()
+            .to_string();
         assert!(msg.starts_with("cut.pth:"), "{msg}");
     }
-    let msg = StateDict::from_bytes(&[], "empty.pth").unwrap_err().to_string();
+    let msg = StateDict::from_bytes(&[], "empty.pth")
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("empty"), "{msg}");
 
     // A safetensors header that claims 2^63 bytes.
     let mut huge = (1u64 << 63).to_le_bytes().to_vec();
     huge.extend_from_slice(b"{}");
-    let msg = StateDict::from_bytes(&huge, "huge.safetensors").unwrap_err().to_string();
+    let msg = StateDict::from_bytes(&huge, "huge.safetensors")
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("huge.safetensors"), "{msg}");
 
     // Tensor data offsets past the end of the file.
@@ -88,6 +109,11 @@ fn broken_files_give_clear_errors() {
     let mut past_end = (header.len() as u64).to_le_bytes().to_vec();
     past_end.extend_from_slice(header);
     past_end.extend_from_slice(&[0; 8]);
-    let msg = StateDict::from_bytes(&past_end, "short.safetensors").unwrap_err().to_string();
-    assert!(msg.contains("short.safetensors") && msg.contains("safetensors"), "{msg}");
+    let msg = StateDict::from_bytes(&past_end, "short.safetensors")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("short.safetensors") && msg.contains("safetensors"),
+        "{msg}"
+    );
 }

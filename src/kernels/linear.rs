@@ -1,4 +1,57 @@
-//! (being written)
-use crate::gpu::Kernel;
+//! Launchers of the fully connected layer and softmax.
 
-pub const KERNELS: &[&Kernel] = &[];
+use super::{expect_shape, u32_param};
+use crate::error::Result;
+use crate::gpu::{GpuTensor, Kernel, Recorder, WG};
+use crate::kernel;
+use crate::ops::linear::{linear_dims, softmax_view, Linear, Softmax};
+
+pub static LINEAR: Kernel = kernel!("linear", "linear.wgsl");
+pub static SOFTMAX: Kernel = kernel!("softmax", "softmax.wgsl");
+pub const KERNELS: &[&Kernel] = &[&LINEAR, &SOFTMAX];
+
+/// `out [N, O] = act(x · Wᵀ + b)`; `x` is `[N, F]` or `[N, F, 1, 1]`.
+pub fn linear(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    w: &GpuTensor,
+    b: Option<&GpuTensor>,
+    out: &GpuTensor,
+    spec: &Linear,
+) -> Result<()> {
+    let op = "linear";
+    let dims = linear_dims(x.shape(), w.shape(), b.map(|b| b.shape()))?;
+    expect_shape(op, out, &dims.out_shape())?;
+    rec.batched(&[x], out, |rec, ins, out| {
+        let outputs = out.numel();
+        let params = [
+            u32_param(op, outputs)?,
+            u32_param(op, dims.f)?,
+            u32_param(op, dims.o)?,
+            spec.act.code(),
+            u32::from(b.is_some()),
+        ];
+        // One workgroup per output element.
+        let grid = rec.grid(outputs as u64 * WG as u64)?;
+        let bias = b.unwrap_or(w);
+        rec.dispatch(&LINEAR, &[], &params, &[ins[0], w, bias, out], grid)
+    })
+}
+
+/// Softmax of `x` along `spec.axis` into `out` (same shape).
+pub fn softmax(rec: &mut Recorder, x: &GpuTensor, out: &GpuTensor, spec: &Softmax) -> Result<()> {
+    let op = "softmax";
+    softmax_view(spec, x.shape())?;
+    expect_shape(op, out, x.shape())?;
+    rec.batched(&[x], out, |rec, ins, out| {
+        let [outer, len, inner] = softmax_view(spec, out.shape())?;
+        let lines = outer * inner;
+        let params = [
+            u32_param(op, lines)?,
+            u32_param(op, len)?,
+            u32_param(op, inner)?,
+        ];
+        let grid = rec.grid(lines as u64)?;
+        rec.dispatch(&SOFTMAX, &[], &params, &[ins[0], out], grid)
+    })
+}

@@ -1,13 +1,13 @@
 //! GPU launchers, one file per WGSL family. Each checks shapes with the rule in `crate::ops`,
 //! then records its dispatches on a `Recorder`.
 
-pub mod elementwise;
 pub mod conv;
-pub mod pool;
-pub mod triplet;
-pub mod tensor_ops;
+pub mod elementwise;
 pub mod linear;
+pub mod pool;
 pub mod san;
+pub mod tensor_ops;
+pub mod triplet;
 
 use crate::error::{shape_err, Result};
 use crate::gpu::{GpuTensor, Kernel};

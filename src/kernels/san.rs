@@ -1,4 +1,195 @@
-//! (being written)
-use crate::gpu::Kernel;
+//! Launchers of the SAN primitives (MODULES.md §9.2, §9.3).
 
-pub const KERNELS: &[&Kernel] = &[];
+use super::{expect_shape, u32_param};
+use crate::error::Result;
+use crate::gpu::{GpuTensor, Kernel, Recorder};
+use crate::kernel;
+use crate::ops::san::{
+    aggregation_shape, check_epilogue, patch_gather_shape, reflect_pad_shape, subtraction_shape,
+    unfold_shape, Aggregation, PatchGather, ReflectPad, Subtraction, Unfold, Window,
+};
+
+pub static SUBTRACTION: Kernel = kernel!("san_subtraction", "san_subtraction.wgsl");
+pub static AGGREGATION: Kernel = kernel!("san_aggregation", "san_aggregation.wgsl");
+pub static REFLECT_PAD: Kernel = kernel!("san_reflect_pad", "san_reflect_pad.wgsl");
+pub static UNFOLD: Kernel = kernel!("san_unfold", "san_unfold.wgsl");
+pub static PATCH_GATHER: Kernel = kernel!("san_patch_gather", "san_patch_gather.wgsl");
+pub const KERNELS: &[&Kernel] = &[
+    &SUBTRACTION,
+    &AGGREGATION,
+    &REFLECT_PAD,
+    &UNFOLD,
+    &PATCH_GATHER,
+];
+
+fn params(op: &'static str, values: &[usize]) -> Result<Vec<u32>> {
+    values.iter().map(|&v| u32_param(op, v)).collect()
+}
+
+/// Scale/shift bindings of an epilogue; without them `placeholder` is bound (and not read),
+/// since every binding a shader declares must be bound.
+fn epilogue_bindings<'a>(
+    scale_shift: Option<(&'a GpuTensor, &'a GpuTensor)>,
+    placeholder: &'a GpuTensor,
+) -> (&'a GpuTensor, &'a GpuTensor) {
+    scale_shift.unwrap_or((placeholder, placeholder))
+}
+
+fn shapes<'a>(
+    scale_shift: Option<(&'a GpuTensor, &'a GpuTensor)>,
+) -> Option<(&'a [usize], &'a [usize])> {
+    scale_shift.map(|(s, t)| (s.shape(), t.shape()))
+}
+
+/// `Subtraction2(x1, x2)` into `out [N, C, k², Ho·Wo]`.
+pub fn subtraction2(
+    rec: &mut Recorder,
+    x1: &GpuTensor,
+    x2: &GpuTensor,
+    out: &GpuTensor,
+    spec: &Subtraction,
+) -> Result<()> {
+    let op = "subtraction";
+    let shape = subtraction_shape(spec, x1.shape(), x2.shape())?;
+    expect_shape(op, out, &shape)?;
+    let (h, w) = (x1.shape()[2], x1.shape()[3]);
+    let win: Window = spec.window;
+    let (_, wo) = win.output_size(op, h, w)?;
+    rec.batched(&[x1, x2], out, |rec, ins, out| {
+        let mut p = params(
+            op,
+            &[
+                out.numel(),
+                h,
+                w,
+                wo,
+                shape[3],
+                win.kernel,
+                win.stride,
+                win.dilation,
+                win.padding,
+                win.centre(),
+            ],
+        )?;
+        p.extend([win.pad_mode.code(), spec.act.code()]);
+        let grid = rec.grid(out.numel() as u64)?;
+        rec.dispatch(&SUBTRACTION, &[], &p, &[ins[0], ins[1], out], grid)
+    })
+}
+
+/// `Subtraction(x) = Subtraction2(x, x)`.
+pub fn subtraction(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    out: &GpuTensor,
+    spec: &Subtraction,
+) -> Result<()> {
+    subtraction2(rec, x, x, out, spec)
+}
+
+/// `Aggregation(x, wt)` into `out [N, C, Ho, Wo]`, with the epilogue's `(scale, shift)` over
+/// the C channels when `spec.epilogue.affine`.
+pub fn aggregation(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    wt: &GpuTensor,
+    scale_shift: Option<(&GpuTensor, &GpuTensor)>,
+    out: &GpuTensor,
+    spec: &Aggregation,
+) -> Result<()> {
+    let op = "aggregation";
+    let shape = aggregation_shape(spec, x.shape(), wt.shape())?;
+    check_epilogue(op, &spec.epilogue, shape[1], shapes(scale_shift))?;
+    expect_shape(op, out, &shape)?;
+    let (c, h, w) = (x.shape()[1], x.shape()[2], x.shape()[3]);
+    let (cw, win) = (wt.shape()[1], spec.window);
+    rec.batched(&[x, wt], out, |rec, ins, out| {
+        let mut p = params(
+            op,
+            &[
+                out.numel(),
+                c,
+                cw,
+                h,
+                w,
+                shape[3],
+                shape[2] * shape[3],
+                win.kernel,
+                win.stride,
+                win.dilation,
+                win.padding,
+            ],
+        )?;
+        p.extend([
+            win.pad_mode.code(),
+            spec.epilogue.act.code(),
+            u32::from(spec.epilogue.affine),
+        ]);
+        let (scale, shift) = epilogue_bindings(scale_shift, ins[1]);
+        let grid = rec.grid(out.numel() as u64)?;
+        rec.dispatch(
+            &AGGREGATION,
+            &[],
+            &p,
+            &[ins[0], ins[1], scale, shift, out],
+            grid,
+        )
+    })
+}
+
+/// `ReflectionPad2d(pad)` into `out [N, C, H+2p, W+2p]`.
+pub fn reflection_pad(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    out: &GpuTensor,
+    spec: &ReflectPad,
+) -> Result<()> {
+    let op = "reflection_pad";
+    let shape = reflect_pad_shape(spec, x.shape())?;
+    expect_shape(op, out, &shape)?;
+    let (h, w) = (x.shape()[2], x.shape()[3]);
+    rec.batched(&[x], out, |rec, ins, out| {
+        let p = params(op, &[out.numel(), h, w, spec.pad])?;
+        let grid = rec.grid(out.numel() as u64)?;
+        rec.dispatch(&REFLECT_PAD, &[], &p, &[ins[0], out], grid)
+    })
+}
+
+/// `nn.Unfold(k, stride)` into `out [N, C·k², L]`.
+pub fn unfold(rec: &mut Recorder, x: &GpuTensor, out: &GpuTensor, spec: &Unfold) -> Result<()> {
+    let op = "unfold";
+    let (shape, _, lw) = unfold_shape(spec, x.shape())?;
+    expect_shape(op, out, &shape)?;
+    let (h, w) = (x.shape()[2], x.shape()[3]);
+    rec.batched(&[x], out, |rec, ins, out| {
+        let p = params(
+            op,
+            &[out.numel(), h, w, spec.kernel, spec.stride, lw, shape[2]],
+        )?;
+        let grid = rec.grid(out.numel() as u64)?;
+        rec.dispatch(&UNFOLD, &[], &p, &[ins[0], out], grid)
+    })
+}
+
+/// The patchwise gather into `out [N, C·k², 1, H·W]`, with the epilogue's `(scale, shift)` over
+/// the C·k² channels when `spec.epilogue.affine`.
+pub fn patch_gather(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    scale_shift: Option<(&GpuTensor, &GpuTensor)>,
+    out: &GpuTensor,
+    spec: &PatchGather,
+) -> Result<()> {
+    let op = "patch_gather";
+    let shape = patch_gather_shape(spec, x.shape())?;
+    check_epilogue(op, &spec.epilogue, shape[1], shapes(scale_shift))?;
+    expect_shape(op, out, &shape)?;
+    let (h, w) = (x.shape()[2], x.shape()[3]);
+    rec.batched(&[x], out, |rec, ins, out| {
+        let mut p = params(op, &[out.numel(), h, w, spec.kernel, shape[1]])?;
+        p.extend([spec.epilogue.act.code(), u32::from(spec.epilogue.affine)]);
+        let (scale, shift) = epilogue_bindings(scale_shift, ins[0]);
+        let grid = rec.grid(out.numel() as u64)?;
+        rec.dispatch(&PATCH_GATHER, &[], &p, &[ins[0], scale, shift, out], grid)
+    })
+}

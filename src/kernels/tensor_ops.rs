@@ -1,4 +1,103 @@
-//! (being written)
-use crate::gpu::Kernel;
+//! Launchers of concat and split: one copy dispatch per input (concat) or part (split).
 
-pub const KERNELS: &[&Kernel] = &[];
+use super::{expect_shape, u32_param};
+use crate::error::{shape_err, Result};
+use crate::gpu::{GpuTensor, Kernel, Recorder};
+use crate::kernel;
+use crate::ops::tensor_ops::{axis_view, concat_shape, split_shapes, Concat, Split};
+use crate::tensor::nchw;
+
+pub static CONCAT: Kernel = kernel!("concat", "concat.wgsl");
+pub static SPLIT: Kernel = kernel!("split", "split.wgsl");
+pub const KERNELS: &[&Kernel] = &[&CONCAT, &SPLIT];
+
+/// Writes the concatenation of `inputs` along `spec.axis` into `out`.
+pub fn concat(
+    rec: &mut Recorder,
+    inputs: &[&GpuTensor],
+    out: &GpuTensor,
+    spec: &Concat,
+) -> Result<()> {
+    let op = "concat";
+    let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape()).collect();
+    let shape = concat_shape(spec, &shapes)?;
+    expect_shape(op, out, &shape)?;
+    // All inputs go through one `batched` call: a chunk's scratch output is copied back whole,
+    // so every input must have written its part of it first.
+    rec.batched(inputs, out, |rec, ins, out| {
+        let out_view = axis_view(&nchw(op, out.shape())?, spec.axis);
+        let mut offset = 0;
+        for x in ins {
+            let view = axis_view(&nchw(op, x.shape())?, spec.axis);
+            let total = out_view[0] * view[1] * view[2] * view[3];
+            if total > 0 {
+                let params = [
+                    u32_param(op, total)?,
+                    u32_param(op, x.numel())?,
+                    u32_param(op, view[3])?,
+                    u32_param(op, view[2])?,
+                    u32_param(op, out_view[2])?,
+                    u32_param(op, offset)?,
+                ];
+                let grid = rec.grid(total as u64)?;
+                rec.dispatch(&CONCAT, &[], &params, &[x, out], grid)?;
+            }
+            offset += view[2];
+        }
+        Ok(())
+    })
+}
+
+/// Writes the consecutive parts of `x` along `spec.axis` into the preallocated `outs`.
+pub fn split(rec: &mut Recorder, x: &GpuTensor, outs: &[&GpuTensor], spec: &Split) -> Result<()> {
+    let op = "split";
+    let shapes = split_shapes(spec, x.shape())?;
+    if outs.len() != shapes.len() {
+        return Err(shape_err(
+            op,
+            format!(
+                "{} sizes need {} outputs, got {}",
+                spec.sizes.len(),
+                shapes.len(),
+                outs.len()
+            ),
+        ));
+    }
+    for (index, out) in outs.iter().enumerate() {
+        split_part(rec, x, out, spec, index)?;
+    }
+    Ok(())
+}
+
+/// Writes only part `index` of the split of `x` into `out` (a graph may need one part alone).
+pub fn split_part(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    out: &GpuTensor,
+    spec: &Split,
+    index: usize,
+) -> Result<()> {
+    let op = "split";
+    let shapes = split_shapes(spec, x.shape())?;
+    let shape = shapes
+        .get(index)
+        .ok_or_else(|| shape_err(op, format!("no part {index} among {} parts", shapes.len())))?;
+    expect_shape(op, out, shape)?;
+    let offset: usize = shapes[..index].iter().map(|s| s[spec.axis]).sum();
+    rec.batched(&[x], out, |rec, ins, out| {
+        let in_view = axis_view(&nchw(op, ins[0].shape())?, spec.axis);
+        let view = axis_view(&nchw(op, out.shape())?, spec.axis);
+        if out.numel() == 0 {
+            return Ok(());
+        }
+        let params = [
+            u32_param(op, out.numel())?,
+            u32_param(op, view[3])?,
+            u32_param(op, view[2])?,
+            u32_param(op, in_view[2])?,
+            u32_param(op, offset)?,
+        ];
+        let grid = rec.grid(out.numel() as u64)?;
+        rec.dispatch(&SPLIT, &[], &params, &[ins[0], out], grid)
+    })
+}

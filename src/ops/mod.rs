@@ -1,13 +1,13 @@
 //! What each op computes: its parameters and shape rules, shared by the CPU reference
 //! (`crate::reference`) and the GPU kernels (`crate::kernels`).
 
-pub mod elementwise;
 pub mod conv;
-pub mod pool;
-pub mod triplet;
-pub mod tensor_ops;
+pub mod elementwise;
 pub mod linear;
+pub mod pool;
 pub mod san;
+pub mod tensor_ops;
+pub mod triplet;
 
 /// Pointwise activations of the four networks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -36,5 +36,28 @@ impl Activation {
     /// The code `activate()` in `shaders/common.wgsl` switches on.
     pub fn code(self) -> u32 {
         self as u32
+    }
+}
+
+/// Anything with a shape, so one shape rule serves host and device tensors alike.
+pub trait Shaped {
+    fn dims(&self) -> &[usize];
+}
+
+impl Shaped for crate::tensor::Tensor {
+    fn dims(&self) -> &[usize] {
+        self.shape()
+    }
+}
+
+impl<T: Shaped> Shaped for &T {
+    fn dims(&self) -> &[usize] {
+        (*self).dims()
+    }
+}
+
+impl Shaped for crate::gpu::GpuTensor {
+    fn dims(&self) -> &[usize] {
+        self.shape()
     }
 }

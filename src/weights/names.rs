@@ -4,10 +4,16 @@
 //! (`triplet_attention.ChannelGateH.spatial.conv.weight`); Coordinate Attention in the naming of
 //! `mbv2_ca.py` (`conv2` = H gate, `conv3` = W gate).
 
-const GATES: [(&str, &str); 3] = [("cw", "ChannelGateH"), ("hc", "ChannelGateW"), ("hw", "SpatialGate")];
+const GATES: [(&str, &str); 3] = [
+    ("cw", "ChannelGateH"),
+    ("hc", "ChannelGateW"),
+    ("hw", "SpatialGate"),
+];
 
 fn is_gate(seg: &str) -> bool {
-    GATES.iter().any(|(short, long)| seg == *short || seg == *long)
+    GATES
+        .iter()
+        .any(|(short, long)| seg == *short || seg == *long)
 }
 
 pub fn canonical_key(key: &str) -> String {
@@ -29,10 +35,14 @@ pub fn canonical_key(key: &str) -> String {
                 segs[i + 1] = "spatial".into();
             }
         }
-        match segs[i].as_str() {
-            "conv_h" => segs[i] = "conv2".into(),
-            "conv_w" => segs[i] = "conv3".into(),
-            _ => {}
+        // coordatt.py's gates hold their tensors directly; SAN's `conv_w` is a Sequential
+        // (`conv_w.0.weight`) and keeps its name.
+        if matches!(next.as_str(), "weight" | "bias") {
+            match segs[i].as_str() {
+                "conv_h" => segs[i] = "conv2".into(),
+                "conv_w" => segs[i] = "conv3".into(),
+                _ => {}
+            }
         }
     }
     segs.join(".")
@@ -55,10 +65,21 @@ mod tests {
         );
         assert_eq!(c("hw.conv.conv.weight"), "SpatialGate.spatial.conv.weight");
         assert_eq!(c("cw.conv.bn.bias"), "ChannelGateH.spatial.bn.bias");
-        assert_eq!(c("features.2.conv.6.conv_h.weight"), "features.2.conv.6.conv2.weight");
+        assert_eq!(
+            c("features.2.conv.6.conv_h.weight"),
+            "features.2.conv.6.conv2.weight"
+        );
         assert_eq!(c("conv_w.bias"), "conv3.bias");
+        assert_eq!(
+            c("layer0.0.sam.conv_w.5.weight"),
+            "layer0.0.sam.conv_w.5.weight"
+        );
+        assert_eq!(c("conv_w.0.running_mean"), "conv_w.0.running_mean");
         // Names that merely contain the words stay as they are.
-        assert_eq!(c("features.3.conv.4.SpatialGate.spatial.conv.weight"), "features.3.conv.4.SpatialGate.spatial.conv.weight");
+        assert_eq!(
+            c("features.3.conv.4.SpatialGate.spatial.conv.weight"),
+            "features.3.conv.4.SpatialGate.spatial.conv.weight"
+        );
         assert_eq!(c("layer1.0.conv2.weight"), "layer1.0.conv2.weight");
     }
 }

@@ -125,16 +125,22 @@ impl<'a> Machine<'a> {
 
     fn u64(&mut self) -> Result<u64> {
         let b = self.take(8)?;
-        Ok(u64::from_le_bytes(b.try_into().map_err(|_| fail("bad length"))?))
+        Ok(u64::from_le_bytes(
+            b.try_into().map_err(|_| fail("bad length"))?,
+        ))
     }
 
     fn pop(&mut self) -> Result<Value> {
-        self.stack.pop().ok_or_else(|| fail(format!("stack underflow at byte {}", self.pos)))
+        self.stack
+            .pop()
+            .ok_or_else(|| fail(format!("stack underflow at byte {}", self.pos)))
     }
 
     fn top(&mut self) -> Result<&mut Value> {
         let pos = self.pos;
-        self.stack.last_mut().ok_or_else(|| fail(format!("stack underflow at byte {pos}")))
+        self.stack
+            .last_mut()
+            .ok_or_else(|| fail(format!("stack underflow at byte {pos}")))
     }
 
     fn pop_mark(&mut self) -> Result<Vec<Value>> {
@@ -154,7 +160,10 @@ impl<'a> Machine<'a> {
 
     fn line(&mut self) -> Result<&'a str> {
         let rest = &self.data[self.pos..];
-        let end = rest.iter().position(|&b| b == b'\n').ok_or_else(|| fail("unterminated GLOBAL"))?;
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| fail("unterminated GLOBAL"))?;
         self.pos += end + 1;
         std::str::from_utf8(&rest[..end]).map_err(|_| fail("GLOBAL name is not text"))
     }
@@ -171,7 +180,7 @@ impl<'a> Machine<'a> {
     }
 
     fn set_items(&mut self, items: Vec<Value>) -> Result<()> {
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err(fail("SETITEMS with an odd number of items"));
         }
         let Value::Dict(dict) = self.top()? else {
@@ -201,7 +210,11 @@ impl<'a> Machine<'a> {
     }
 
     fn memo_get(&mut self, key: u32) -> Result<()> {
-        let v = self.memo.get(&key).cloned().ok_or_else(|| fail(format!("memo {key} is missing")))?;
+        let v = self
+            .memo
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| fail(format!("memo {key} is missing")))?;
         self.stack.push(v);
         Ok(())
     }
@@ -243,7 +256,11 @@ impl<'a> Machine<'a> {
                     if n > 8 {
                         return Err(fail("an integer wider than 64 bits"));
                     }
-                    let mut buf = if bytes.last().is_some_and(|b| b & 0x80 != 0) { [0xff; 8] } else { [0; 8] };
+                    let mut buf = if bytes.last().is_some_and(|b| b & 0x80 != 0) {
+                        [0xff; 8]
+                    } else {
+                        [0; 8]
+                    };
                     buf[..n].copy_from_slice(bytes);
                     self.stack.push(Value::Int(i64::from_le_bytes(buf)));
                 }
@@ -355,8 +372,8 @@ impl<'a> Machine<'a> {
                 }
                 _ => {
                     return Err(fail(format!(
-                        "opcode 0x{op:02x} at byte {at} is not one torch.save writes for a checkpoint"
-                    )))
+                    "opcode 0x{op:02x} at byte {at} is not one torch.save writes for a checkpoint"
+                )))
                 }
             }
             if self.stack.len() > 1 << 24 {
@@ -372,7 +389,9 @@ fn persistent_storage(pid: Value) -> Result<Value> {
         return Err(fail("a persistent id that is not a tuple"));
     };
     match items.as_slice() {
-        [Value::Str(kind), Value::Global(Global::Storage(dtype)), Value::Str(key), ..] if kind == "storage" => {
+        [Value::Str(kind), Value::Global(Global::Storage(dtype)), Value::Str(key), ..]
+            if kind == "storage" =>
+        {
             Ok(Value::Storage {
                 key: key.clone(),
                 dtype: *dtype,
@@ -402,7 +421,9 @@ fn reduce(callable: Value, args: Value) -> Result<Value> {
     match callable {
         Value::Global(Global::OrderedDict) if args.is_empty() => Ok(Value::Dict(Vec::new())),
         Value::Global(Global::RebuildTensorV2) => match args.as_slice() {
-            [Value::Storage { key, dtype }, Value::Int(offset), size, stride, ..] if *offset >= 0 => {
+            [Value::Storage { key, dtype }, Value::Int(offset), size, stride, ..]
+                if *offset >= 0 =>
+            {
                 Ok(Value::Tensor(TensorRef {
                     storage_key: key.clone(),
                     dtype: *dtype,
@@ -417,7 +438,9 @@ fn reduce(callable: Value, args: Value) -> Result<Value> {
             Some(t @ Value::Tensor(_)) => Ok(t),
             _ => Err(fail("_rebuild_parameter without a tensor")),
         },
-        _ => Err(fail("a call to something that is not a tensor or dict constructor")),
+        _ => Err(fail(
+            "a call to something that is not a tensor or dict constructor",
+        )),
     }
 }
 

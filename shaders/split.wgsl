@@ -1,0 +1,27 @@
+// Copies one part of a split out of the input. Both are viewed as [rows, len, inner] around
+// the axis; the input row holds `in_len` entries of the axis and this part starts at `offset`.
+
+struct Params {
+    total: u32,
+    inner: u32,
+    len: u32,
+    in_len: u32,
+    offset: u32,
+};
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= p.total) {
+        return;
+    }
+    let q = i % p.inner;
+    let t = i / p.inner;
+    let a = t % p.len;
+    let row = t / p.len;
+    y[i] = x[(row * p.in_len + p.offset + a) * p.inner + q];
+}
