@@ -7,7 +7,9 @@
 pub mod cli;
 pub mod error;
 pub mod gpu;
+pub mod graph;
 pub mod kernels;
+pub mod models;
 pub mod npy;
 pub mod ops;
 pub mod reference;

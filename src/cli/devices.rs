@@ -17,7 +17,11 @@ pub fn run(options: &GpuOptions) -> Result<()> {
             a.max_compute_workgroups_per_dimension,
             a.max_compute_invocations_per_workgroup
         );
-        let features = if a.features.is_empty() { "none".to_string() } else { a.features.join(", ") };
+        let features = if a.features.is_empty() {
+            "none".to_string()
+        } else {
+            a.features.join(", ")
+        };
         println!("  features: {features}");
     }
     let chosen = Gpu::new_blocking(options)?;

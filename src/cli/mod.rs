@@ -1,14 +1,20 @@
 //! The `gaze` command line.
 
 mod devices;
+mod inspect;
+mod run;
 
 use clap::{Parser, Subcommand};
 
-use crate::gpu::{Gpu, GpuOptions};
+use crate::gpu::GpuOptions;
 use crate::Result;
 
 #[derive(Parser)]
-#[command(name = "gaze", version, about = "WebGPU runtime for attention-augmented CNNs")]
+#[command(
+    name = "gaze",
+    version,
+    about = "WebGPU runtime for attention-augmented CNNs"
+)]
 pub struct Cli {
     /// Use the adapter whose name contains this text (case-insensitive); also `GAZE_ADAPTER`.
     #[arg(long, global = true)]
@@ -21,6 +27,13 @@ pub struct Cli {
 enum Command {
     /// List the GPU adapters with their backend, limits and features.
     Devices,
+    /// Run a model or module on .npy inputs and write its output as .npy.
+    Run(run::RunArgs),
+    /// List a checkpoint's tensors and the architecture they point to.
+    Inspect {
+        /// A .safetensors or torch.save checkpoint.
+        file: String,
+    },
 }
 
 impl Cli {
@@ -30,16 +43,13 @@ impl Cli {
             ..Default::default()
         }
     }
-
-    #[allow(dead_code)]
-    fn open_gpu(&self) -> Result<Gpu> {
-        Gpu::new_blocking(&self.gpu_options())
-    }
 }
 
 /// Runs the command line; the caller turns an error into a message and a non-zero exit.
 pub fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Devices => devices::run(&cli.gpu_options()),
+        Command::Run(args) => run::run(args, &cli.gpu_options()),
+        Command::Inspect { file } => inspect::run(file),
     }
 }

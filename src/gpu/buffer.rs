@@ -29,6 +29,27 @@ impl GpuTensor {
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
     }
+
+    /// Bytes the underlying buffer holds (at least `bytes()`).
+    pub fn capacity(&self) -> u64 {
+        self.buffer.size()
+    }
+
+    /// The same buffer seen with another shape that fits in it (reshape, or a planned buffer
+    /// reused by a smaller tensor).
+    pub fn view(&self, shape: &[usize]) -> Result<GpuTensor> {
+        let needed = (numel(shape) as u64).saturating_mul(4);
+        if needed > self.capacity() {
+            return Err(Error::Invalid(format!(
+                "a view of shape {shape:?} needs {needed} bytes, the buffer has {}",
+                self.capacity()
+            )));
+        }
+        Ok(GpuTensor {
+            buffer: self.buffer.clone(),
+            shape: shape.to_vec(),
+        })
+    }
 }
 
 const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
@@ -82,6 +103,22 @@ impl Gpu {
             buffer,
             shape: t.shape().to_vec(),
         })
+    }
+
+    /// Writes host values into an existing device tensor of the same shape.
+    pub fn write(&self, dst: &GpuTensor, t: &Tensor) -> Result<()> {
+        if dst.shape() != t.shape() {
+            return Err(Error::Invalid(format!(
+                "cannot write a tensor of shape {:?} into one of shape {:?}",
+                t.shape(),
+                dst.shape()
+            )));
+        }
+        if t.numel() > 0 {
+            self.queue
+                .write_buffer(&dst.buffer, 0, bytemuck::cast_slice(t.data()));
+        }
+        Ok(())
     }
 
     /// Copies a device tensor back to the host.

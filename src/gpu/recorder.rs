@@ -108,7 +108,12 @@ impl<'g> Recorder<'g> {
                 .enumerate()
                 .map(|(i, t)| wgpu::BindGroupEntry {
                     binding: i as u32 + 1,
-                    resource: t.buffer.as_entire_binding(),
+                    // Only the tensor's own bytes: a planned buffer may be larger than this use of it.
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &t.buffer,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(t.bytes().max(4)),
+                    }),
                 }),
         );
         let bind_group = self

@@ -1,0 +1,27 @@
+use crate::models;
+use crate::weights::StateDict;
+use crate::Result;
+
+pub fn run(path: &str) -> Result<()> {
+    let sd = StateDict::load(path)?;
+    let mut params = 0usize;
+    for key in sd.keys() {
+        let t = sd.get_any(key)?;
+        params += t.numel();
+        println!("{key}\t{:?}", t.shape());
+    }
+    println!("{} tensors, {params} values", sd.keys().count());
+    match models::infer(&sd) {
+        Some((arch, opts)) => {
+            let opts: Vec<String> = opts.iter().map(|(k, v)| format!("--opt {k}={v}")).collect();
+            let note = if arch == "aff" {
+                " (or ms_cam: both have these keys)"
+            } else {
+                ""
+            };
+            println!("architecture: {arch}{note} {}", opts.join(" "));
+        }
+        None => println!("architecture: not recognised"),
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Runs a graph with the CPU reference.
+
+use super::{Graph, Op};
+use crate::error::{Error, Result};
+use crate::ops::conv::Epilogue;
+use crate::reference as r;
+use crate::tensor::Tensor;
+
+/// The position after which each value is no longer read (the output lives to the end).
+pub(crate) fn last_uses<T>(graph: &Graph<T>) -> Result<Vec<usize>> {
+    let mut last: Vec<usize> = (0..graph.nodes().len()).collect();
+    for (i, node) in graph.nodes().iter().enumerate() {
+        for &v in &node.inputs {
+            last[v] = i;
+        }
+    }
+    last[graph.output()?] = usize::MAX;
+    Ok(last)
+}
+
+pub fn run(graph: &Graph<Tensor>, inputs: &[Tensor]) -> Result<Tensor> {
+    let shapes: Vec<&[usize]> = inputs.iter().map(Tensor::shape).collect();
+    graph.shapes(&shapes)?;
+    let last = last_uses(graph)?;
+    let mut values: Vec<Option<Tensor>> = vec![None; graph.nodes().len()];
+    for (i, node) in graph.nodes().iter().enumerate() {
+        let ins: Vec<&Tensor> = node
+            .inputs
+            .iter()
+            .map(|&v| {
+                values[v]
+                    .as_ref()
+                    .ok_or_else(|| Error::Invalid(format!("value {v} was freed early")))
+            })
+            .collect::<Result<_>>()?;
+        let out = eval(&node.op, &ins, inputs)?;
+        values[i] = Some(out);
+        for &v in &node.inputs {
+            if last[v] == i {
+                values[v] = None;
+            }
+        }
+    }
+    values[graph.output()?]
+        .take()
+        .ok_or_else(|| Error::Invalid("the output was never computed".into()))
+}
+
+fn eval(op: &Op<Tensor>, ins: &[&Tensor], inputs: &[Tensor]) -> Result<Tensor> {
+    let x = || ins[0];
+    match op {
+        Op::Input(i) => Ok(inputs[*i].clone()),
+        Op::Constant(t) => Ok(t.clone()),
+        Op::Conv {
+            spec,
+            weight,
+            bias,
+            affine,
+            residual,
+        } => {
+            let ep = Epilogue {
+                bias: bias.as_ref(),
+                affine: affine.as_ref().map(|(s, t)| (s, t)),
+                residual: if *residual { Some(ins[1]) } else { None },
+            };
+            r::conv::conv2d(x(), weight, &ep, spec)
+        }
+        Op::Affine { spec, scale, shift } => {
+            r::elementwise::channel_affine(x(), scale, shift, spec)
+        }
+        Op::Unary(s) => Ok(r::elementwise::unary(x(), s)),
+        Op::Binary(s) => r::elementwise::binary(ins[0], ins[1], s),
+        Op::Blend(s) => r::elementwise::blend(ins[0], ins[1], ins[2], s),
+        Op::MaxPool(s) => r::pool::max_pool(x(), s),
+        Op::AvgPool(s) => r::pool::avg_pool(x(), s),
+        Op::Mean(s) => r::pool::spatial_mean(x(), s),
+        Op::Linear { spec, weight, bias } => r::linear::linear(x(), weight, bias.as_ref(), spec),
+        Op::Softmax(s) => r::linear::softmax(x(), s),
+        Op::Concat(s) => r::tensor_ops::concat(ins, s),
+        Op::SplitPart { spec, index } => r::tensor_ops::split(x(), spec)?
+            .into_iter()
+            .nth(*index)
+            .ok_or_else(|| Error::Invalid(format!("split has no part {index}"))),
+        Op::Reshape(tail) => {
+            let shape: Vec<usize> = std::iter::once(x().shape()[0])
+                .chain(tail.iter().copied())
+                .collect();
+            x().clone().reshape(&shape)
+        }
+        Op::Subtraction(s) => r::san::subtraction2(ins[0], ins[1], s),
+        Op::Aggregation { spec, scale_shift } => r::san::aggregation(
+            ins[0],
+            ins[1],
+            scale_shift.as_ref().map(|(s, t)| (s, t)),
+            spec,
+        ),
+        Op::PatchGather { spec, scale_shift } => {
+            r::san::patch_gather(x(), scale_shift.as_ref().map(|(s, t)| (s, t)), spec)
+        }
+        Op::Triplet {
+            gates,
+            act,
+            residual,
+        } => r::triplet::triplet_attention(x(), gates, residual.then(|| ins[1]), *act),
+    }
+}

@@ -1,0 +1,251 @@
+//! Runs a graph on the GPU: weights uploaded once, buffers planned by liveness, every
+//! dispatch of one inference in one submission, only the output read back.
+
+use std::sync::Mutex;
+
+use super::cpu::last_uses;
+use super::{Graph, Op};
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuTensor, Recorder};
+use crate::kernels as k;
+use crate::ops::conv::Epilogue;
+use crate::tensor::{numel, Tensor};
+
+/// Which buffer holds each value, found by liveness: a buffer is reused as soon as the last
+/// reader of its value has run.
+#[derive(Clone, Debug)]
+pub struct MemoryPlan {
+    /// Slot of each value; `None` for constants, which keep their own buffers.
+    slot_of: Vec<Option<usize>>,
+    slot_bytes: Vec<u64>,
+    /// Bytes if every value had its own buffer.
+    pub unplanned_bytes: u64,
+}
+
+impl MemoryPlan {
+    pub fn peak_bytes(&self) -> u64 {
+        self.slot_bytes.iter().sum()
+    }
+
+    pub fn buffers(&self) -> usize {
+        self.slot_bytes.len()
+    }
+}
+
+/// The value whose buffer `v` uses (a reshape shares its input's buffer).
+fn root<T>(graph: &Graph<T>, mut v: usize) -> usize {
+    while let Op::Reshape(_) = graph.nodes()[v].op {
+        v = graph.nodes()[v].inputs[0];
+    }
+    v
+}
+
+fn plan<T>(graph: &Graph<T>, shapes: &[Vec<usize>]) -> Result<MemoryPlan> {
+    let nodes = graph.nodes();
+    let mut last = last_uses(graph)?;
+    for v in 0..nodes.len() {
+        let r = root(graph, v);
+        if r != v {
+            last[r] = last[r].max(last[v]);
+        }
+    }
+    let bytes = |v: usize| (numel(&shapes[v]) as u64 * 4).max(4);
+    let mut slot_of = vec![None; nodes.len()];
+    let mut slot_bytes: Vec<u64> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut unplanned = 0;
+    for (i, node) in nodes.iter().enumerate() {
+        match node.op {
+            Op::Constant(_) => {}
+            Op::Reshape(_) => slot_of[i] = slot_of[root(graph, i)],
+            _ => {
+                let need = bytes(i);
+                unplanned += need;
+                // The smallest free buffer that fits, else grow the largest free one.
+                let fit = free
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &s)| slot_bytes[s] >= need)
+                    .min_by_key(|(_, &s)| slot_bytes[s])
+                    .or_else(|| free.iter().enumerate().max_by_key(|(_, &s)| slot_bytes[s]))
+                    .map(|(pos, _)| pos);
+                let slot = match fit {
+                    Some(pos) => free.swap_remove(pos),
+                    None => {
+                        slot_bytes.push(0);
+                        slot_bytes.len() - 1
+                    }
+                };
+                slot_bytes[slot] = slot_bytes[slot].max(need);
+                slot_of[i] = Some(slot);
+            }
+        }
+        for &v in &node.inputs {
+            let r = root(graph, v);
+            if last[r] == i && !matches!(nodes[r].op, Op::Constant(_)) {
+                if let Some(s) = slot_of[r] {
+                    if !free.contains(&s) {
+                        free.push(s);
+                    }
+                }
+            }
+        }
+    }
+    Ok(MemoryPlan {
+        slot_of,
+        slot_bytes,
+        unplanned_bytes: unplanned,
+    })
+}
+
+struct Prepared {
+    input_shapes: Vec<Vec<usize>>,
+    values: Vec<GpuTensor>,
+}
+
+/// A graph whose weights live on one device, ready to run any number of times.
+pub struct GpuGraph {
+    graph: Graph<GpuTensor>,
+    prepared: Mutex<Option<Prepared>>,
+}
+
+impl GpuGraph {
+    pub fn new(gpu: &Gpu, graph: &Graph<Tensor>) -> Result<Self> {
+        Ok(Self {
+            graph: graph.map(|t| gpu.upload(t))?,
+            prepared: Mutex::new(None),
+        })
+    }
+
+    /// Buffers for these input shapes, planned and allocated once and reused while the shapes
+    /// stay the same.
+    fn prepare(&self, gpu: &Gpu, input_shapes: &[Vec<usize>]) -> Result<Prepared> {
+        let refs: Vec<&[usize]> = input_shapes.iter().map(Vec::as_slice).collect();
+        let shapes = self.graph.shapes(&refs)?;
+        let plan = plan(&self.graph, &shapes)?;
+        let buffers: Vec<GpuTensor> = plan
+            .slot_bytes
+            .iter()
+            .map(|&b| gpu.empty(&[(b / 4) as usize]))
+            .collect::<Result<_>>()?;
+        let values = self
+            .graph
+            .nodes()
+            .iter()
+            .enumerate()
+            .map(|(i, node)| match (&node.op, plan.slot_of[i]) {
+                (Op::Constant(t), _) => Ok(t.clone()),
+                (_, Some(slot)) => buffers[slot].view(&shapes[i]),
+                (_, None) => Err(Error::Invalid(format!("value {i} has no buffer"))),
+            })
+            .collect::<Result<_>>()?;
+        Ok(Prepared {
+            input_shapes: input_shapes.to_vec(),
+            values,
+        })
+    }
+
+    /// The memory plan for these input shapes.
+    pub fn memory_plan(&self, input_shapes: &[Vec<usize>]) -> Result<MemoryPlan> {
+        let refs: Vec<&[usize]> = input_shapes.iter().map(Vec::as_slice).collect();
+        plan(&self.graph, &self.graph.shapes(&refs)?)
+    }
+
+    /// Records the whole inference on `rec` after writing the inputs; returns the output tensor.
+    pub fn record(&self, gpu: &Gpu, rec: &mut Recorder, inputs: &[Tensor]) -> Result<GpuTensor> {
+        let input_shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
+        let mut guard = self
+            .prepared
+            .lock()
+            .map_err(|_| Error::Gpu("a previous run panicked".into()))?;
+        if guard
+            .as_ref()
+            .is_none_or(|p| p.input_shapes != input_shapes)
+        {
+            *guard = Some(self.prepare(gpu, &input_shapes)?);
+        }
+        let prepared = guard
+            .as_ref()
+            .ok_or_else(|| Error::Gpu("no prepared buffers".into()))?;
+        for (i, node) in self.graph.nodes().iter().enumerate() {
+            let vals = &prepared.values;
+            if let Op::Input(j) = node.op {
+                gpu.write(&vals[i], &inputs[j])?;
+                continue;
+            }
+            let ins: Vec<&GpuTensor> = node.inputs.iter().map(|&v| &vals[v]).collect();
+            encode(rec, &node.op, &ins, &vals[i])?;
+        }
+        Ok(prepared.values[self.graph.output()?].clone())
+    }
+
+    /// One inference: one submission, then the output read back.
+    pub async fn run(&self, gpu: &Gpu, inputs: &[Tensor]) -> Result<Tensor> {
+        let mut rec = Recorder::new(gpu);
+        let out = self.record(gpu, &mut rec, inputs)?;
+        rec.submit()?;
+        gpu.read(&out).await
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run_blocking(&self, gpu: &Gpu, inputs: &[Tensor]) -> Result<Tensor> {
+        pollster::block_on(self.run(gpu, inputs))
+    }
+}
+
+fn pair(p: &Option<(GpuTensor, GpuTensor)>) -> Option<(&GpuTensor, &GpuTensor)> {
+    p.as_ref().map(|(a, b)| (a, b))
+}
+
+fn encode(
+    rec: &mut Recorder,
+    op: &Op<GpuTensor>,
+    ins: &[&GpuTensor],
+    out: &GpuTensor,
+) -> Result<()> {
+    let x = || ins[0];
+    match op {
+        Op::Input(_) | Op::Constant(_) | Op::Reshape(_) => Ok(()),
+        Op::Conv {
+            spec,
+            weight,
+            bias,
+            affine,
+            residual,
+        } => {
+            let ep = Epilogue {
+                bias: bias.as_ref(),
+                affine: pair(affine),
+                residual: if *residual { Some(ins[1]) } else { None },
+            };
+            k::conv::conv2d(rec, x(), weight, &ep, out, spec)
+        }
+        Op::Affine { spec, scale, shift } => {
+            k::elementwise::channel_affine(rec, x(), scale, shift, out, spec)
+        }
+        Op::Unary(s) => k::elementwise::unary(rec, x(), out, s),
+        Op::Binary(s) => k::elementwise::binary(rec, ins[0], ins[1], out, s),
+        Op::Blend(s) => k::elementwise::blend(rec, ins[0], ins[1], ins[2], out, s),
+        Op::MaxPool(s) => k::pool::max_pool(rec, x(), out, s),
+        Op::AvgPool(s) => k::pool::avg_pool(rec, x(), out, s),
+        Op::Mean(s) => k::pool::spatial_mean(rec, x(), out, s),
+        Op::Linear { spec, weight, bias } => {
+            k::linear::linear(rec, x(), weight, bias.as_ref(), out, spec)
+        }
+        Op::Softmax(s) => k::linear::softmax(rec, x(), out, s),
+        Op::Concat(s) => k::tensor_ops::concat(rec, ins, out, s),
+        Op::SplitPart { spec, index } => k::tensor_ops::split_part(rec, x(), out, spec, *index),
+        Op::Subtraction(s) => k::san::subtraction2(rec, ins[0], ins[1], out, s),
+        Op::Aggregation { spec, scale_shift } => {
+            k::san::aggregation(rec, ins[0], ins[1], pair(scale_shift), out, spec)
+        }
+        Op::PatchGather { spec, scale_shift } => {
+            k::san::patch_gather(rec, x(), pair(scale_shift), out, spec)
+        }
+        Op::Triplet {
+            gates,
+            act,
+            residual,
+        } => k::triplet::triplet_attention(rec, x(), gates, residual.then(|| ins[1]), *act, out),
+    }
+}
