@@ -20,14 +20,18 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Tensor> {
     }
     let (header_len, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
         v => return Err(bad(path, format!("format version {v} is not supported"))),
     };
     let header = bytes
         .get(start..start.saturating_add(header_len))
         .ok_or_else(|| bad(path, "the header is cut off"))?;
     let header = std::str::from_utf8(header).map_err(|_| bad(path, "the header is not text"))?;
-    let descr = dict_value(header, "descr").ok_or_else(|| bad(path, "the header has no 'descr'"))?;
+    let descr =
+        dict_value(header, "descr").ok_or_else(|| bad(path, "the header has no 'descr'"))?;
     let descr = quoted_prefix(descr).ok_or_else(|| bad(path, "'descr' is not a string"))?;
     if descr != "<f4" && descr != "=f4" {
         return Err(bad(
@@ -36,10 +40,15 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Tensor> {
         ));
     }
     if dict_value(header, "fortran_order").is_some_and(|v| v.starts_with("True")) {
-        return Err(bad(path, "Fortran-ordered arrays are not supported; use np.ascontiguousarray"));
+        return Err(bad(
+            path,
+            "Fortran-ordered arrays are not supported; use np.ascontiguousarray",
+        ));
     }
-    let shape = parse_shape(dict_value(header, "shape").ok_or_else(|| bad(path, "the header has no 'shape'"))?)
-        .ok_or_else(|| bad(path, "the shape in the header is malformed"))?;
+    let shape = parse_shape(
+        dict_value(header, "shape").ok_or_else(|| bad(path, "the header has no 'shape'"))?,
+    )
+    .ok_or_else(|| bad(path, "the shape in the header is malformed"))?;
     let data = &bytes[start + header_len..];
     let numel = shape
         .iter()
@@ -66,7 +75,9 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<Tensor> {
 /// The raw text of `key`'s value in the header's Python dict literal.
 fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let quoted = [format!("'{key}'"), format!("\"{key}\"")];
-    let at = quoted.iter().find_map(|k| header.find(k.as_str()).map(|i| i + k.len()))?;
+    let at = quoted
+        .iter()
+        .find_map(|k| header.find(k.as_str()).map(|i| i + k.len()))?;
     let rest = header[at..].trim_start().strip_prefix(':')?.trim_start();
     Some(rest)
 }
@@ -161,13 +172,22 @@ mod tests {
     #[test]
     fn refusals_say_what_is_wrong() {
         assert!(error_of(b"hello world").contains("magic"));
-        let ints = with_header("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }", &[0; 16]);
+        let ints = with_header(
+            "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }",
+            &[0; 16],
+        );
         assert!(error_of(&ints).contains("'<i8' is not float32"));
         let huge = with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 1000000000, 1000000), }", &[]);
         assert!(error_of(&huge).contains("impossibly large"));
-        let short = with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 3, 4, 4), }", &[0; 20]);
+        let short = with_header(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 3, 4, 4), }",
+            &[0; 20],
+        );
         assert!(error_of(&short).contains("needs 192 bytes of data, the file has 20"));
-        let fortran = with_header("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", &[0; 16]);
+        let fortran = with_header(
+            "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
+            &[0; 16],
+        );
         assert!(error_of(&fortran).contains("Fortran"));
         let cut = &to_bytes(&Tensor::zeros(&[2]))[..20];
         assert!(error_of(cut).contains("cut off"));

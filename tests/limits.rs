@@ -38,10 +38,18 @@ fn elementwise_over_more_than_65535_workgroups() {
     let spec = Unary::act(Activation::HSwish);
     let gx = upload(&x);
     let got = run_gpu(&shape, |rec, out| {
-        assert!(rec.grid(out.numel() as u64)?[1] > 1, "the test must need a 2-D grid");
+        assert!(
+            rec.grid(out.numel() as u64)?[1] > 1,
+            "the test must need a 2-D grid"
+        );
         gpu_ops::unary(rec, &gx, out, &spec)
     });
-    assert_close(&got, &cpu::unary(&x, &spec), FP32_REL_L2, "h_swish over a 2-D grid");
+    assert_close(
+        &got,
+        &cpu::unary(&x, &spec),
+        FP32_REL_L2,
+        "h_swish over a 2-D grid",
+    );
 }
 
 #[test]
@@ -54,11 +62,21 @@ fn tensors_larger_than_a_binding_are_split_by_batch() {
     let a = rng.tensor(&shape);
     for b_shape in [vec![6, 7, 130, 130], vec![6, 7, 1, 1], vec![1, 7, 1, 1]] {
         let b = rng.tensor(&b_shape);
-        let spec = Binary { op: BinaryOp::Mul, act: Activation::Relu };
+        let spec = Binary {
+            op: BinaryOp::Mul,
+            act: Activation::Relu,
+        };
         let (ga, gb) = (g.upload(&a).unwrap(), g.upload(&b).unwrap());
         assert!(ga.bytes() > limit);
-        let got = run_on(&g, &shape, |rec, out| gpu_ops::binary(rec, &ga, &gb, out, &spec));
-        assert_close(&got, &cpu::binary(&a, &b, &spec).unwrap(), FP32_REL_L2, &format!("split with b {b_shape:?}"));
+        let got = run_on(&g, &shape, |rec, out| {
+            gpu_ops::binary(rec, &ga, &gb, out, &spec)
+        });
+        assert_close(
+            &got,
+            &cpu::binary(&a, &b, &spec).unwrap(),
+            FP32_REL_L2,
+            &format!("split with b {b_shape:?}"),
+        );
     }
 }
 
@@ -70,5 +88,8 @@ fn one_image_larger_than_a_binding_is_refused_clearly() {
     let mut rec = Recorder::new(&g);
     let err = gpu_ops::unary(&mut rec, &x, &out, &Unary::act(Activation::Relu)).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("[2, 3, 100, 100]") && msg.contains("65536"), "{msg}");
+    assert!(
+        msg.contains("[2, 3, 100, 100]") && msg.contains("65536"),
+        "{msg}"
+    );
 }

@@ -31,7 +31,11 @@ fn every_shader_file_is_a_kernel() {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(sources.contains(text.as_str()), "{} is not used by any kernel", path.display());
+        assert!(
+            sources.contains(text.as_str()),
+            "{} is not used by any kernel",
+            path.display()
+        );
     }
 }
 
@@ -42,5 +46,8 @@ fn a_broken_shader_is_reported_with_its_name() {
         source: "@compute @workgroup_size(64) fn main() { let x: f32 = undefined_thing; }",
     };
     let err = broken.validate().unwrap_err().to_string();
-    assert!(err.contains("broken_example") && err.contains("undefined_thing"), "{err}");
+    assert!(
+        err.contains("broken_example") && err.contains("undefined_thing"),
+        "{err}"
+    );
 }

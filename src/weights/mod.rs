@@ -97,9 +97,10 @@ impl StateDict {
 
     /// The tensor `key` of any shape (for shapes the architecture derives from the weights).
     pub fn get_any(&self, key: &str) -> Result<&Tensor> {
-        let t = self.tensors.get(key).ok_or_else(|| {
-            Error::Invalid(format!("{}: missing key `{key}`", self.source))
-        })?;
+        let t = self
+            .tensors
+            .get(key)
+            .ok_or_else(|| Error::Invalid(format!("{}: missing key `{key}`", self.source)))?;
         self.used.borrow_mut().insert(key.to_string());
         Ok(t)
     }
@@ -136,7 +137,11 @@ impl StateDict {
             self.source,
             unused.len(),
             shown.join(", "),
-            if unused.len() > shown.len() { ", ..." } else { "" }
+            if unused.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            }
         )))
     }
 }
