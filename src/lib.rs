@@ -3,6 +3,7 @@
 //! Layout: `gpu` (device, buffers, pipelines, recording), `ops` (what each op computes and its
 //! shape rules), `kernels` (the WGSL launchers), `reference` (the CPU oracle).
 
+pub mod classify;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
 pub mod error;

@@ -8,23 +8,27 @@ pub fn run(options: &GpuOptions) -> Result<()> {
         return Err(Error::NoAdapter(String::new()));
     }
     for a in &adapters {
-        println!("{} ({}, {})", a.name, a.backend, a.device_type);
-        println!("  driver: {}", a.driver);
-        println!(
+        super::say(format!("{} ({}, {})", a.name, a.backend, a.device_type))?;
+        super::say(format!("  driver: {}", a.driver))?;
+        super::say(format!(
             "  max storage binding: {} MiB, max buffer: {} MiB, workgroups per dimension: {}, invocations per workgroup: {}",
             a.max_storage_buffer_binding_size >> 20,
             a.max_buffer_size >> 20,
             a.max_compute_workgroups_per_dimension,
             a.max_compute_invocations_per_workgroup
-        );
+        ))?;
         let features = if a.features.is_empty() {
             "none".to_string()
         } else {
             a.features.join(", ")
         };
-        println!("  features: {features}");
+        super::say(format!("  features: {features}"))?;
     }
     let chosen = Gpu::new_blocking(options)?;
-    println!("selected: {} ({})", chosen.adapter_name(), chosen.backend());
+    super::say(format!(
+        "selected: {} ({})",
+        chosen.adapter_name(),
+        chosen.backend()
+    ))?;
     Ok(())
 }

@@ -8,9 +8,9 @@ pub fn run(path: &str) -> Result<()> {
     for key in sd.keys() {
         let t = sd.get_any(key)?;
         params += t.numel();
-        println!("{key}\t{:?}", t.shape());
+        super::say(format!("{key}\t{:?}", t.shape()))?;
     }
-    println!("{} tensors, {params} values", sd.keys().count());
+    super::say(format!("{} tensors, {params} values", sd.keys().count()))?;
     match models::infer(&sd) {
         Some((arch, opts)) => {
             let opts: Vec<String> = opts.iter().map(|(k, v)| format!("--opt {k}={v}")).collect();
@@ -19,7 +19,7 @@ pub fn run(path: &str) -> Result<()> {
             } else {
                 ""
             };
-            println!("architecture: {arch}{note} {}", opts.join(" "));
+            super::say(format!("architecture: {arch}{note} {}", opts.join(" ")))?;
         }
         None => println!("architecture: not recognised"),
     }

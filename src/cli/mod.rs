@@ -1,5 +1,6 @@
 //! The `gaze` command line.
 
+mod classify;
 mod devices;
 mod inspect;
 mod run;
@@ -29,6 +30,8 @@ enum Command {
     Devices,
     /// Run a model or module on .npy inputs and write its output as .npy.
     Run(run::RunArgs),
+    /// Print the top-5 ImageNet classes of photos (resize 256, center crop 224, ImageNet mean/std).
+    Classify(classify::ClassifyArgs),
     /// List a checkpoint's tensors and the architecture they point to.
     Inspect {
         /// A .safetensors or torch.save checkpoint.
@@ -51,5 +54,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Devices => devices::run(&cli.gpu_options()),
         Command::Run(args) => run::run(args, &cli.gpu_options()),
         Command::Inspect { file } => inspect::run(file),
+        Command::Classify(args) => classify::run(args, &cli.gpu_options()),
     }
+}
+
+/// Prints a line to stdout; a closed pipe (`gaze inspect f | head`) ends the command with an
+/// error instead of a panic.
+pub(crate) fn say(line: impl std::fmt::Display) -> Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}").map_err(|source| crate::Error::Io {
+        path: "stdout".into(),
+        source,
+    })
 }
