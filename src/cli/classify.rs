@@ -57,7 +57,7 @@ pub fn run(args: &ClassifyArgs, gpu_options: &GpuOptions) -> Result<()> {
                 labels.len()
             )));
         }
-        super::say(format!("{path}"))?;
+        super::say(path)?;
         for (i, p) in top_k(logits.data(), 5) {
             super::say(format!("  {:6.2}%  {} ({i})", p * 100.0, labels[i]))?;
         }
