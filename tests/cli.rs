@@ -1,0 +1,269 @@
+//! The `gaze` command line as users and the acceptance suite drive it: success paths and the
+//! clear, non-zero-exit errors for bad checkpoints, inputs and options.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use gaze::Tensor;
+use safetensors::tensor::{serialize_to_file, Dtype, TensorView};
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("gaze-cli-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.0.join(file).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn write_weights(path: &str, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, v)| bytemuck::cast_slice(v).to_vec())
+        .collect();
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((k, s, _), b)| {
+            (
+                k.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    serialize_to_file(views, None, Path::new(path)).unwrap();
+}
+
+/// A Triplet Attention module with k = 3 gates under the training names.
+fn ta_weights(skip: Option<&str>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mut out = Vec::new();
+    for (g, gate) in ["ChannelGateH", "ChannelGateW", "SpatialGate"]
+        .iter()
+        .enumerate()
+    {
+        if Some(*gate) == skip {
+            continue;
+        }
+        let conv: Vec<f32> = (0..18)
+            .map(|i| ((i * 7 + g * 3) % 11) as f32 / 11.0 - 0.5)
+            .collect();
+        out.push((
+            format!("{gate}.spatial.conv.weight"),
+            vec![1, 2, 3, 3],
+            conv,
+        ));
+        for (name, v) in [
+            ("weight", 1.1),
+            ("bias", 0.1),
+            ("running_mean", 0.05),
+            ("running_var", 0.9),
+        ] {
+            out.push((format!("{gate}.spatial.bn.{name}"), vec![1], vec![v]));
+        }
+    }
+    out
+}
+
+fn input(shape: &[usize]) -> Tensor {
+    Tensor::from_fn(shape, |i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
+}
+
+fn gaze(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gaze"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .unwrap()
+}
+
+/// Runs gaze expecting failure; returns stderr, which must name the problem.
+fn fails(args: &[&str], needle: &str) -> String {
+    let out = gaze(args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "expected failure for {args:?}");
+    assert!(
+        err.contains(needle),
+        "stderr of {args:?} lacks `{needle}`:\n{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+fn run_args<'a>(w: &'a str, x: &'a str, y: &'a str, device: &'a str) -> Vec<&'a str> {
+    vec![
+        "run",
+        "--arch",
+        "triplet_attention",
+        "--weights",
+        w,
+        "--input",
+        x,
+        "--output",
+        y,
+        "--device",
+        device,
+    ]
+}
+
+#[test]
+fn run_writes_the_same_output_on_gpu_and_cpu() {
+    let d = Dir::new("ok");
+    let (w, x) = (d.path("w.safetensors"), d.path("x.npy"));
+    write_weights(&w, &ta_weights(None));
+    gaze::npy::write(&x, &input(&[2, 5, 7, 9])).unwrap();
+    let mut outs = Vec::new();
+    for device in ["gpu", "cpu"] {
+        let y = d.path(&format!("y-{device}.npy"));
+        let out = gaze(&run_args(&w, &x, &y, device));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outs.push(gaze::npy::read(&y).unwrap());
+    }
+    assert_eq!(outs[0].shape(), &[2, 5, 7, 9]);
+    let diff: f32 = outs[0]
+        .data()
+        .iter()
+        .zip(outs[1].data())
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    // Both are float32 implementations of the same sums; 1e-5 absolute is far below any
+    // indexing mistake on values of order 1.
+    assert!(diff < 1e-5, "gpu and cpu differ by {diff}");
+}
+
+#[test]
+fn checkpoint_problems_name_the_key() {
+    let d = Dir::new("keys");
+    let x = d.path("x.npy");
+    gaze::npy::write(&x, &input(&[1, 4, 5, 5])).unwrap();
+    let y = d.path("y.npy");
+
+    let missing = d.path("missing.safetensors");
+    write_weights(&missing, &ta_weights(Some("ChannelGateW")));
+    fails(
+        &run_args(&missing, &x, &y, "cpu"),
+        "missing key `ChannelGateW.spatial.conv.weight`",
+    );
+
+    let mut shaped = ta_weights(None);
+    shaped[1] = (
+        "ChannelGateH.spatial.bn.weight".into(),
+        vec![2],
+        vec![1.0, 1.0],
+    );
+    let misshaped = d.path("misshaped.safetensors");
+    write_weights(&misshaped, &shaped);
+    fails(
+        &run_args(&misshaped, &x, &y, "cpu"),
+        "key `ChannelGateH.spatial.bn.weight` has shape [2], expected [1]",
+    );
+
+    let mut extra = ta_weights(None);
+    extra.push(("stray.weight".into(), vec![3], vec![0.0; 3]));
+    let unexpected = d.path("unexpected.safetensors");
+    write_weights(&unexpected, &extra);
+    fails(
+        &run_args(&unexpected, &x, &y, "cpu"),
+        "unexpected key(s) for this architecture: stray.weight",
+    );
+
+    let empty = d.path("empty.pth");
+    std::fs::write(&empty, b"").unwrap();
+    fails(&run_args(&empty, &x, &y, "cpu"), "empty");
+    fails(
+        &run_args(&d.path("absent.pth"), &x, &y, "cpu"),
+        "absent.pth",
+    );
+}
+
+#[test]
+fn input_problems_are_explained() {
+    let d = Dir::new("inputs");
+    let w = d.path("w.safetensors");
+    write_weights(&w, &ta_weights(None));
+    let y = d.path("y.npy");
+
+    let text = d.path("text.npy");
+    std::fs::write(&text, "1,2,3").unwrap();
+    fails(&run_args(&w, &text, &y, "cpu"), "not a usable .npy file");
+
+    let rank3 = d.path("rank3.npy");
+    gaze::npy::write(&rank3, &input(&[4, 5, 5])).unwrap();
+    fails(&run_args(&w, &rank3, &y, "cpu"), "NCHW");
+
+    let truncated = d.path("truncated.npy");
+    let bytes = gaze::npy::to_bytes(&input(&[1, 4, 5, 5]));
+    std::fs::write(&truncated, &bytes[..bytes.len() - 8]).unwrap();
+    fails(
+        &run_args(&w, &truncated, &y, "cpu"),
+        "needs 400 bytes of data, the file has 392",
+    );
+}
+
+#[test]
+fn options_and_arity_are_checked() {
+    let d = Dir::new("opts");
+    let (w, x, y) = (d.path("w.safetensors"), d.path("x.npy"), d.path("y.npy"));
+    write_weights(&w, &ta_weights(None));
+    gaze::npy::write(&x, &input(&[1, 4, 5, 5])).unwrap();
+    let mut args = run_args(&w, &x, &y, "cpu");
+    args[2] = "nope";
+    fails(&args, "unknown architecture `nope`");
+    args[2] = "aff";
+    fails(&args, "`aff` takes 2 input(s), got 1");
+    let mut with_opt = run_args(&w, &x, &y, "cpu");
+    with_opt.extend(["--opt", "small_input=true"]);
+    fails(&with_opt, "`triplet_attention` has no option `small_input`");
+    args[2] = "resnet18";
+    fails(&args, "missing key");
+}
+
+#[test]
+fn nan_inputs_do_not_crash_and_are_reported() {
+    let d = Dir::new("nan");
+    let (w, x, y) = (d.path("w.safetensors"), d.path("x.npy"), d.path("y.npy"));
+    write_weights(&w, &ta_weights(None));
+    let mut t = input(&[1, 4, 5, 5]);
+    t.data_mut()[3] = f32::NAN;
+    gaze::npy::write(&x, &t).unwrap();
+    for device in ["cpu", "gpu"] {
+        let out = gaze(&run_args(&w, &x, &y, device));
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("non-finite"), "{device}: {err}");
+        assert!(gaze::npy::read(&y)
+            .unwrap()
+            .data()
+            .iter()
+            .any(|v| v.is_nan()));
+    }
+}
+
+#[test]
+fn inspect_infers_the_architecture() {
+    let d = Dir::new("inspect");
+    let w = d.path("w.safetensors");
+    write_weights(&w, &ta_weights(None));
+    let out = gaze(&["inspect", &w]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("SpatialGate.spatial.conv.weight\t[1, 2, 3, 3]"),
+        "{text}"
+    );
+    assert!(text.contains("architecture: triplet_attention"), "{text}");
+}
