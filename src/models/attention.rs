@@ -32,12 +32,7 @@ fn mul(b: &mut Builder, x: ValueId, y: ValueId, ctx: &str) -> Result<ValueId> {
 pub fn coord_attention(b: &mut Builder, x: ValueId, prefix: &str) -> Result<ValueId> {
     let [_, c, h, w] = dims4(b, x, prefix)?;
     let conv1 = key(prefix, "conv1");
-    let mip =
-        b.sd.get_any(&format!("{conv1}.weight"))?
-            .shape()
-            .first()
-            .copied()
-            .unwrap_or(0);
+    let mip = b.dim(&format!("{conv1}.weight"), 0, (c / 32).max(8))?;
     let zh = b.push(Op::Mean(SpatialMean { over: MeanOver::W }), vec![x], prefix)?;
     let zw = b.push(Op::Mean(SpatialMean { over: MeanOver::H }), vec![x], prefix)?;
     let zw = b.push(Op::Reshape(vec![c, w, 1]), vec![zw], prefix)?;
@@ -104,12 +99,7 @@ fn ms_cam_weights(
 ) -> Result<ValueId> {
     let c = b.channels(x);
     let l0 = key(prefix, &format!("{local}.0"));
-    let ci =
-        b.sd.get_any(&format!("{l0}.weight"))?
-            .shape()
-            .first()
-            .copied()
-            .unwrap_or(0);
+    let ci = b.dim(&format!("{l0}.weight"), 0, c / 4)?;
     let k = |i: usize, which: &str| key(prefix, &format!("{which}.{i}"));
     let (l1, l3, l4) = (k(1, local), k(3, local), k(4, local));
     let t = b.conv(
@@ -171,11 +161,11 @@ pub fn iaff(b: &mut Builder, x: ValueId, residual: ValueId, prefix: &str) -> Res
     let w2 = ms_cam_weights(b, xi, prefix, "local_att2", "global_att")?;
     for i in [1, 2, 4, 5] {
         let g = key(prefix, &format!("global_att2.{i}"));
-        b.sd.skip(&format!("{g}.weight"))?;
-        b.sd.skip(&format!("{g}.bias"))?;
+        b.skip(&format!("{g}.weight"))?;
+        b.skip(&format!("{g}.bias"))?;
         if i == 2 || i == 5 {
-            b.sd.skip(&format!("{g}.running_mean"))?;
-            b.sd.skip(&format!("{g}.running_var"))?;
+            b.skip(&format!("{g}.running_mean"))?;
+            b.skip(&format!("{g}.running_var"))?;
         }
     }
     b.push(Op::Blend(Blend { k: 1.0 }), vec![x, w2, residual], prefix)

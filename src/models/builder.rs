@@ -7,7 +7,7 @@ use crate::ops::conv::{fold_batchnorm, BatchNorm, Conv2d};
 use crate::ops::linear::Linear;
 use crate::ops::Activation;
 use crate::tensor::Tensor;
-use crate::weights::StateDict;
+use crate::weights::{synthetic, StateDict};
 
 /// One convolution as the official code declares it, plus the BN that follows it (if any).
 #[derive(Clone, Debug)]
@@ -72,17 +72,27 @@ impl<'k> ConvCfg<'k> {
     }
 }
 
+/// Where a model's weights come from.
+#[derive(Clone, Copy, Debug)]
+pub enum Weights<'a> {
+    Checkpoint(&'a StateDict),
+    /// Deterministic stand-ins (`weights::synthetic`) for the official default configuration.
+    Synthetic {
+        seed: u64,
+    },
+}
+
 pub struct Builder<'a> {
-    pub sd: &'a StateDict,
+    weights: Weights<'a>,
     graph: Graph<Tensor>,
     shapes: Vec<Vec<usize>>,
 }
 
 impl<'a> Builder<'a> {
     /// A builder with one graph input per shape.
-    pub fn new(sd: &'a StateDict, input_shapes: &[Vec<usize>]) -> (Self, Vec<ValueId>) {
+    pub fn new(weights: Weights<'a>, input_shapes: &[Vec<usize>]) -> (Self, Vec<ValueId>) {
         let mut b = Self {
-            sd,
+            weights,
             graph: Graph::default(),
             shapes: Vec::new(),
         };
@@ -108,19 +118,67 @@ impl<'a> Builder<'a> {
     pub fn push(&mut self, op: Op<Tensor>, inputs: Vec<ValueId>, context: &str) -> Result<ValueId> {
         let ins: Vec<&[usize]> = inputs.iter().map(|&v| self.shapes[v].as_slice()).collect();
         let shape = output_shape(&op, &ins, &[])
-            .map_err(|e| Error::Invalid(format!("{}: {context}: {e}", self.sd.source())))?;
+            .map_err(|e| Error::Invalid(format!("{}: {context}: {e}", self.source())))?;
         self.shapes.push(shape);
         Ok(self.graph.push(op, inputs))
     }
 
     pub fn finish(mut self, output: ValueId) -> Result<Graph<Tensor>> {
-        self.sd.check_all_used()?;
+        if let Weights::Checkpoint(sd) = self.weights {
+            sd.check_all_used()?;
+        }
         self.graph.set_output(output);
         Ok(self.graph)
     }
 
+    /// The checkpoint's name, for errors.
+    pub fn source(&self) -> &str {
+        match self.weights {
+            Weights::Checkpoint(sd) => sd.source(),
+            Weights::Synthetic { .. } => "synthetic weights",
+        }
+    }
+
     pub fn weight(&self, key: &str, shape: &[usize]) -> Result<Tensor> {
-        self.sd.get(key, shape).cloned()
+        match self.weights {
+            Weights::Checkpoint(sd) => sd.get(key, shape).cloned(),
+            Weights::Synthetic { seed } => Ok(synthetic::tensor(key, shape, seed)),
+        }
+    }
+
+    /// Dimension `axis` of the weight `key`, which the architecture reads from the checkpoint
+    /// (a width, a kernel size, a class count); `official` is the official default, used for
+    /// synthetic weights.
+    pub fn dim(&self, key: &str, axis: usize, official: usize) -> Result<usize> {
+        match self.weights {
+            Weights::Checkpoint(sd) => {
+                let t = sd.get_any(key)?;
+                t.shape().get(axis).copied().ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{}: key `{key}` has shape {:?}, which has no axis {axis}",
+                        sd.source(),
+                        t.shape()
+                    ))
+                })
+            }
+            Weights::Synthetic { .. } => Ok(official),
+        }
+    }
+
+    /// Whether the checkpoint has `key` (for optional parts); `official` for synthetic weights.
+    pub fn has(&self, key: &str, official: bool) -> bool {
+        match self.weights {
+            Weights::Checkpoint(sd) => sd.contains(key),
+            Weights::Synthetic { .. } => official,
+        }
+    }
+
+    /// Marks a checkpoint key as read on purpose although the computation never uses it.
+    pub fn skip(&self, key: &str) -> Result<()> {
+        match self.weights {
+            Weights::Checkpoint(sd) => sd.skip(key),
+            Weights::Synthetic { .. } => Ok(()),
+        }
     }
 
     pub fn batchnorm(&self, prefix: &str, channels: usize) -> Result<BatchNorm> {
@@ -131,7 +189,7 @@ impl<'a> Builder<'a> {
             get("running_mean")?,
             get("running_var")?,
         )
-        .map_err(|e| Error::Invalid(format!("{}: {prefix}: {e}", self.sd.source())))
+        .map_err(|e| Error::Invalid(format!("{}: {prefix}: {e}", self.source())))
     }
 
     /// Weight and bias of a conv after folding its BN, with the shapes checked.
@@ -143,7 +201,7 @@ impl<'a> Builder<'a> {
         if c.groups == 0 || !in_channels.is_multiple_of(c.groups) {
             return Err(Error::Invalid(format!(
                 "{}: {}: {in_channels} input channels cannot form {} groups",
-                self.sd.source(),
+                self.source(),
                 c.key,
                 c.groups
             )));
@@ -197,8 +255,7 @@ impl<'a> Builder<'a> {
     /// `Linear` at `key` on `[N, F]`; the number of outputs comes from the weight.
     pub fn linear(&mut self, x: ValueId, key: &str, act: Activation) -> Result<ValueId> {
         let f = self.shape(x)[1..].iter().product();
-        let w = self.sd.get_any(&format!("{key}.weight"))?;
-        let out = w.shape().first().copied().unwrap_or(0);
+        let out = self.dim(&format!("{key}.weight"), 0, 1000)?;
         let weight = self.weight(&format!("{key}.weight"), &[out, f])?;
         let bias = Some(self.weight(&format!("{key}.bias"), &[out])?);
         self.push(

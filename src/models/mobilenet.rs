@@ -3,14 +3,13 @@
 //! weights, so any width multiplier loads; each shape is still checked against its neighbours.
 
 use super::attention;
-use super::builder::{Builder, ConvCfg};
+use super::builder::{Builder, ConvCfg, Weights};
 use super::triplet;
 use crate::error::Result;
 use crate::graph::{Graph, Op, ValueId};
 use crate::ops::pool::{MeanOver, SpatialMean};
 use crate::ops::Activation;
 use crate::tensor::Tensor;
-use crate::weights::StateDict;
 
 /// Strides of the inverted-residual blocks `features.1` … `features.17`.
 const STRIDES: [usize; 17] = [1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1];
@@ -22,20 +21,21 @@ pub enum Variant {
     Coord,
 }
 
-/// Output channels of the conv at `key` (dimension 0 of its weight).
-fn out_channels(b: &Builder, key: &str) -> Result<usize> {
-    Ok(b.sd
-        .get_any(&format!("{key}.weight"))?
-        .shape()
-        .first()
-        .copied()
-        .unwrap_or(0))
+/// Output channels of `features.1` … `features.17` in the official width-1.0 networks.
+const OFFICIAL_OUT: [usize; 17] = [
+    16, 24, 24, 32, 32, 32, 64, 64, 64, 64, 96, 96, 96, 160, 160, 160, 320,
+];
+
+/// Output channels of the conv at `key` (dimension 0 of its weight; `official` for synthetic
+/// weights).
+fn out_channels(b: &Builder, key: &str, official: usize) -> Result<usize> {
+    b.dim(&format!("{key}.weight"), 0, official)
 }
 
-pub fn build(sd: &StateDict, input: &[usize], variant: Variant) -> Result<Graph<Tensor>> {
-    let (mut b, ids) = Builder::new(sd, &[input.to_vec()]);
+pub fn build(weights: Weights, input: &[usize], variant: Variant) -> Result<Graph<Tensor>> {
+    let (mut b, ids) = Builder::new(weights, &[input.to_vec()]);
     let relu6 = Activation::Relu6;
-    let stem = out_channels(&b, "features.0.0")?;
+    let stem = out_channels(&b, "features.0.0", 32)?;
     let mut x = b.conv(
         ids[0],
         &ConvCfg::new("features.0.0", stem, 3)
@@ -46,15 +46,15 @@ pub fn build(sd: &StateDict, input: &[usize], variant: Variant) -> Result<Graph<
     for (i, &stride) in STRIDES.iter().enumerate() {
         let prefix = format!("features.{}.conv", i + 1);
         x = match variant {
-            Variant::Coord => flat_block(&mut b, x, &prefix, stride)?,
-            _ => torchvision_block(&mut b, x, &prefix, stride, variant == Variant::Triplet)?,
+            Variant::Coord => flat_block(&mut b, x, &prefix, stride, i)?,
+            _ => torchvision_block(&mut b, x, &prefix, stride, i, variant == Variant::Triplet)?,
         };
     }
     let (last_conv, last_bn) = match variant {
         Variant::Coord => ("conv.0", "conv.1"),
         _ => ("features.18.0", "features.18.1"),
     };
-    let last = out_channels(&b, last_conv)?;
+    let last = out_channels(&b, last_conv, 1280)?;
     x = b.conv(x, &ConvCfg::new(last_conv, last, 1).bn(last_bn).act(relu6))?;
     x = b.push(
         Op::Mean(SpatialMean { over: MeanOver::HW }),
@@ -73,15 +73,16 @@ fn torchvision_block(
     x: ValueId,
     prefix: &str,
     stride: usize,
+    index: usize,
     triplet: bool,
 ) -> Result<ValueId> {
     let k = |name: &str| format!("{prefix}.{name}");
     let relu6 = Activation::Relu6;
     let inp = b.channels(x);
     // With t = 1 the first conv is the depthwise one: weight [hidden, 1, 3, 3].
-    let expands = b.sd.get_any(&k("0.0.weight"))?.shape().get(3) == Some(&1);
+    let expands = b.dim(&k("0.0.weight"), 3, if index == 0 { 3 } else { 1 })? == 1;
     let (mut t, next) = if expands {
-        let hidden = out_channels(b, &k("0.0"))?;
+        let hidden = out_channels(b, &k("0.0"), inp * 6)?;
         (
             b.conv(
                 x,
@@ -107,7 +108,7 @@ fn torchvision_block(
         k(&format!("{}", next + 2)),
         k(&format!("{}", next + 3)),
     );
-    let oup = out_channels(b, &proj)?;
+    let oup = out_channels(b, &proj, OFFICIAL_OUT[index])?;
     let residual = (stride == 1 && inp == oup).then_some(x);
     let cfg = ConvCfg::new(&proj, oup, 1).bn(&proj_bn);
     if triplet {
@@ -120,13 +121,20 @@ fn torchvision_block(
 
 /// `mbv2_ca.py` `InvertedResidual`: flat `conv.N` entries, CA at `conv.6` after the depthwise
 /// conv (§6.1); block 1 (t = 1) has no CA.
-fn flat_block(b: &mut Builder, x: ValueId, prefix: &str, stride: usize) -> Result<ValueId> {
+/// `index` is the block's position (0 for `features.1`), for the official defaults.
+fn flat_block(
+    b: &mut Builder,
+    x: ValueId,
+    prefix: &str,
+    stride: usize,
+    index: usize,
+) -> Result<ValueId> {
     let k = |name: &str| format!("{prefix}.{name}");
     let relu6 = Activation::Relu6;
     let inp = b.channels(x);
-    let expands = b.sd.get_any(&k("0.weight"))?.shape().get(3) == Some(&1);
+    let expands = b.dim(&k("0.weight"), 3, if index == 0 { 3 } else { 1 })? == 1;
     let (proj, proj_bn) = if expands {
-        let hidden = out_channels(b, &k("0"))?;
+        let hidden = out_channels(b, &k("0"), inp * 6)?;
         let t = b.conv(x, &ConvCfg::new(&k("0"), hidden, 1).bn(&k("1")).act(relu6))?;
         let t = b.conv(
             t,
@@ -149,7 +157,7 @@ fn flat_block(b: &mut Builder, x: ValueId, prefix: &str, stride: usize) -> Resul
         )?;
         (t, (k("3"), k("4")))
     };
-    let oup = out_channels(b, &proj_bn.0)?;
+    let oup = out_channels(b, &proj_bn.0, OFFICIAL_OUT[index])?;
     let residual = (stride == 1 && inp == oup).then_some(x);
     b.conv_with(
         proj,

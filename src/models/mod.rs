@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::tensor::Tensor;
 use crate::weights::StateDict;
-use builder::Builder;
+use builder::{Builder, Weights};
 use resnet::{Fusion, ResNetCfg};
 use san::{SaType, SamCfg};
 
@@ -117,9 +117,30 @@ fn sa_type(v: &str) -> Result<SaType> {
 }
 
 /// Builds the graph of `arch` from `sd` for inputs of the given shapes.
+/// Builds the graph of `arch` from the checkpoint `sd` for inputs of the given shapes.
 pub fn build(
     arch: &str,
     sd: &StateDict,
+    inputs: &[Vec<usize>],
+    opts: &Options,
+) -> Result<Graph<Tensor>> {
+    build_with(arch, Weights::Checkpoint(sd), inputs, opts)
+}
+
+/// Builds `arch` with deterministic stand-in weights of the official configuration
+/// (1000 classes), for benchmarking without a checkpoint.
+pub fn build_synthetic(
+    arch: &str,
+    seed: u64,
+    inputs: &[Vec<usize>],
+    opts: &Options,
+) -> Result<Graph<Tensor>> {
+    build_with(arch, Weights::Synthetic { seed }, inputs, opts)
+}
+
+fn build_with(
+    arch: &str,
+    sd: Weights,
     inputs: &[Vec<usize>],
     opts: &Options,
 ) -> Result<Graph<Tensor>> {
@@ -216,7 +237,7 @@ pub fn build(
     }
 }
 
-fn module(arch: &str, sd: &StateDict, inputs: &[Vec<usize>]) -> Result<Graph<Tensor>> {
+fn module(arch: &str, sd: Weights, inputs: &[Vec<usize>]) -> Result<Graph<Tensor>> {
     let (mut b, ids) = Builder::new(sd, inputs);
     let y = match arch {
         "triplet_attention" => triplet::triplet_attention(&mut b, ids[0], "", None)?,
@@ -321,4 +342,37 @@ pub fn infer(sd: &StateDict) -> Option<(String, Options)> {
         return Some(("coord_attention".into(), opts));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every architecture builds in its official configuration, and networks end in 1000
+    /// logits; the shape rules run on the whole graph.
+    #[test]
+    fn every_architecture_builds_with_synthetic_weights() {
+        for arch in ARCHITECTURES {
+            let (inputs, opts): (Vec<Vec<usize>>, Options) = match *arch {
+                "aff" | "iaff" => (vec![vec![2, 64, 9, 7]; 2], Options::new()),
+                "triplet_attention" | "coord_attention" | "ms_cam" => {
+                    (vec![vec![2, 64, 9, 7]], Options::new())
+                }
+                "san_sam" => (vec![vec![2, 64, 9, 7]], Options::new()),
+                _ => (vec![vec![2, 3, 224, 224]], Options::new()),
+            };
+            let graph =
+                build_synthetic(arch, 1, &inputs, &opts).unwrap_or_else(|e| panic!("{arch}: {e}"));
+            let refs: Vec<&[usize]> = inputs.iter().map(Vec::as_slice).collect();
+            let shapes = graph.shapes(&refs).unwrap();
+            let out = &shapes[graph.output().unwrap()];
+            match *arch {
+                "triplet_attention" | "coord_attention" | "ms_cam" | "aff" | "iaff" => {
+                    assert_eq!(out, &inputs[0], "{arch}")
+                }
+                "san_sam" => assert_eq!(out, &vec![2, 16, 9, 7], "{arch}"),
+                _ => assert_eq!(out, &vec![2, 1000], "{arch}"),
+            }
+        }
+    }
 }

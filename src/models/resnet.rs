@@ -2,7 +2,7 @@
 //! (`MODELS/resnet.py`) or AFF / iAFF fusion (`aff_pytorch/aff_net/aff_resnet.py`, §8.3).
 
 use super::attention;
-use super::builder::{Builder, ConvCfg};
+use super::builder::{Builder, ConvCfg, Weights};
 use super::triplet;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, ValueId};
@@ -10,7 +10,6 @@ use crate::ops::elementwise::Unary;
 use crate::ops::pool::{AvgPool2d, MaxPool2d, MeanOver, SpatialMean};
 use crate::ops::Activation;
 use crate::tensor::Tensor;
-use crate::weights::StateDict;
 
 /// What each residual block does with its branch and shortcut.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,9 +44,9 @@ fn blocks(depth: usize) -> Result<([usize; 4], bool)> {
     }
 }
 
-pub fn build(sd: &StateDict, input: &[usize], cfg: ResNetCfg) -> Result<Graph<Tensor>> {
+pub fn build(weights: Weights, input: &[usize], cfg: ResNetCfg) -> Result<Graph<Tensor>> {
     let (counts, bottleneck) = blocks(cfg.depth)?;
-    let (mut b, ids) = Builder::new(sd, &[input.to_vec()]);
+    let (mut b, ids) = Builder::new(weights, &[input.to_vec()]);
     let stem = if cfg.small_input {
         ConvCfg::new("conv1", 64, 3)
     } else {

@@ -1,7 +1,7 @@
 //! SAN (spec §9): the SAM self-attention module and the SAN10/15/19 networks, with the
 //! BatchNorms folded as §9.7 shows is valid.
 
-use super::builder::{Builder, ConvCfg};
+use super::builder::{Builder, ConvCfg, Weights};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, ValueId};
 use crate::ops::conv::Conv2d;
@@ -12,7 +12,6 @@ use crate::ops::tensor_ops::Concat;
 use crate::ops::Activation;
 use crate::reference;
 use crate::tensor::Tensor;
-use crate::weights::StateDict;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SaType {
@@ -30,8 +29,9 @@ pub struct SamCfg {
     pub share_planes: Option<usize>,
 }
 
-fn dim0(b: &Builder, key: &str) -> Result<usize> {
-    Ok(b.sd.get_any(key)?.shape().first().copied().unwrap_or(0))
+/// Output channels of the weight `key` (`official` for synthetic weights).
+fn dim0(b: &Builder, key: &str, official: usize) -> Result<usize> {
+    b.dim(key, 0, official)
 }
 
 /// `W'[o] = s[o]·W[o]`, `b'[o] = s[o]·b[o] + t[o]` for the output channels `range` of a BN.
@@ -67,18 +67,18 @@ pub fn sam(
         }
     };
     let c = b.channels(x);
-    let rel = dim0(b, &key("conv1.weight"))?;
-    let mid = dim0(b, &key("conv3.weight"))?;
+    let rel = dim0(b, &key("conv1.weight"), c / 16)?;
+    let mid = dim0(b, &key("conv3.weight"), c / 4)?;
     let k2 = cfg.kernel * cfg.kernel;
     let cw = match cfg.sa_type {
-        SaType::Pairwise => dim0(b, &key("conv_w.5.weight"))?,
-        SaType::Patchwise => dim0(b, &key("conv_w.5.weight"))? / k2.max(1),
+        SaType::Pairwise => dim0(b, &key("conv_w.5.weight"), mid / 8)?,
+        SaType::Patchwise => dim0(b, &key("conv_w.5.weight"), k2 * (mid / 8))? / k2.max(1),
     };
     if let Some(share) = cfg.share_planes {
         if cw * share != mid {
             return Err(Error::Invalid(format!(
                 "{}: {prefix}: share_planes {share} needs {} weight groups for {mid} planes, the weights have {cw}",
-                b.sd.source(),
+                b.source(),
                 mid / share.max(1)
             )));
         }
@@ -248,8 +248,8 @@ fn patchwise_weights(
 }
 
 /// The standalone SAM (`san_sam`): input `[N, C, H, W]`, output `[N, mid, Ho, Wo]`.
-pub fn build_sam(sd: &StateDict, input: &[usize], cfg: SamCfg) -> Result<Graph<Tensor>> {
-    let (mut b, ids) = Builder::new(sd, &[input.to_vec()]);
+pub fn build_sam(weights: Weights, input: &[usize], cfg: SamCfg) -> Result<Graph<Tensor>> {
+    let (mut b, ids) = Builder::new(weights, &[input.to_vec()]);
     let y = sam(&mut b, ids[0], "", cfg, None)?;
     b.finish(y)
 }
@@ -267,7 +267,7 @@ pub fn layers(depth: usize) -> Result<[usize; 5]> {
 }
 
 pub fn build(
-    sd: &StateDict,
+    weights: Weights,
     input: &[usize],
     depth: usize,
     sa_type: SaType,
@@ -275,7 +275,7 @@ pub fn build(
     const PLANES: [usize; 5] = [64, 256, 512, 1024, 2048];
     const KERNELS: [usize; 5] = [3, 7, 7, 7, 7];
     let counts = layers(depth)?;
-    let (mut b, ids) = Builder::new(sd, &[input.to_vec()]);
+    let (mut b, ids) = Builder::new(weights, &[input.to_vec()]);
     let relu = Activation::Relu;
     let mut x = b.conv(
         ids[0],

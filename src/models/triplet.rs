@@ -11,13 +11,12 @@ use crate::tensor::Tensor;
 
 fn gate(b: &Builder, prefix: &str) -> Result<Gate<Tensor>> {
     let key = format!("{prefix}.spatial.conv.weight");
-    let w = b.sd.get_any(&key)?;
-    let k = w.shape().get(3).copied().unwrap_or(0);
+    // k is not stored as a number; the official code's default is 7 (spec §2.4).
+    let k = b.dim(&key, 3, 7)?;
     if k % 2 == 0 {
         return Err(Error::Invalid(format!(
-            "{}: key `{key}` has shape {:?}, expected [1, 2, k, k] with k odd",
-            b.sd.source(),
-            w.shape()
+            "{}: key `{key}` needs shape [1, 2, k, k] with k odd, got k = {k}",
+            b.source()
         )));
     }
     let weight = b.weight(&key, &[1, 2, k, k])?;
@@ -42,7 +41,7 @@ pub fn triplet_attention(
         }
     };
     let spatial = key("SpatialGate");
-    let hw = if b.sd.contains(&format!("{spatial}.spatial.conv.weight")) {
+    let hw = if b.has(&format!("{spatial}.spatial.conv.weight"), true) {
         Some(gate(b, &spatial)?)
     } else {
         None
@@ -60,7 +59,7 @@ pub fn triplet_attention(
     if ks.windows(2).any(|w| w[0] != w[1]) {
         return Err(Error::Invalid(format!(
             "{}: {prefix}: the gates mix kernel sizes {ks:?}",
-            b.sd.source()
+            b.source()
         )));
     }
     let (inputs, act) = match residual {

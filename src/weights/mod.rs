@@ -4,6 +4,7 @@ mod names;
 pub mod pickle;
 mod pth;
 mod safetensors_file;
+pub mod synthetic;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
