@@ -1,5 +1,6 @@
 //! The `gaze` command line.
 
+mod bench;
 mod classify;
 mod devices;
 mod inspect;
@@ -32,6 +33,8 @@ enum Command {
     Run(run::RunArgs),
     /// Print the top-5 ImageNet classes of photos (resize 256, center crop 224, ImageNet mean/std).
     Classify(classify::ClassifyArgs),
+    /// Time a model: cold start, warm latency, per-op GPU time, GFLOP/s against the device peak.
+    Bench(bench::BenchArgs),
     /// List a checkpoint's tensors and the architecture they point to.
     Inspect {
         /// A .safetensors or torch.save checkpoint.
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => run::run(args, &cli.gpu_options()),
         Command::Inspect { file } => inspect::run(file),
         Command::Classify(args) => classify::run(args, &cli.gpu_options()),
+        Command::Bench(args) => bench::run(args, &cli.gpu_options()),
     }
 }
 

@@ -9,4 +9,4 @@ mod split;
 pub use buffer::GpuTensor;
 pub use context::{list_adapters, AdapterSummary, Gpu, GpuOptions, LimitOverrides};
 pub use pipeline::{Constants, Kernel, COMMON_WGSL};
-pub use recorder::{Recorder, WG};
+pub use recorder::{DispatchTime, Recorder, WG};

@@ -12,6 +12,24 @@ struct Dispatch {
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
+    label: String,
+}
+
+/// Timestamp queries around every dispatch (each then gets its own compute pass).
+struct Profiler {
+    sets: Vec<wgpu::QuerySet>,
+    labels: Vec<String>,
+}
+
+/// Two timestamps per dispatch, as many dispatches as one query set holds.
+const DISPATCHES_PER_SET: u32 = wgpu::QUERY_SET_MAX_QUERIES / 2;
+
+/// GPU time of one dispatch, from timestamp queries.
+#[derive(Clone, Debug)]
+pub struct DispatchTime {
+    /// `<model part> <kernel>`
+    pub label: String,
+    pub ms: f64,
 }
 
 /// Collects dispatches (and the copies between them) and submits them as one command buffer.
@@ -20,6 +38,8 @@ pub struct Recorder<'g> {
     encoder: wgpu::CommandEncoder,
     pending: Vec<Dispatch>,
     dispatches: usize,
+    label: String,
+    profiler: Option<Profiler>,
 }
 
 impl<'g> Recorder<'g> {
@@ -34,7 +54,31 @@ impl<'g> Recorder<'g> {
             encoder,
             pending: Vec::new(),
             dispatches: 0,
+            label: String::new(),
+            profiler: None,
         }
+    }
+
+    /// A recorder that times every dispatch with timestamp queries (`submit_profiled`).
+    pub fn with_profiling(gpu: &'g Gpu) -> Result<Self> {
+        if !gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Err(Error::Gpu(format!(
+                "`{}` has no timestamp queries, so per-op GPU times cannot be measured",
+                gpu.adapter_name()
+            )));
+        }
+        let mut rec = Self::new(gpu);
+        rec.profiler = Some(Profiler {
+            sets: Vec::new(),
+            labels: Vec::new(),
+        });
+        Ok(rec)
+    }
+
+    /// Names the model part whose dispatches follow (shown in profiles).
+    pub fn set_label(&mut self, label: &str) {
+        self.label.clear();
+        self.label.push_str(label);
     }
 
     pub fn gpu(&self) -> &'g Gpu {
@@ -124,10 +168,16 @@ impl<'g> Recorder<'g> {
                 layout: &pipeline.get_bind_group_layout(0),
                 entries: &entries,
             });
+        let label = if self.label.is_empty() {
+            kernel.name.to_string()
+        } else {
+            format!("{} {}", self.label, kernel.name)
+        };
         self.pending.push(Dispatch {
             pipeline,
             bind_group,
             workgroups,
+            label,
         });
         self.dispatches += 1;
         Ok(())
@@ -151,6 +201,9 @@ impl<'g> Recorder<'g> {
         if self.pending.is_empty() {
             return;
         }
+        if self.profiler.is_some() {
+            return self.flush_profiled();
+        }
         let mut pass = self
             .encoder
             .begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -163,6 +216,106 @@ impl<'g> Recorder<'g> {
             let [x, y, z] = d.workgroups;
             pass.dispatch_workgroups(x, y, z);
         }
+    }
+
+    /// Each dispatch in its own pass, bracketed by timestamps.
+    fn flush_profiled(&mut self) {
+        let Some(profiler) = self.profiler.as_mut() else {
+            return;
+        };
+        for d in self.pending.drain(..) {
+            let index = profiler.labels.len() as u32;
+            if index % DISPATCHES_PER_SET == 0 {
+                profiler
+                    .sets
+                    .push(self.gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+                        label: Some("gaze profile"),
+                        ty: wgpu::QueryType::Timestamp,
+                        count: DISPATCHES_PER_SET * 2,
+                    }));
+            }
+            let Some(set) = profiler.sets.last() else {
+                return;
+            };
+            let slot = (index % DISPATCHES_PER_SET) * 2;
+            let mut pass = self
+                .encoder
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("gaze kernel (profiled)"),
+                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                        query_set: set,
+                        beginning_of_pass_write_index: Some(slot),
+                        end_of_pass_write_index: Some(slot + 1),
+                    }),
+                });
+            pass.set_pipeline(&d.pipeline);
+            pass.set_bind_group(0, &d.bind_group, &[]);
+            let [x, y, z] = d.workgroups;
+            pass.dispatch_workgroups(x, y, z);
+            drop(pass);
+            profiler.labels.push(d.label);
+        }
+    }
+
+    /// Submits like `submit`, then waits and returns the GPU time of every dispatch.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn submit_profiled(mut self) -> Result<Vec<DispatchTime>> {
+        self.flush();
+        let profiler = self
+            .profiler
+            .take()
+            .ok_or_else(|| Error::Gpu("this recorder does not profile".into()))?;
+        let count = profiler.labels.len() as u64;
+        let bytes = (count * 2 * 8).max(8);
+        let usage = wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC;
+        let resolve = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps"),
+            size: bytes,
+            usage,
+            mapped_at_creation: false,
+        });
+        let readback = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timestamps readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        for (i, set) in profiler.sets.iter().enumerate() {
+            let first = i as u64 * DISPATCHES_PER_SET as u64;
+            let queries = ((count - first).min(DISPATCHES_PER_SET as u64) * 2) as u32;
+            self.encoder
+                .resolve_query_set(set, 0..queries, &resolve, first * 16);
+        }
+        self.encoder
+            .copy_buffer_to_buffer(&resolve, 0, &readback, 0, bytes);
+        self.gpu.queue.submit([self.encoder.finish()]);
+        let (sender, receiver) = std::sync::mpsc::channel();
+        readback.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = sender.send(r);
+        });
+        self.gpu.wait()?;
+        receiver
+            .recv()
+            .map_err(|_| Error::Gpu("timestamp readback was cancelled".into()))?
+            .map_err(|e| Error::Gpu(format!("timestamp readback failed: {e}")))?;
+        let ticks: Vec<u64> = {
+            let view = readback
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu(format!("timestamp readback failed: {e}")))?;
+            bytemuck::cast_slice(&view[..(count * 16) as usize]).to_vec()
+        };
+        readback.unmap();
+        let ns_per_tick = self.gpu.queue.get_timestamp_period() as f64;
+        Ok(profiler
+            .labels
+            .into_iter()
+            .zip(ticks.chunks_exact(2))
+            .map(|(label, t)| DispatchTime {
+                label,
+                ms: t[1].saturating_sub(t[0]) as f64 * ns_per_tick / 1e6,
+            })
+            .collect())
     }
 
     /// Submits everything recorded as one command buffer.

@@ -174,6 +174,7 @@ impl GpuGraph {
                 continue;
             }
             let ins: Vec<&GpuTensor> = node.inputs.iter().map(|&v| &vals[v]).collect();
+            rec.set_label(&node.name);
             encode(rec, &node.op, &ins, &vals[i])?;
         }
         Ok(prepared.values[self.graph.output()?].clone())
@@ -185,6 +186,18 @@ impl GpuGraph {
         let out = self.record(gpu, &mut rec, inputs)?;
         rec.submit()?;
         gpu.read(&out).await
+    }
+
+    /// One inference with every dispatch timed by timestamp queries.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run_profiled(
+        &self,
+        gpu: &Gpu,
+        inputs: &[Tensor],
+    ) -> Result<Vec<crate::gpu::DispatchTime>> {
+        let mut rec = Recorder::with_profiling(gpu)?;
+        self.record(gpu, &mut rec, inputs)?;
+        rec.submit_profiled()
     }
 
     #[cfg(not(target_arch = "wasm32"))]

@@ -93,6 +93,8 @@ pub enum Op<T> {
 pub struct Node<T> {
     pub op: Op<T>,
     pub inputs: Vec<ValueId>,
+    /// Where the node comes from in the model (its key prefix), for profiles and errors.
+    pub name: String,
 }
 
 #[derive(Clone, Debug)]
@@ -119,7 +121,11 @@ impl<T> Graph<T> {
     }
 
     pub fn push(&mut self, op: Op<T>, inputs: Vec<ValueId>) -> ValueId {
-        self.nodes.push(Node { op, inputs });
+        self.push_named(op, inputs, String::new())
+    }
+
+    pub fn push_named(&mut self, op: Op<T>, inputs: Vec<ValueId>, name: String) -> ValueId {
+        self.nodes.push(Node { op, inputs, name });
         self.nodes.len() - 1
     }
 
@@ -138,6 +144,41 @@ impl<T> Graph<T> {
     pub fn output(&self) -> Result<ValueId> {
         self.output
             .ok_or_else(|| Error::Invalid("the graph has no output".into()))
+    }
+
+    /// Every weight tensor of the graph.
+    pub fn weights(&self) -> impl Iterator<Item = &T> {
+        self.nodes.iter().flat_map(|n| {
+            let mut ws: Vec<&T> = Vec::new();
+            match &n.op {
+                Op::Constant(t) => ws.push(t),
+                Op::Conv {
+                    weight,
+                    bias,
+                    affine,
+                    ..
+                } => {
+                    ws.push(weight);
+                    ws.extend(bias);
+                    ws.extend(affine.iter().flat_map(|(a, b)| [a, b]));
+                }
+                Op::Affine { scale, shift, .. } => ws.extend([scale, shift]),
+                Op::Linear { weight, bias, .. } => {
+                    ws.push(weight);
+                    ws.extend(bias);
+                }
+                Op::Aggregation { scale_shift, .. } | Op::PatchGather { scale_shift, .. } => {
+                    ws.extend(scale_shift.iter().flat_map(|(a, b)| [a, b]))
+                }
+                Op::Triplet { gates, .. } => {
+                    for g in gates.hw.iter().chain([&gates.cw, &gates.hc]) {
+                        ws.extend([&g.weight, &g.bias]);
+                    }
+                }
+                _ => {}
+            }
+            ws
+        })
     }
 
     /// The same graph with every weight converted by `f` (e.g. uploaded to the GPU).
@@ -226,6 +267,7 @@ impl<T> Graph<T> {
                 Ok(Node {
                     op,
                     inputs: n.inputs.clone(),
+                    name: n.name.clone(),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -234,6 +276,58 @@ impl<T> Graph<T> {
             inputs: self.inputs,
             output: self.output,
         })
+    }
+}
+
+impl<T: Shaped> Op<T> {
+    /// A short name of the op kind, for profiles.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Input(_) => "input",
+            Op::Constant(_) => "constant",
+            Op::Conv { .. } => "conv2d",
+            Op::Affine { .. } => "channel_affine",
+            Op::Unary(_) => "unary",
+            Op::Binary(_) => "binary",
+            Op::Blend(_) => "blend",
+            Op::MaxPool(_) => "max_pool",
+            Op::AvgPool(_) => "avg_pool",
+            Op::Mean(_) => "mean",
+            Op::Linear { .. } => "linear",
+            Op::Softmax(_) => "softmax",
+            Op::Concat(_) => "concat",
+            Op::SplitPart { .. } => "split",
+            Op::Reshape(_) => "reshape",
+            Op::Subtraction(_) => "subtraction",
+            Op::Aggregation { .. } => "aggregation",
+            Op::PatchGather { .. } => "patch_gather",
+            Op::Triplet { .. } => "triplet_attention",
+        }
+    }
+
+    /// Multiply-accumulates of the op's convolutions, matrix products and aggregations for
+    /// these shapes (pointwise work is not counted).
+    pub fn macs(&self, ins: &[&[usize]], out: &[usize]) -> u64 {
+        let numel = |s: &[usize]| s.iter().product::<usize>() as u64;
+        match self {
+            // Each output value sums Cin/groups · kh · kw products.
+            Op::Conv { weight, .. } => numel(out) * numel(&weight.dims()[1..]),
+            Op::Linear { weight, .. } => {
+                numel(out) * weight.dims().get(1).copied().unwrap_or(0) as u64
+            }
+            Op::Aggregation { spec, .. } => numel(out) * spec.window.taps() as u64,
+            Op::Triplet { gates, .. } => {
+                let [n, c, h, w] = match ins.first() {
+                    Some([n, c, h, w]) => [*n, *c, *h, *w].map(|v| v as u64),
+                    _ => return 0,
+                };
+                // A gate output sums 2·k² products.
+                let per_plane = |g: &Gate<T>| numel(g.weight.dims());
+                let hw = gates.hw.as_ref().map_or(0, |g| per_plane(g) * h * w);
+                n * (hw + per_plane(&gates.cw) * c * w + per_plane(&gates.hc) * h * c)
+            }
+            _ => 0,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod conv;
 pub mod elementwise;
 pub mod linear;
+pub mod peak;
 pub mod pool;
 pub mod san;
 pub mod tensor_ops;
@@ -22,6 +23,7 @@ pub fn all() -> Vec<&'static Kernel> {
         tensor_ops::KERNELS,
         linear::KERNELS,
         san::KERNELS,
+        peak::KERNELS,
     ]
     .concat()
 }

@@ -120,7 +120,7 @@ impl<'a> Builder<'a> {
         let shape = output_shape(&op, &ins, &[])
             .map_err(|e| Error::Invalid(format!("{}: {context}: {e}", self.source())))?;
         self.shapes.push(shape);
-        Ok(self.graph.push(op, inputs))
+        Ok(self.graph.push_named(op, inputs, context.to_string()))
     }
 
     pub fn finish(mut self, output: ValueId) -> Result<Graph<Tensor>> {
