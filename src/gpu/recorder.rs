@@ -225,7 +225,7 @@ impl<'g> Recorder<'g> {
         };
         for d in self.pending.drain(..) {
             let index = profiler.labels.len() as u32;
-            if index % DISPATCHES_PER_SET == 0 {
+            if index.is_multiple_of(DISPATCHES_PER_SET) {
                 profiler
                     .sets
                     .push(self.gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
