@@ -1,18 +1,18 @@
 //! A microbenchmark of the device's arithmetic peak, the yardstick of `gaze bench`.
 
-use crate::error::Result;
-use crate::gpu::{Gpu, Kernel, Recorder};
+use crate::gpu::Kernel;
 use crate::kernel;
 
 pub static FMA_PEAK: Kernel = kernel!("fma_peak", "fma_peak.wgsl");
 pub const KERNELS: &[&Kernel] = &[&FMA_PEAK];
 
-/// FLOP per invocation and loop iteration of `fma_peak.wgsl` (8 vec4 FMAs).
-const FLOP_PER_ITER: f64 = 64.0;
-
 /// Measured peak in GFLOP/s: the best of a few timed runs, each sized to take about 200 ms.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn measure_gflops(gpu: &Gpu) -> Result<f64> {
+pub fn measure_gflops(gpu: &crate::gpu::Gpu) -> crate::Result<f64> {
+    use crate::gpu::Recorder;
+    use crate::Result;
+    // FLOP per invocation and loop iteration of `fma_peak.wgsl` (8 vec4 FMAs).
+    const FLOP_PER_ITER: f64 = 64.0;
     let threads: u32 = 64 * 1024;
     let sink = gpu.empty(&[threads as usize])?;
     let run = |iters: u32| -> Result<f64> {
