@@ -6,6 +6,7 @@
 pub mod classify;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod cli;
+pub mod datasets;
 pub mod error;
 pub mod gpu;
 pub mod graph;

@@ -3,6 +3,7 @@
 mod bench;
 mod classify;
 mod devices;
+mod eval;
 mod inspect;
 mod run;
 
@@ -35,6 +36,8 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// Time a model: cold start, warm latency, per-op GPU time, GFLOP/s against the device peak.
     Bench(bench::BenchArgs),
+    /// Accuracy of a classifier over a dataset's test images (Fashion-MNIST).
+    Eval(eval::EvalArgs),
     /// List a checkpoint's tensors and the architecture they point to.
     Inspect {
         /// A .safetensors or torch.save checkpoint.
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Inspect { file } => inspect::run(file),
         Command::Classify(args) => classify::run(args, &cli.gpu_options()),
         Command::Bench(args) => bench::run(args, &cli.gpu_options()),
+        Command::Eval(args) => eval::run(args, &cli.gpu_options()),
     }
 }
 

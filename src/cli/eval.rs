@@ -1,0 +1,90 @@
+use clap::{Args, ValueEnum};
+
+use super::run::Device;
+use crate::datasets::{fashion_mnist_test, normalized_batch, FASHION_MNIST_DIR};
+use crate::error::Error;
+use crate::gpu::{Gpu, GpuOptions};
+use crate::graph::{cpu, gpu::GpuGraph};
+use crate::models;
+use crate::weights::StateDict;
+use crate::Result;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Dataset {
+    FashionMnist,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[arg(long)]
+    arch: String,
+    #[arg(long)]
+    weights: String,
+    #[arg(long, value_enum)]
+    dataset: Dataset,
+    /// Directory of the dataset files.
+    #[arg(long, default_value = FASHION_MNIST_DIR)]
+    data_dir: String,
+    #[arg(long, value_enum, default_value_t = Device::Gpu)]
+    device: Device,
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    #[arg(long = "opt")]
+    opts: Vec<String>,
+}
+
+pub fn run(args: &EvalArgs, gpu_options: &GpuOptions) -> Result<()> {
+    let Dataset::FashionMnist = args.dataset;
+    let set = fashion_mnist_test(&args.data_dir)?;
+    let total = set.labels.len();
+    let batch = args.batch.clamp(1, total.max(1));
+    let sd = StateDict::load(&args.weights)?;
+    let opts = models::parse_options(&args.opts)?;
+    let build = |n: usize| models::build(&args.arch, &sd, &[vec![n, 3, set.rows, set.cols]], &opts);
+    let gpu = match args.device {
+        Device::Gpu => Some(Gpu::new_blocking(gpu_options)?),
+        Device::Cpu => None,
+    };
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} images [{elapsed_precise}, {per_sec}]",
+        )
+        .map_err(|e| Error::Invalid(e.to_string()))?,
+    );
+    let mut correct = 0;
+    let mut models_by_size: Vec<(usize, crate::graph::Graph<crate::Tensor>, Option<GpuGraph>)> =
+        Vec::new();
+    for start in (0..total).step_by(batch) {
+        let n = batch.min(total - start);
+        if !models_by_size.iter().any(|m| m.0 == n) {
+            let graph = build(n)?;
+            let on_gpu = gpu.as_ref().map(|g| GpuGraph::new(g, &graph)).transpose()?;
+            models_by_size.push((n, graph, on_gpu));
+        }
+        let (_, graph, on_gpu) = models_by_size
+            .iter()
+            .find(|m| m.0 == n)
+            .ok_or_else(|| Error::Invalid("no model".into()))?;
+        let x = normalized_batch(&set, start..start + n, 3);
+        let logits = match (&gpu, on_gpu) {
+            (Some(g), Some(m)) => m.run_blocking(g, &[x])?,
+            _ => cpu::run(graph, &[x])?,
+        };
+        let classes = logits.numel() / n;
+        for (i, row) in logits.data().chunks_exact(classes).enumerate() {
+            let best = row
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map_or(0, |(j, _)| j);
+            correct += usize::from(best == set.labels[start + i] as usize);
+        }
+        bar.inc(n as u64);
+    }
+    bar.finish_and_clear();
+    super::say(format!(
+        "accuracy: {:.4} ({correct}/{total})",
+        correct as f64 / total as f64
+    ))
+}
