@@ -46,9 +46,9 @@ pub fn preprocess(
             "a {nw}×{nh} image cannot be center-cropped to {crop}"
         )));
     }
-    // torchvision: top = int(round((h − crop) / 2)).
-    let left = ((nw - crop) as f64 / 2.0).round() as u32;
-    let top = ((nh - crop) as f64 / 2.0).round() as u32;
+    // torchvision: top = int(round((h − crop) / 2)), and Python rounds halves to even.
+    let left = ((nw - crop) as f64 / 2.0).round_ties_even() as u32;
+    let top = ((nh - crop) as f64 / 2.0).round_ties_even() as u32;
     let c = crop as usize;
     Ok(Tensor::from_fn(&[1, 3, c, c], |i| {
         let (ch, y, x) = (i / (c * c), (i / c) % c, i % c);
@@ -100,6 +100,14 @@ mod tests {
             let got = t.data()[ch * 224 * 224 + 1000];
             assert!((got - expect(v, ch)).abs() < 1e-5, "channel {ch}: {got}");
         }
+    }
+
+    #[test]
+    fn center_crop_rounds_half_to_even_like_torchvision() {
+        // 341 − 224 = 117: torchvision starts the crop at round(58.5) = 58 (Python's rounding).
+        let img = image::RgbImage::from_fn(341, 256, |x, _| image::Rgb([(x % 256) as u8, 0, 0]));
+        let t = preprocess(&DynamicImage::ImageRgb8(img), 256, 224, [0.0; 3], [1.0; 3]).unwrap();
+        assert_eq!((t.data()[0] * 255.0).round(), 58.0);
     }
 
     #[test]
