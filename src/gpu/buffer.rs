@@ -1,7 +1,5 @@
 //! Tensors on the device, upload and readback.
 
-use wgpu::util::DeviceExt;
-
 use super::Gpu;
 use crate::error::{Error, Result};
 use crate::tensor::{numel, Tensor};
@@ -70,6 +68,25 @@ impl Gpu {
         Ok(bytes.max(4))
     }
 
+    /// A buffer holding `contents` (a multiple of 4 bytes). Written through the queue rather
+    /// than mapped at creation: on a lost device wgpu's mapped-at-creation path panics, while a
+    /// queue write only records an error that `check_lost` then reports.
+    pub(crate) fn buffer_with(
+        &self,
+        label: Option<&str>,
+        contents: &[u8],
+        usage: wgpu::BufferUsages,
+    ) -> wgpu::Buffer {
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label,
+            size: contents.len() as u64,
+            usage: usage | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.queue.write_buffer(&buffer, 0, contents);
+        buffer
+    }
+
     /// An uninitialised device tensor.
     pub fn empty(&self, shape: &[usize]) -> Result<GpuTensor> {
         let size = self.check_buffer_size(shape)?;
@@ -92,13 +109,7 @@ impl Gpu {
         } else {
             bytemuck::cast_slice(t.data())
         };
-        let buffer = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: None,
-                contents,
-                usage: STORAGE,
-            });
+        let buffer = self.buffer_with(None, contents, STORAGE);
         Ok(GpuTensor {
             buffer,
             shape: t.shape().to_vec(),

@@ -168,7 +168,11 @@ impl Gpu {
         let lost_flag = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
             if let Ok(mut slot) = lost_flag.lock() {
-                *slot = Some(format!("{reason:?}: {message}"));
+                *slot = Some(if message.is_empty() {
+                    format!("{reason:?}")
+                } else {
+                    format!("{reason:?}: {message}")
+                });
             }
         });
         Ok(Self {
@@ -210,16 +214,30 @@ impl Gpu {
         self.limits.max_storage_buffer_binding_size
     }
 
+    /// Destroys the device the way a driver reset or an unplugged GPU loses it, so tests can
+    /// check that what follows fails with the lost-device error and that a new `Gpu` works.
+    /// This `Gpu` is unusable afterwards.
+    pub fn destroy_for_test(&self) {
+        self.device.destroy();
+    }
+
     /// An error if the device was lost (a new `Gpu` can then be created) or if wgpu reported a
     /// validation or out-of-memory error since the last check.
     pub fn check_lost(&self) -> Result<()> {
-        if let Some(first) = self.errors.lock().ok().and_then(|mut l| l.drain(..).next()) {
-            return Err(Error::Gpu(first));
+        let first = self.errors.lock().ok().and_then(|mut l| l.drain(..).next());
+        // wgpu reports a destroyed device's loss only from a poll, while every call before that
+        // fails validation; poll so the loss, the cause of those errors, is what gets reported.
+        #[cfg(not(target_arch = "wasm32"))]
+        if first.is_some() {
+            let _ = self.device.poll(wgpu::PollType::Poll);
         }
-        match self.lost.lock().ok().and_then(|slot| slot.clone()) {
-            Some(reason) => Err(Error::Gpu(format!(
+        if let Some(reason) = self.lost.lock().ok().and_then(|slot| slot.clone()) {
+            return Err(Error::Gpu(format!(
                 "the GPU device was lost ({reason}); create a new session"
-            ))),
+            )));
+        }
+        match first {
+            Some(first) => Err(Error::Gpu(first)),
             None => Ok(()),
         }
     }

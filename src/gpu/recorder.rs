@@ -1,7 +1,5 @@
 //! Records the dispatches of one inference into a single command buffer.
 
-use wgpu::util::DeviceExt;
-
 use super::{Constants, Gpu, GpuTensor, Kernel};
 use crate::error::{Error, Result};
 
@@ -134,14 +132,11 @@ impl<'g> Recorder<'g> {
         // Uniform buffers are sized in 16-byte rows.
         let mut words = params.to_vec();
         words.resize(params.len().div_ceil(4).max(1) * 4, 0);
-        let uniform = self
-            .gpu
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(kernel.name),
-                contents: bytemuck::cast_slice(&words),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        let uniform = self.gpu.buffer_with(
+            Some(kernel.name),
+            bytemuck::cast_slice(&words),
+            wgpu::BufferUsages::UNIFORM,
+        );
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: uniform.as_entire_binding(),

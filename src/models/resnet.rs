@@ -71,8 +71,19 @@ pub fn build(weights: Weights, input: &[usize], cfg: ResNetCfg) -> Result<Graph<
             x = block(&mut b, x, &prefix, planes, stride, bottleneck, cfg.fusion)?;
         }
     }
+    let head_err = |map: &[usize]| {
+        Error::Invalid(format!(
+            "input {input:?} leaves a {map:?} map before fc, which expects {} features: the \
+             AvgPool2d(7) head needs a last feature map of 7 to 13 pixels per side, i.e. inputs \
+             of 193 to 416 pixels",
+            512 * expansion
+        ))
+    };
     // Triplet Attention's head is AvgPool2d(7), reproduced literally (§3.2); the others pool
     // globally.
+    if cfg.fusion == Fusion::Triplet && b.shape(x)[2..].iter().any(|&d| d < 7) {
+        return Err(head_err(&b.shape(x)[1..]));
+    }
     x = if cfg.fusion == Fusion::Triplet {
         let pool = AvgPool2d {
             kernel: 7,
@@ -90,13 +101,7 @@ pub fn build(weights: Weights, input: &[usize], cfg: ResNetCfg) -> Result<Graph<
     };
     let features: usize = b.shape(x)[1..].iter().product();
     if features != 512 * expansion {
-        return Err(Error::Invalid(format!(
-            "input {input:?} leaves a {:?} map before fc, which expects {} features: the \
-             AvgPool2d(7) head needs a last feature map of 7 to 13 pixels per side, i.e. inputs \
-             of 193 to 416 pixels",
-            &b.shape(x)[1..],
-            512 * expansion
-        )));
+        return Err(head_err(&b.shape(x)[1..]));
     }
     x = b.push(Op::Reshape(vec![features]), vec![x], "flatten")?;
     let out = b.linear(x, "fc", Activation::None)?;

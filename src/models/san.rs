@@ -275,6 +275,19 @@ pub fn build(
     const PLANES: [usize; 5] = [64, 256, 512, 1024, 2048];
     const KERNELS: [usize; 5] = [3, 7, 7, 7, 7];
     let counts = layers(depth)?;
+    // Stage s sees the input pooled 2^(s+1) times, and its k×k window is reflect-padded by k/2,
+    // which needs a map larger than the padding.
+    let smallest = (0..5)
+        .map(|s| (KERNELS[s] / 2 + 1) << (s + 1))
+        .max()
+        .unwrap_or(0);
+    if input.len() == 4 && input[2..].iter().any(|&d| d < smallest) {
+        return Err(Error::Invalid(format!(
+            "input {input:?}: SAN needs inputs of at least {smallest}×{smallest} pixels (its \
+             five 2×2 poolings shrink the map 32-fold and the last stage's 7×7 window needs a \
+             4×4 map)"
+        )));
+    }
     let (mut b, ids) = Builder::new(weights, &[input.to_vec()]);
     let relu = Activation::Relu;
     let mut x = b.conv(

@@ -88,12 +88,55 @@ fn allowed_global(module: &str, name: &str) -> Option<Global> {
     }
 }
 
+/// Deeper values than this are refused: a state dict nests a handful of levels, and dropping or
+/// copying a value recurses once per level, so a forged chain of a million one-byte TUPLE1s
+/// would otherwise overflow the stack.
+const MAX_DEPTH: u32 = 100;
+
+/// A value with the size of its tree: `depth` levels, `nodes` values in all.
+#[derive(Clone)]
+struct Slot {
+    value: Value,
+    depth: u32,
+    nodes: u64,
+}
+
+impl Slot {
+    fn leaf(value: Value) -> Self {
+        Self {
+            value,
+            depth: 0,
+            nodes: 1,
+        }
+    }
+
+    /// Depth and value count of a container holding `parts`; too deep is an error.
+    fn measure(parts: &[Slot]) -> Result<(u32, u64)> {
+        let depth = 1 + parts.iter().map(|s| s.depth).max().unwrap_or(0);
+        if depth > MAX_DEPTH {
+            return Err(fail(format!(
+                "values nested more than {MAX_DEPTH} deep; a state dict is a few levels"
+            )));
+        }
+        let nodes = parts.iter().fold(1u64, |n, s| n.saturating_add(s.nodes));
+        Ok((depth, nodes))
+    }
+}
+
+fn values(slots: Vec<Slot>) -> Vec<Value> {
+    slots.into_iter().map(|s| s.value).collect()
+}
+
 struct Machine<'a> {
     data: &'a [u8],
     pos: usize,
-    stack: Vec<Value>,
+    stack: Vec<Slot>,
     marks: Vec<usize>,
-    memo: std::collections::HashMap<u32, Value>,
+    memo: std::collections::HashMap<u32, Slot>,
+    /// Values the memo may still copy. The memo stores and hands out copies, so without a budget
+    /// a few bytes per step could double a value again and again; copies are limited to four
+    /// values per byte of the pickle (the pickles torch.save writes copy one value per two or three bytes).
+    copy_budget: u64,
 }
 
 fn fail(msg: impl Into<String>) -> Error {
@@ -130,26 +173,40 @@ impl<'a> Machine<'a> {
         ))
     }
 
-    fn pop(&mut self) -> Result<Value> {
+    fn pop(&mut self) -> Result<Slot> {
         self.stack
             .pop()
             .ok_or_else(|| fail(format!("stack underflow at byte {}", self.pos)))
     }
 
-    fn top(&mut self) -> Result<&mut Value> {
+    fn push(&mut self, value: Value) {
+        self.stack.push(Slot::leaf(value));
+    }
+
+    fn top(&mut self) -> Result<&mut Slot> {
         let pos = self.pos;
         self.stack
             .last_mut()
             .ok_or_else(|| fail(format!("stack underflow at byte {pos}")))
     }
 
-    fn pop_mark(&mut self) -> Result<Vec<Value>> {
+    fn pop_mark(&mut self) -> Result<Vec<Slot>> {
         let mark = self.marks.pop().ok_or_else(|| fail("MARK expected"))?;
         if mark > self.stack.len() {
             return Err(fail("MARK beyond the stack"));
         }
         let items = self.stack.split_off(mark);
         Ok(items)
+    }
+
+    fn push_tuple(&mut self, items: Vec<Slot>) -> Result<()> {
+        let (depth, nodes) = Slot::measure(&items)?;
+        self.stack.push(Slot {
+            value: Value::Tuple(values(items)),
+            depth,
+            nodes,
+        });
+        Ok(())
     }
 
     fn text(&mut self, n: usize) -> Result<Value> {
@@ -175,47 +232,63 @@ impl<'a> Machine<'a> {
                  tensors and dicts, and nothing in it is ever executed"
             ))
         })?;
-        self.stack.push(Value::Global(g));
+        self.push(Value::Global(g));
         Ok(())
     }
 
-    fn set_items(&mut self, items: Vec<Value>) -> Result<()> {
-        if !items.len().is_multiple_of(2) {
-            return Err(fail("SETITEMS with an odd number of items"));
-        }
-        let Value::Dict(dict) = self.top()? else {
-            return Err(fail("SETITEM on something that is not a dict"));
-        };
-        let mut it = items.into_iter();
-        while let (Some(k), Some(v)) = (it.next(), it.next()) {
-            dict.push((k, v));
-        }
-        Ok(())
-    }
-
-    fn append(&mut self, items: Vec<Value>) -> Result<()> {
-        match self.top()? {
-            Value::List(list) => {
-                list.extend(items);
+    /// Moves `items` into the dict (SETITEM/SETITEMS) or list (APPEND/APPENDS) on top of the
+    /// stack, which grows by their size.
+    fn extend_top(&mut self, items: Vec<Slot>, into_dict: bool) -> Result<()> {
+        let (depth, nodes) = Slot::measure(&items)?;
+        let top = self.top()?;
+        top.depth = top.depth.max(depth);
+        top.nodes = top.nodes.saturating_add(nodes - 1);
+        match (&mut top.value, into_dict) {
+            (Value::Dict(dict), true) => {
+                if !items.len().is_multiple_of(2) {
+                    return Err(fail("SETITEMS with an odd number of items"));
+                }
+                let mut it = values(items).into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    dict.push((k, v));
+                }
                 Ok(())
             }
-            _ => Err(fail("APPEND on something that is not a list")),
+            (Value::List(list), false) => {
+                list.extend(values(items));
+                Ok(())
+            }
+            (_, true) => Err(fail("SETITEM on something that is not a dict")),
+            (_, false) => Err(fail("APPEND on something that is not a list")),
         }
+    }
+
+    /// Pays for copying `nodes` values out of or into the memo.
+    fn charge(&mut self, nodes: u64) -> Result<()> {
+        self.copy_budget = self.copy_budget.checked_sub(nodes).ok_or_else(|| {
+            fail("the memo copies more values than the size of the pickle justifies")
+        })?;
+        Ok(())
     }
 
     fn memo_put(&mut self, key: u32) -> Result<()> {
+        let nodes = self.top()?.nodes;
+        self.charge(nodes)?;
         let v = self.top()?.clone();
         self.memo.insert(key, v);
         Ok(())
     }
 
     fn memo_get(&mut self, key: u32) -> Result<()> {
-        let v = self
+        let nodes = self
             .memo
             .get(&key)
-            .cloned()
+            .map(|s| s.nodes)
             .ok_or_else(|| fail(format!("memo {key} is missing")))?;
-        self.stack.push(v);
+        self.charge(nodes)?;
+        if let Some(v) = self.memo.get(&key).cloned() {
+            self.stack.push(v);
+        }
         Ok(())
     }
 
@@ -230,25 +303,25 @@ impl<'a> Machine<'a> {
                 0x95 => {
                     self.u64()?;
                 }
-                b'.' => return self.pop(),
-                b'}' => self.stack.push(Value::Dict(Vec::new())),
-                b']' => self.stack.push(Value::List(Vec::new())),
-                b')' => self.stack.push(Value::Tuple(Vec::new())),
+                b'.' => return Ok(self.pop()?.value),
+                b'}' => self.push(Value::Dict(Vec::new())),
+                b']' => self.push(Value::List(Vec::new())),
+                b')' => self.push(Value::Tuple(Vec::new())),
                 b'(' => self.marks.push(self.stack.len()),
-                b'N' => self.stack.push(Value::None),
-                0x88 => self.stack.push(Value::Bool(true)),
-                0x89 => self.stack.push(Value::Bool(false)),
+                b'N' => self.push(Value::None),
+                0x88 => self.push(Value::Bool(true)),
+                0x89 => self.push(Value::Bool(false)),
                 b'J' => {
                     let v = self.u32()? as i32;
-                    self.stack.push(Value::Int(v as i64));
+                    self.push(Value::Int(v as i64));
                 }
                 b'K' => {
                     let v = self.u8()?;
-                    self.stack.push(Value::Int(v as i64));
+                    self.push(Value::Int(v as i64));
                 }
                 b'M' => {
                     let v = self.u16()?;
-                    self.stack.push(Value::Int(v as i64));
+                    self.push(Value::Int(v as i64));
                 }
                 0x8a => {
                     let n = self.u8()? as usize;
@@ -262,32 +335,32 @@ impl<'a> Machine<'a> {
                         [0; 8]
                     };
                     buf[..n].copy_from_slice(bytes);
-                    self.stack.push(Value::Int(i64::from_le_bytes(buf)));
+                    self.push(Value::Int(i64::from_le_bytes(buf)));
                 }
                 b'G' => {
                     let b = self.take(8)?;
                     let v = f64::from_be_bytes(b.try_into().map_err(|_| fail("bad float"))?);
-                    self.stack.push(Value::Float(v));
+                    self.push(Value::Float(v));
                 }
                 b'X' => {
                     let n = self.u32()? as usize;
                     let v = self.text(n)?;
-                    self.stack.push(v);
+                    self.push(v);
                 }
                 0x8c => {
                     let n = self.u8()? as usize;
                     let v = self.text(n)?;
-                    self.stack.push(v);
+                    self.push(v);
                 }
                 b'C' => {
                     let n = self.u8()? as usize;
                     let v = self.take(n)?.to_vec();
-                    self.stack.push(Value::Bytes(v));
+                    self.push(Value::Bytes(v));
                 }
                 b'B' => {
                     let n = self.u32()? as usize;
                     let v = self.take(n)?.to_vec();
-                    self.stack.push(Value::Bytes(v));
+                    self.push(Value::Bytes(v));
                 }
                 b'q' => {
                     let k = self.u8()? as u32;
@@ -311,7 +384,7 @@ impl<'a> Machine<'a> {
                 }
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items));
+                    self.push_tuple(items)?;
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -319,24 +392,24 @@ impl<'a> Machine<'a> {
                         return Err(fail("stack underflow in TUPLE"));
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.stack.push(Value::Tuple(items));
+                    self.push_tuple(items)?;
                 }
                 b's' => {
                     let v = self.pop()?;
                     let k = self.pop()?;
-                    self.set_items(vec![k, v])?;
+                    self.extend_top(vec![k, v], true)?;
                 }
                 b'u' => {
                     let items = self.pop_mark()?;
-                    self.set_items(items)?;
+                    self.extend_top(items, true)?;
                 }
                 b'a' => {
                     let v = self.pop()?;
-                    self.append(vec![v])?;
+                    self.extend_top(vec![v], false)?;
                 }
                 b'e' => {
                     let items = self.pop_mark()?;
-                    self.append(items)?;
+                    self.extend_top(items, false)?;
                 }
                 b'c' => {
                     let module = self.line()?;
@@ -344,28 +417,34 @@ impl<'a> Machine<'a> {
                     self.global(module, name)?;
                 }
                 0x93 => {
-                    let (name, module) = (self.pop()?, self.pop()?);
+                    let (name, module) = (self.pop()?.value, self.pop()?.value);
                     match (module, name) {
                         (Value::Str(m), Value::Str(n)) => self.global(&m, &n)?,
                         _ => return Err(fail("STACK_GLOBAL needs two strings")),
                     }
                 }
                 b'Q' => {
-                    let pid = self.pop()?;
+                    let pid = self.pop()?.value;
                     let storage = persistent_storage(pid)?;
-                    self.stack.push(storage);
+                    self.push(storage);
                 }
                 b'R' => {
                     let args = self.pop()?;
-                    let callable = self.pop()?;
-                    let v = reduce(callable, args)?;
-                    self.stack.push(v);
+                    let callable = self.pop()?.value;
+                    // The result holds at most what the arguments held.
+                    let (depth, nodes) = (args.depth, args.nodes);
+                    let value = reduce(callable, args.value)?;
+                    self.stack.push(Slot {
+                        value,
+                        depth,
+                        nodes,
+                    });
                 }
                 b'b' => {
                     // The state of an OrderedDict (a state_dict's `_metadata`) or of a tensor
                     // (empty): neither changes a value gaze reads.
                     let _state = self.pop()?;
-                    match self.top()? {
+                    match self.top()?.value {
                         Value::Dict(_) | Value::Tensor(_) => {}
                         _ => return Err(fail("BUILD on an object gaze does not rebuild")),
                     }
@@ -452,6 +531,7 @@ pub fn load(data: &[u8]) -> Result<Value> {
         stack: Vec::new(),
         marks: Vec::new(),
         memo: Default::default(),
+        copy_budget: (data.len() as u64).saturating_mul(4).saturating_add(1024),
     }
     .run()
 }
