@@ -1,11 +1,12 @@
-//! Convolution kernel against the CPU reference, and BatchNorm folding.
+//! Convolution kernels (GEMM, depthwise, general implicit GEMM and every tile of the GEMM-shaped
+//! ones) against the CPU reference, the routing between them, and BatchNorm folding.
 
 mod common;
 
 use common::Rng;
 use common::*;
 use gaze::gpu::{Gpu, GpuOptions, GpuTensor, LimitOverrides, Recorder};
-use gaze::kernels::conv as gpu_conv;
+use gaze::kernels::conv::{self as gpu_conv, ConvKernel, Tile};
 use gaze::ops::conv::{fold_batchnorm, BatchNorm, Conv2d, Epilogue};
 use gaze::ops::Activation;
 use gaze::reference::conv as cpu;
@@ -122,7 +123,12 @@ fn check(label: &str, seed: u64, x: &[usize], w: &[usize], spec: &Conv2d, parts:
     check_on(gpu(), label, seed, x, w, spec, parts);
 }
 
-/// A geometry of the table: channels, kernel, conv parameters, whether it also runs on 224².
+const GEMM: &str = "conv2d_gemm";
+const DEPTHWISE: &str = "conv2d_depthwise";
+const GENERAL: &str = "conv2d_general";
+
+/// A geometry of the table: channels, kernel, conv parameters, whether it also runs on 224²,
+/// and the kernel it must be routed to.
 struct Geometry {
     name: &'static str,
     cin: usize,
@@ -130,16 +136,18 @@ struct Geometry {
     k: (usize, usize),
     spec: Conv2d,
     large: bool,
+    kernel: &'static str,
 }
 
 fn geometries() -> Vec<Geometry> {
-    let g = |name, cin, cout, k, spec, large| Geometry {
+    let g = |name, cin, cout, k, spec, large, kernel| Geometry {
         name,
         cin,
         cout,
         k,
         spec,
         large,
+        kernel,
     };
     let mut non_square = Conv2d::new(1, 0);
     non_square.padding = (0, 1);
@@ -147,51 +155,127 @@ fn geometries() -> Vec<Geometry> {
     mixed.stride = (2, 1);
     mixed.dilation = (1, 2);
     mixed.padding = (2, 4);
+    let mut dw_uneven_pad = Conv2d::new(1, 0).with_groups(6);
+    dw_uneven_pad.padding = (2, 1);
+    let mut dw_mixed_stride = Conv2d::new(1, 1).with_groups(6);
+    dw_mixed_stride.stride = (2, 1);
+    let grouped = |groups: usize, s, p| Conv2d::new(s, p).with_groups(groups);
     vec![
-        g("stem 7×7 s2 p3", 3, 12, (7, 7), Conv2d::new(2, 3), true),
-        g("3×3 s1 p1", 5, 7, (3, 3), Conv2d::new(1, 1), true),
-        g("3×3 s2 p1", 7, 12, (3, 3), Conv2d::new(2, 1), false),
-        g("1×1 s1", 12, 5, (1, 1), Conv2d::new(1, 0), true),
-        g("1×1 s2", 5, 12, (1, 1), Conv2d::new(2, 0), false),
+        g(
+            "stem 7×7 s2 p3",
+            3,
+            12,
+            (7, 7),
+            Conv2d::new(2, 3),
+            true,
+            GENERAL,
+        ),
+        g("3×3 s1 p1", 5, 7, (3, 3), Conv2d::new(1, 1), true, GENERAL),
+        g(
+            "3×3 s2 p1",
+            7,
+            12,
+            (3, 3),
+            Conv2d::new(2, 1),
+            false,
+            GENERAL,
+        ),
+        g(
+            "3×3 s1 p1 wide",
+            9,
+            61,
+            (3, 3),
+            Conv2d::new(1, 1),
+            false,
+            GENERAL,
+        ),
+        g("1×1 s1", 12, 5, (1, 1), Conv2d::new(1, 0), true, GEMM),
+        g(
+            "1×1 s1 wide",
+            20,
+            61,
+            (1, 1),
+            Conv2d::new(1, 0),
+            false,
+            GEMM,
+        ),
+        g("1×1 s2", 5, 12, (1, 1), Conv2d::new(2, 0), false, GENERAL),
+        g("1×1 p1", 5, 6, (1, 1), Conv2d::new(1, 1), false, GENERAL),
+        g(
+            "1×1 g2",
+            6,
+            4,
+            (1, 1),
+            Conv2d::new(1, 0).with_groups(2),
+            false,
+            GENERAL,
+        ),
         g(
             "dw 3×3 s1",
             12,
             12,
             (3, 3),
-            Conv2d::new(1, 1).with_groups(12),
+            grouped(12, 1, 1),
             true,
+            DEPTHWISE,
+        ),
+        g("dw 3×3 s2", 7, 7, (3, 3), grouped(7, 2, 1), true, DEPTHWISE),
+        g(
+            "dw 3×3 s2 p2",
+            5,
+            5,
+            (3, 3),
+            grouped(5, 2, 2),
+            false,
+            DEPTHWISE,
         ),
         g(
-            "dw 3×3 s2",
-            7,
-            7,
+            "dw 3×3 p(2,1)",
+            6,
+            6,
             (3, 3),
-            Conv2d::new(2, 1).with_groups(7),
+            dw_uneven_pad,
             false,
+            DEPTHWISE,
         ),
         g(
-            "dw ×2 3×3",
-            4,
-            8,
+            "dw 3×3 s(2,1)",
+            6,
+            6,
             (3, 3),
-            Conv2d::new(1, 1).with_groups(4),
+            dw_mixed_stride,
             false,
+            GENERAL,
         ),
+        g("dw 3×3 s3", 5, 5, (3, 3), grouped(5, 3, 1), false, GENERAL),
+        g(
+            "dw 3×3 d2",
+            5,
+            5,
+            (3, 3),
+            grouped(5, 1, 2).with_dilation(2),
+            false,
+            GENERAL,
+        ),
+        g("dw 5×5 p2", 5, 5, (5, 5), grouped(5, 1, 2), false, GENERAL),
+        g("dw ×2 3×3", 4, 8, (3, 3), grouped(4, 1, 1), false, GENERAL),
         g(
             "grouped 3×3 g4",
             12,
             8,
             (3, 3),
-            Conv2d::new(1, 1).with_groups(4),
+            grouped(4, 1, 1),
             false,
+            GENERAL,
         ),
         g(
             "grouped 3×3 g32",
             64,
             64,
             (3, 3),
-            Conv2d::new(1, 1).with_groups(32),
+            grouped(32, 1, 1),
             false,
+            GENERAL,
         ),
         g(
             "dilated 3×3 d2 p2",
@@ -200,11 +284,25 @@ fn geometries() -> Vec<Geometry> {
             (3, 3),
             Conv2d::new(1, 2).with_dilation(2),
             true,
+            GENERAL,
         ),
-        g("1×3 p(0,1)", 3, 5, (1, 3), non_square, false),
-        g("3×5 mixed", 3, 19, (3, 5), mixed, false),
-        g("gate 2→1 7×7", 2, 1, (7, 7), Conv2d::new(1, 3), false),
+        g("1×3 p(0,1)", 3, 5, (1, 3), non_square, false, GENERAL),
+        g("3×5 mixed", 3, 19, (3, 5), mixed, false, GENERAL),
+        g(
+            "gate 2→1 7×7",
+            2,
+            1,
+            (7, 7),
+            Conv2d::new(1, 3),
+            false,
+            GENERAL,
+        ),
     ]
+}
+
+/// The name of the kernel `conv2d` picks.
+fn routed(x: &[usize], w: &[usize], spec: &Conv2d) -> &'static str {
+    gpu_conv::kernel_for(x, w, spec).unwrap().kernel().name
 }
 
 #[test]
@@ -217,6 +315,7 @@ fn geometry_table() {
                 continue;
             }
             let x = [n, geo.cin, h, wd];
+            assert_eq!(routed(&x, &w, &geo.spec), geo.kernel, "{}: {x:?}", geo.name);
             check(geo.name, i as u64, &x, &w, &geo.spec, PLAIN);
         }
     }
@@ -245,34 +344,113 @@ fn one_by_one_with_and_without_bias() {
     }
 }
 
+/// Every operand combination with every activation before and after the residual, on each
+/// of the three kernels (each has its own copy of the epilogue).
 #[test]
 fn every_epilogue_combination() {
     let x = [2, 5, 7, 5];
-    let w = [7, 5, 3, 3];
+    let cases = [
+        (GEMM, [7, 5, 1, 1], Conv2d::new(1, 0)),
+        (DEPTHWISE, [5, 1, 3, 3], Conv2d::new(1, 1).with_groups(5)),
+        (GENERAL, [7, 5, 3, 3], Conv2d::new(1, 1)),
+    ];
     let mut seed = 100;
-    for bias in [false, true] {
-        for affine in [false, true] {
-            for residual in [false, true] {
-                let parts = Parts {
-                    bias,
-                    affine,
-                    residual,
-                };
-                let posts: &[Activation] = if residual {
-                    &Activation::ALL
-                } else {
-                    &[Activation::None]
-                };
-                for act in Activation::ALL {
-                    for &post in posts {
-                        let spec = Conv2d::new(1, 1).with_act(act).with_post_act(post);
-                        seed += 1;
-                        check("epilogue", seed, &x, &w, &spec, parts);
+    for (kernel, w, geometry) in cases {
+        assert_eq!(routed(&x, &w, &geometry), kernel);
+        for bias in [false, true] {
+            for affine in [false, true] {
+                for residual in [false, true] {
+                    let parts = Parts {
+                        bias,
+                        affine,
+                        residual,
+                    };
+                    let posts: &[Activation] = if residual {
+                        &Activation::ALL
+                    } else {
+                        &[Activation::None]
+                    };
+                    for act in Activation::ALL {
+                        for &post in posts {
+                            let spec = geometry.with_act(act).with_post_act(post);
+                            seed += 1;
+                            check(kernel, seed, &x, &w, &spec, parts);
+                        }
                     }
                 }
             }
         }
     }
+}
+
+const ALL_PARTS: Parts = Parts {
+    bias: true,
+    affine: true,
+    residual: true,
+};
+
+/// Finds an input `[n, 6, h, w]` and a channel count for which the launcher picks `tile`: the
+/// most channels (up to 64) that give it, so every channel quad of the tile is stored.
+fn shapes_for(
+    tile: Tile,
+    weight: impl Fn(usize) -> [usize; 4],
+    spec: &Conv2d,
+) -> ([usize; 4], [usize; 4]) {
+    let inputs = [(1, 1, 1), (3, 1, 11), (1, 5, 13), (2, 3, 7), (1, 1, 9)];
+    for (n, h, w) in inputs {
+        let x = [n, 6, h, w];
+        let found = (1..=64).rev().map(&weight).find(|wt| {
+            let plan = gpu_conv::kernel_for(&x, wt, spec).unwrap();
+            plan == ConvKernel::Gemm(tile) || plan == ConvKernel::General(tile)
+        });
+        if let Some(wt) = found {
+            return (x, wt);
+        }
+    }
+    panic!("no shape makes the launcher pick {tile:?} for {spec:?}");
+}
+
+/// Every tile of the two GEMM-shaped kernels, reached through shapes that make the launcher
+/// choose it.
+#[test]
+fn every_tile_of_the_gemm_kernels() {
+    let gemm = Conv2d::new(1, 0)
+        .with_act(Activation::HSwish)
+        .with_post_act(Activation::Relu);
+    let general = Conv2d {
+        padding: (1, 1),
+        ..gemm.with_groups(2)
+    };
+    let mut seed = 400;
+    for channels in [1, 2, 4, 8] {
+        for pixels in [1, 2, 4] {
+            let tile = Tile { channels, pixels };
+            let (x, wt) = shapes_for(tile, |c| [c, 6, 1, 1], &gemm);
+            assert_eq!(routed(&x, &wt, &gemm), GEMM);
+            seed += 1;
+            check("gemm tile", seed, &x, &wt, &gemm, ALL_PARTS);
+
+            let (x, wt) = shapes_for(tile, |c| [2 * c, 3, 3, 3], &general);
+            assert_eq!(routed(&x, &wt, &general), GENERAL);
+            seed += 1;
+            check("general tile", seed, &x, &wt, &general, ALL_PARTS);
+        }
+    }
+}
+
+/// The tiles the launcher picks for the layers that dominate the networks: the largest
+/// almost everywhere (it measured fastest on all of them), fewer pixels on 1×1 maps, fewer
+/// channels where a layer has few.
+#[test]
+fn tiles_of_network_layers() {
+    let tile = |channels, pixels| Tile { channels, pixels };
+    assert_eq!(Tile::choose(64, 1, 56 * 56, 256), tile(8, 4));
+    assert_eq!(Tile::choose(64, 1, 56 * 56, 64 * 9), tile(8, 4));
+    assert_eq!(Tile::choose(512, 1, 7 * 7, 512 * 9), tile(8, 4));
+    assert_eq!(Tile::choose(160, 1, 7 * 7, 960), tile(8, 4));
+    assert_eq!(Tile::choose(64, 1, 1, 64), tile(8, 1));
+    assert_eq!(Tile::choose(16, 1, 112 * 112, 32), tile(4, 4));
+    assert_eq!(Tile::choose(1, 1, 56 * 56, 2 * 49), tile(1, 4));
 }
 
 #[test]
@@ -399,19 +577,101 @@ proptest! {
     }
 }
 
-/// Dispatches past 65,535 workgroups: depthwise keeps one channel per invocation, so
-/// 2·10·480·480 = 4.6 M invocations need a 2-D grid.
+/// Random depthwise 3×3 convs of the shapes `conv2d_depthwise` takes: any size, padding 0..=3
+/// on each axis, stride 1 or 2, any epilogue.
+fn depthwise_case(
+) -> impl Strategy<Value = (usize, usize, usize, usize, usize, (usize, usize), u64)> {
+    (
+        1..=3usize,
+        1..=9usize,
+        1..=30usize,
+        1..=30usize,
+        1..=2usize,
+        (0..=3usize, 0..=3usize),
+        any::<u64>(),
+    )
+}
+
+/// Random 1×1 convs of the shapes `conv2d_gemm` takes.
+fn gemm_case() -> impl Strategy<Value = (usize, usize, usize, usize, usize, u64)> {
+    (
+        1..=3usize,
+        1..=40usize,
+        1..=40usize,
+        1..=20usize,
+        1..=20usize,
+        any::<u64>(),
+    )
+}
+
+/// Operand parts and activations from a seed, so each case also draws its epilogue.
+fn random_epilogue(seed: u64, geometry: Conv2d) -> (Conv2d, Parts) {
+    let mut rng = Rng::new(seed);
+    let residual = rng.below(2) == 1;
+    let parts = Parts {
+        bias: rng.below(2) == 1,
+        affine: rng.below(2) == 1,
+        residual,
+    };
+    let act = Activation::ALL[rng.below(Activation::ALL.len())];
+    let post = if residual {
+        Activation::ALL[rng.below(Activation::ALL.len())]
+    } else {
+        Activation::None
+    };
+    (geometry.with_act(act).with_post_act(post), parts)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 24,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0xd3e7),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn random_depthwise((n, c, h, w, stride, padding, seed) in depthwise_case()) {
+        let mut geometry = Conv2d::new(stride, 0).with_groups(c);
+        geometry.padding = padding;
+        let x = [n, c, h + 2, w + 2];
+        let wt = [c, 1, 3, 3];
+        prop_assert_eq!(routed(&x, &wt, &geometry), DEPTHWISE);
+        let (spec, parts) = random_epilogue(seed, geometry);
+        check("random depthwise", seed, &x, &wt, &spec, parts);
+    }
+
+    #[test]
+    fn random_gemm((n, cin, cout, h, w, seed) in gemm_case()) {
+        let x = [n, cin, h, w];
+        let wt = [cout, cin, 1, 1];
+        let geometry = Conv2d::new(1, 0);
+        prop_assert_eq!(routed(&x, &wt, &geometry), GEMM);
+        let (spec, parts) = random_epilogue(seed, geometry);
+        check("random 1×1", seed, &x, &wt, &spec, parts);
+    }
+}
+
+/// Large planes: the depthwise kernel slides 20 strips of 24 rows down each 480-row plane, and
+/// the 1×1 GEMM spreads 2·480² pixels over hundreds of workgroups.
 #[test]
-fn large_planes_over_a_two_dimensional_grid() {
+fn large_planes() {
     let x = [2, 10, 480, 480];
-    let rec = Recorder::new(gpu());
-    assert!(rec.grid((x[0] * x[1] * x[2] * x[3]) as u64).unwrap()[1] > 1);
     let spec = Conv2d::new(1, 1).with_groups(10).with_act(Activation::Relu);
+    let w = [10, 1, 3, 3];
+    assert_eq!(
+        gpu_conv::kernel_for(&x, &w, &spec).unwrap(),
+        ConvKernel::Depthwise { stride: 1 }
+    );
     let parts = Parts {
         bias: true,
         ..PLAIN
     };
-    check("2-D grid", 40, &x, &[10, 1, 3, 3], &spec, parts);
+    check("large depthwise", 40, &x, &w, &spec, parts);
+    let w = [3, 10, 1, 1];
+    let spec = Conv2d::new(1, 0).with_act(Activation::Relu6);
+    assert_eq!(routed(&x, &w, &spec), GEMM);
+    check("large 1×1", 42, &x, &w, &spec, parts);
 }
 
 #[test]
@@ -424,24 +684,28 @@ fn batch_split_when_tensors_exceed_a_binding() {
         ..Default::default()
     };
     let g = Gpu::new_blocking(&options).expect("GPU tests need an adapter (lavapipe in CI)");
-    // 64 kB input and 96 kB residual/output per image, 3 images: split into single images.
+    // 64 kB input and 64 or 96 kB residual/output per image, 3 images: split into single
+    // images, on each kernel.
     let spec = Conv2d::new(1, 1)
         .with_act(Activation::Relu)
         .with_post_act(Activation::Relu6);
-    let all = Parts {
-        bias: true,
-        affine: true,
-        residual: true,
-    };
-    check_on(
-        &g,
-        "split batch",
-        41,
-        &[3, 4, 64, 64],
-        &[6, 4, 3, 3],
-        &spec,
-        all,
-    );
+    let x = [3, 4, 64, 64];
+    let cases = [
+        (GENERAL, [6, 4, 3, 3], spec),
+        (
+            GEMM,
+            [6, 4, 1, 1],
+            Conv2d {
+                padding: (0, 0),
+                ..spec
+            },
+        ),
+        (DEPTHWISE, [4, 1, 3, 3], spec.with_groups(4)),
+    ];
+    for (seed, (kernel, w, spec)) in (41..).zip(cases) {
+        assert_eq!(routed(&x, &w, &spec), kernel);
+        check_on(&g, kernel, seed, &x, &w, &spec, ALL_PARTS);
+    }
 }
 
 fn bn(rng: &mut Rng, c: usize) -> BatchNorm {

@@ -1,24 +1,143 @@
-//! The direct convolution kernel with its fused epilogue (`shaders/conv2d.wgsl`).
+//! Convolution launchers with the fused epilogue: a GEMM for 1×1 convs, a sliding-window kernel
+//! for 3×3 depthwise convs and a register-blocked implicit GEMM for everything else
+//! (`shaders/conv2d_{gemm,depthwise,general}.wgsl`).
+//!
+//! On lavapipe a storage load or store costs as much as dozens of FMAs (llvmpipe runs 8
+//! invocations per SIMD batch but fetches memory lane by lane), so every kernel keeps a tile of
+//! outputs in registers and reuses each loaded value many times; the tile shape is picked per
+//! conv from the tensor shapes (`Tile::choose`). `examples/conv_layers.rs` measures them.
 
 use super::{expect_shape, u32_param};
-use crate::error::Result;
+use crate::error::{shape_err, Error, Result};
 use crate::gpu::{GpuTensor, Kernel, Recorder};
 use crate::kernel;
 use crate::ops::conv::{Conv2d, Epilogue};
 
-pub static CONV2D: Kernel = kernel!("conv2d", "conv2d.wgsl");
-pub const KERNELS: &[&Kernel] = &[&CONV2D];
+pub static CONV2D_GEMM: Kernel = kernel!("conv2d_gemm", "conv2d_gemm.wgsl");
+pub static CONV2D_DEPTHWISE: Kernel = kernel!("conv2d_depthwise", "conv2d_depthwise.wgsl");
+pub static CONV2D_GENERAL: Kernel = kernel!("conv2d_general", "conv2d_general.wgsl");
+pub const KERNELS: &[&Kernel] = &[&CONV2D_GEMM, &CONV2D_DEPTHWISE, &CONV2D_GENERAL];
 
 const OP: &str = "conv2d";
 
-/// Output channels one invocation computes (`OT` in the shader, at most its `MAX_OT` = 8):
-/// as many as the group has, so depthwise convs waste no lanes.
-fn channels_per_invocation(cout_g: usize) -> usize {
-    match cout_g {
-        0 | 1 => 1,
-        2 | 3 => 2,
-        4..=7 => 4,
-        _ => 8,
+/// Invocations per workgroup of the three kernels (`@workgroup_size(64)`).
+const LANES: usize = 64;
+
+/// Depthwise strips are at most this many output rows: taller strips reload fewer rows at
+/// their top, shorter ones give more invocations to spread over the cores.
+const MAX_STRIP_ROWS: usize = 24;
+
+/// The kernel a conv runs on, with its specialization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvKernel {
+    /// 1×1, stride 1, no padding, one group: `conv2d_gemm` with this tile.
+    Gemm(Tile),
+    /// 3×3, groups = Cin = Cout, dilation 1, the same stride (1 or 2) on both axes:
+    /// `conv2d_depthwise`.
+    Depthwise { stride: usize },
+    /// Everything else: `conv2d_general` with this tile.
+    General(Tile),
+}
+
+impl ConvKernel {
+    /// Routes a conv by its geometry. `weight` must have passed `Conv2d::output_shape` with
+    /// `out` the shape it gave.
+    fn plan(weight: &[usize], out: &[usize], spec: &Conv2d) -> Self {
+        let (cout, cin_g, kh, kw) = (weight[0], weight[1], weight[2], weight[3]);
+        let pixels = out[0].saturating_mul(out[2]).saturating_mul(out[3]);
+        let unit = |v: (usize, usize)| v == (1, 1);
+        let stride = spec.stride;
+        if (kh, kw) == (1, 1) && unit(stride) && spec.padding == (0, 0) && spec.groups == 1 {
+            Self::Gemm(Tile::choose(cout, 1, pixels, cin_g))
+        } else if (kh, kw) == (3, 3)
+            && cin_g == 1
+            && spec.groups == cout
+            && unit(spec.dilation)
+            && stride.0 == stride.1
+            && (stride.0 == 1 || stride.0 == 2)
+        {
+            Self::Depthwise { stride: stride.0 }
+        } else {
+            let groups = spec.groups;
+            Self::General(Tile::choose(cout / groups, groups, pixels, cin_g * kh * kw))
+        }
+    }
+
+    pub fn kernel(self) -> &'static Kernel {
+        match self {
+            Self::Gemm(_) => &CONV2D_GEMM,
+            Self::Depthwise { .. } => &CONV2D_DEPTHWISE,
+            Self::General(_) => &CONV2D_GENERAL,
+        }
+    }
+
+    fn constants(self) -> Vec<(&'static str, f64)> {
+        match self {
+            Self::Gemm(tile) | Self::General(tile) => {
+                vec![("RO_G", tile.channels as f64), ("RP_Q", tile.pixels as f64)]
+            }
+            Self::Depthwise { stride } => vec![("S", stride as f64)],
+        }
+    }
+}
+
+/// The kernel (and tile) `conv2d` runs for this input, weight and geometry; an error for
+/// shapes it rejects.
+pub fn kernel_for(input: &[usize], weight: &[usize], spec: &Conv2d) -> Result<ConvKernel> {
+    let out = spec.output_shape(input, weight)?;
+    Ok(ConvKernel::plan(weight, &out, spec))
+}
+
+/// Output tile of one invocation of the GEMM-shaped kernels: 4·`channels` output channels ×
+/// 4·`pixels` output pixels (`RO_G` ∈ {1, 2, 4, 8} × `RP_Q` ∈ {1, 2, 4} in the shaders).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tile {
+    pub channels: usize,
+    pub pixels: usize,
+}
+
+impl Tile {
+    /// The tile with the least estimated cost for `groups` groups of `cout_g` output channels,
+    /// `pixels` output pixels in all and `reduction` (= Cin/groups · kh · kw) products per
+    /// output. Per invocation, each reduction step loads 4·(channels + pixels) values and the
+    /// tile stores 16·channels·pixels outputs; llvmpipe fetches and stores lane by lane, so
+    /// these cost per active invocation. The FMAs cost per 8-wide SIMD batch of invocations
+    /// (llvmpipe's width), whether every lane has work or not. Big tiles reuse each load more;
+    /// small ones waste less on small layers.
+    pub fn choose(cout_g: usize, groups: usize, pixels: usize, reduction: usize) -> Self {
+        let tiles = [8, 4, 2, 1]
+            .into_iter()
+            .flat_map(|channels| [4, 2, 1].map(|pixels| Tile { channels, pixels }));
+        let cost = |t: &Tile| {
+            let blocks = groups.saturating_mul(cout_g.div_ceil(4 * t.channels));
+            blocks.saturating_mul(t.block_cost(pixels, reduction))
+        };
+        tiles.min_by_key(cost).unwrap_or(Tile {
+            channels: 8,
+            pixels: 4,
+        })
+    }
+
+    /// The estimated cost of one block of 4·channels output channels over `pixels` pixels, in
+    /// 8-wide FMAs.
+    fn block_cost(self, pixels: usize, reduction: usize) -> usize {
+        // One value loaded or stored by one invocation costs about as much as this many 8-wide
+        // FMAs on lavapipe.
+        const MEMORY: usize = 6;
+        let lanes = pixels.div_ceil(4 * self.pixels);
+        let batches = lanes.div_ceil(8);
+        let outputs = 16 * self.channels * self.pixels;
+        let loads = reduction.saturating_mul(4 * (self.channels + self.pixels));
+        let memory = lanes
+            .saturating_mul(MEMORY)
+            .saturating_mul(loads.saturating_add(outputs));
+        let fmas = batches.saturating_mul(reduction).saturating_mul(outputs);
+        memory.saturating_add(fmas)
+    }
+
+    /// The 4×4 blocks of one tile.
+    fn blocks(self) -> usize {
+        self.channels * self.pixels
     }
 }
 
@@ -34,78 +153,149 @@ pub fn conv2d(
 ) -> Result<()> {
     let shape = spec.check(x, w, ep)?;
     expect_shape(OP, out, &shape)?;
-    let ot = channels_per_invocation(shape[1] / spec.groups);
-    let constants = [
-        ("OT", ot as f64),
-        ("HAS_BIAS", flag(ep.bias.is_some())),
-        ("HAS_AFFINE", flag(ep.affine.is_some())),
-        ("HAS_RESIDUAL", flag(ep.residual.is_some())),
-        ("ACT", spec.act.code() as f64),
-        ("POST_ACT", spec.post_act.code() as f64),
-    ];
+    let plan = ConvKernel::plan(w.shape(), &shape, spec);
     let mut inputs = vec![x];
     inputs.extend(ep.residual);
     rec.batched(&inputs, out, |rec, ins, out| {
-        let params = params(ins[0].shape(), w.shape(), out.shape(), spec, ot)?;
-        let grid = rec.grid(params[0] as u64)?;
-        // Absent operands bind the (read-only) weights; the shader never reads them.
+        let input = ins[0].shape();
+        let epilogue = epilogue_words(ep, spec);
+        let (params, grid) = match plan {
+            ConvKernel::Gemm(tile) => gemm_launch(rec, input, w.shape(), out.shape(), tile)?,
+            ConvKernel::Depthwise { .. } => depthwise_launch(rec, input, out.shape(), spec)?,
+            ConvKernel::General(tile) => {
+                general_launch(rec, input, w.shape(), out.shape(), spec, tile)?
+            }
+        };
+        let params = words(&[&params[..], &epilogue[..]].concat())?;
+        // Absent operands bind the (read-only) weights; the flags keep the shader off them.
         let bias = ep.bias.unwrap_or(w);
         let (scale, shift) = ep.affine.unwrap_or((w, w));
         let residual = ins.get(1).copied().unwrap_or(w);
         let buffers = [ins[0], w, bias, scale, shift, residual, out];
-        rec.dispatch(&CONV2D, &constants, &params, &buffers, grid)
+        rec.dispatch(plan.kernel(), &plan.constants(), &params, &buffers, grid)
     })
 }
 
-fn flag(on: bool) -> f64 {
-    if on {
-        1.0
-    } else {
-        0.0
-    }
+/// The kernel-specific leading words of a dispatch's `Params` (the epilogue words follow) and
+/// its workgroup counts.
+type Launch = (Vec<usize>, [u32; 3]);
+
+/// The epilogue words that end every kernel's `Params`: which operands exist, act, post_act.
+/// They are parameters rather than specialization constants so that one pipeline per tile
+/// serves every epilogue (these kernels take long to compile on lavapipe).
+fn epilogue_words(ep: &Epilogue<GpuTensor>, spec: &Conv2d) -> [usize; 3] {
+    let flags = usize::from(ep.bias.is_some())
+        | usize::from(ep.affine.is_some()) << 1
+        | usize::from(ep.residual.is_some()) << 2;
+    [
+        flags,
+        spec.act.code() as usize,
+        spec.post_act.code() as usize,
+    ]
 }
 
-/// The shader's `Params`, in its field order.
-fn params(
+fn words(values: &[usize]) -> Result<Vec<u32>> {
+    values.iter().map(|&v| u32_param(OP, v)).collect()
+}
+
+/// Workgroups for `pixels` output pixels in tiles of `tile` (x, spilling into z past the
+/// per-dimension limit) × `blocks` channel blocks (y).
+fn tiled_grid(rec: &Recorder, pixels: usize, tile: Tile, blocks: usize) -> Result<[u32; 3]> {
+    let groups = pixels.div_ceil(4 * tile.pixels).div_ceil(LANES);
+    let max = (rec.gpu().limits().max_compute_workgroups_per_dimension as usize).max(1);
+    let (x, z) = (groups.min(max), groups.div_ceil(max));
+    if z > max || blocks > max {
+        return Err(Error::Limit {
+            what: format!("a conv dispatch of {groups} × {blocks} workgroups"),
+            needed: groups.max(blocks) as u64,
+            limit: (max * max) as u64,
+        });
+    }
+    Ok([u32_param(OP, x)?, u32_param(OP, blocks)?, u32_param(OP, z)?])
+}
+
+/// N·H·W of an output, or an error naming it when that overflows.
+fn pixel_count(out: &[usize]) -> Result<usize> {
+    out[0]
+        .checked_mul(out[2])
+        .and_then(|v| v.checked_mul(out[3]))
+        .ok_or_else(|| shape_err(OP, format!("output {out:?} has too many pixels")))
+}
+
+fn gemm_launch(
+    rec: &Recorder,
+    input: &[usize],
+    weight: &[usize],
+    out: &[usize],
+    tile: Tile,
+) -> Result<Launch> {
+    let (cin, cout) = (input[1], weight[0]);
+    let pixels = pixel_count(out)?;
+    let grid = tiled_grid(rec, pixels, tile, cout.div_ceil(4 * tile.channels))?;
+    let hw = out[2] * out[3];
+    Ok((vec![pixels, hw, cin, cout, tile.blocks()], grid))
+}
+
+fn general_launch(
+    rec: &Recorder,
     input: &[usize],
     weight: &[usize],
     out: &[usize],
     spec: &Conv2d,
-    ot: usize,
-) -> Result<Vec<u32>> {
-    let (n, cin, h, w) = (input[0], input[1], input[2], input[3]);
+    tile: Tile,
+) -> Result<Launch> {
+    let (cin, h, w) = (input[1], input[2], input[3]);
     let (cout, cin_g, kh, kw) = (weight[0], weight[1], weight[2], weight[3]);
     let (ho, wo) = (out[2], out[3]);
     let groups = spec.groups;
     let cout_g = cout / groups;
-    let tiles = cout_g.div_ceil(ot);
-    let total = n
-        .checked_mul(groups * tiles)
-        .and_then(|v| v.checked_mul(ho * wo))
-        .unwrap_or(usize::MAX);
-    [
-        total,
+    let pixels = pixel_count(out)?;
+    let blocks = cout_g.div_ceil(4 * tile.channels);
+    let grid = tiled_grid(rec, pixels, tile, groups * blocks)?;
+    let (s, p, d) = (spec.stride, spec.padding, spec.dilation);
+    let params = vec![
+        pixels,
         ho * wo,
         wo,
-        tiles,
-        groups,
+        blocks,
+        cin,
         cin_g,
         cout_g,
         cout,
-        cin,
         h,
         w,
         kh,
         kw,
-        spec.stride.0,
-        spec.stride.1,
-        spec.padding.0,
-        spec.padding.1,
-        spec.dilation.0,
-        spec.dilation.1,
-        0,
-    ]
-    .into_iter()
-    .map(|v| u32_param(OP, v))
-    .collect()
+        s.0,
+        s.1,
+        p.0,
+        p.1,
+        d.0,
+        d.1,
+        tile.blocks(),
+    ];
+    Ok((params, grid))
+}
+
+fn depthwise_launch(
+    rec: &Recorder,
+    input: &[usize],
+    out: &[usize],
+    spec: &Conv2d,
+) -> Result<Launch> {
+    let (n, c, h, w) = (input[0], input[1], input[2], input[3]);
+    let (ho, wo) = (out[2], out[3]);
+    let rows = ho.div_ceil(ho.div_ceil(MAX_STRIP_ROWS));
+    let strips = ho.div_ceil(rows);
+    let quads = wo.div_ceil(4);
+    let lanes = [n, c, quads, strips]
+        .into_iter()
+        .try_fold(1usize, |acc, v| acc.checked_mul(v))
+        .ok_or_else(|| shape_err(OP, format!("output {out:?} needs too many invocations")))?;
+    let grid = rec.grid(lanes as u64)?;
+    let (ph, pw) = spec.padding;
+    Ok((
+        vec![lanes, c, h, w, ho, wo, quads, strips, rows, ph, pw],
+        grid,
+    ))
 }

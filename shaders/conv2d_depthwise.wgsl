@@ -1,0 +1,202 @@
+// Depthwise 3×3 convolution (groups == Cin == Cout, dilation 1, the same stride S ∈ {1, 2}
+// along both axes, any zero padding) with the fused epilogue v = conv + bias;
+// v = v*scale + shift; v = act(v); v = post_act(v + residual).
+//
+// One invocation computes a strip of `rows` output rows × 4 adjacent output columns of one
+// channel, sliding down the strip: the input rows it read for one output row stay in registers
+// for the next, so each output row costs one new input row (S = 1: 6 loads) or two (S = 2:
+// 2 × 9 loads) for its 36 FMAs, and the 9 weights are loaded once. Consecutive invocations take
+// consecutive column quads of the same rows. Every invocation runs the same number of rows;
+// rows and columns past the output are computed from clamped, zero-masked reads and not stored.
+// Absent epilogue operands are bound to the weights and never read (`flags` says which are
+// present).
+
+override S: u32 = 1u;   // stride, 1 or 2
+
+struct Params {
+    lanes: u32,     // N * C * quads * strips
+    channels: u32,
+    in_h: u32,
+    in_w: u32,
+    out_h: u32,
+    out_w: u32,
+    quads: u32,     // ceil(out_w / 4)
+    strips: u32,    // ceil(out_h / rows)
+    rows: u32,      // output rows per invocation
+    ph: u32,
+    pw: u32,
+    flags: u32,     // 1 = bias, 2 = scale/shift, 4 = residual
+    act: u32,       // Activation::code, after bias and affine
+    post_act: u32,  // Activation::code, after the residual add
+};
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> wt: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> scale: array<f32>;
+@group(0) @binding(5) var<storage, read> shift: array<f32>;
+@group(0) @binding(6) var<storage, read> residual: array<f32>;
+@group(0) @binding(7) var<storage, read_write> y: array<f32>;
+
+// The input columns of a quad: S = 1 reads columns 0..5 of `lo`/`hi`, S = 2 columns 0..8
+// (`last` is column 8). Offsets are clamped to column 0 where the padding is read.
+struct Cols {
+    lo: vec4<u32>,
+    hi: vec4<u32>,
+    last: u32,
+    lo_ok: vec4<bool>,
+    hi_ok: vec4<bool>,
+    last_ok: bool,
+};
+
+// Input values of one row at the quad's columns, zero outside the image.
+struct Row {
+    lo: vec4<f32>,
+    hi: vec4<f32>,
+    last: f32,
+};
+
+fn columns(iw: u32) -> Cols {
+    let lo = vec4(iw) + vec4(0u, 1u, 2u, 3u);
+    let hi = lo + 4u;
+    let last = iw + 8u;
+    let w = vec4(p.in_w);
+    let lo_ok = lo < w;
+    let hi_ok = hi < w;
+    let last_ok = last < p.in_w;
+    return Cols(
+        select(vec4(0u), lo, lo_ok),
+        select(vec4(0u), hi, hi_ok),
+        select(0u, last, last_ok),
+        lo_ok,
+        hi_ok,
+        last_ok,
+    );
+}
+
+// Row `ih` (wrapped past zero above the image) of the plane starting at `plane`.
+fn load_row(plane: u32, ih: u32, c: Cols) -> Row {
+    var r = Row(vec4<f32>(), vec4<f32>(), 0.0);
+    if (ih >= p.in_h) {
+        return r;
+    }
+    let b = plane + ih * p.in_w;
+    r.lo = select(vec4(0.0), vec4(x[b + c.lo.x], x[b + c.lo.y], x[b + c.lo.z], x[b + c.lo.w]), c.lo_ok);
+    if (S == 1u) {
+        let v = vec4(x[b + c.hi.x], x[b + c.hi.y], 0.0, 0.0);
+        r.hi = select(vec4(0.0), v, c.hi_ok);
+    } else {
+        let v = vec4(x[b + c.hi.x], x[b + c.hi.y], x[b + c.hi.z], x[b + c.hi.w]);
+        r.hi = select(vec4(0.0), v, c.hi_ok);
+        r.last = select(0.0, x[b + c.last], c.last_ok);
+    }
+    return r;
+}
+
+// The contribution of one input row through one kernel row `k` to the quad's 4 outputs.
+fn taps(r: Row, k: vec3<f32>) -> vec4<f32> {
+    if (S == 1u) {
+        let t1 = vec4(r.lo.yzw, r.hi.x);
+        let t2 = vec4(r.lo.zw, r.hi.xy);
+        return fma(vec4(k.x), r.lo, fma(vec4(k.y), t1, vec4(k.z) * t2));
+    }
+    let t0 = vec4(r.lo.xz, r.hi.xz);
+    let t1 = vec4(r.lo.yw, r.hi.yw);
+    let t2 = vec4(r.lo.z, r.hi.xz, r.last);
+    return fma(vec4(k.x), t0, fma(vec4(k.y), t1, vec4(k.z) * t2));
+}
+
+// The channel's epilogue operands: zero bias and shift, unit scale where absent.
+struct Terms {
+    bias: f32,
+    scale: f32,
+    shift: f32,
+};
+
+fn terms(ch: u32) -> Terms {
+    var t = Terms(0.0, 1.0, 0.0);
+    if ((p.flags & 1u) != 0u) {
+        t.bias = bias[ch];
+    }
+    if ((p.flags & 2u) != 0u) {
+        t.scale = scale[ch];
+        t.shift = shift[ch];
+    }
+    return t;
+}
+
+// The epilogue up to the residual: act((conv + bias)·scale + shift), 4 values at a time.
+fn pre_residual(conv: vec4<f32>, t: Terms) -> vec4<f32> {
+    let v = (conv + t.bias) * t.scale + t.shift;
+    return vec4(activate(v.x, p.act), activate(v.y, p.act), activate(v.z, p.act), activate(v.w, p.act));
+}
+
+// The rest of the epilogue for output index i: post_act(v + residual) when there is one.
+fn post_residual(v: f32, i: u32) -> f32 {
+    if ((p.flags & 4u) != 0u) {
+        return activate(v + residual[i], p.post_act);
+    }
+    return v;
+}
+
+// Stores output row `oh` at columns ow..ow+3 of the plane starting at `plane`.
+fn store_row(v: vec4<f32>, plane: u32, oh: u32, ow: u32) {
+    if (oh >= p.out_h) {
+        return;
+    }
+    let b = plane + oh * p.out_w + ow;
+    for (var j = 0u; j < 4u; j++) {
+        if (ow + j < p.out_w) {
+            y[b + j] = post_residual(v[j], b + j);
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_id(gid, nwg);
+    if (i >= p.lanes) {
+        return;
+    }
+    let quad = i % p.quads;
+    var r = i / p.quads;
+    let strip = r % p.strips;
+    let nc = r / p.strips;   // image * channels + channel
+    let ch = nc % p.channels;
+    let oh0 = strip * p.rows;
+    let ow = quad * 4u;
+
+    let wb = ch * 9u;
+    let k0 = vec3(wt[wb], wt[wb + 1u], wt[wb + 2u]);
+    let k1 = vec3(wt[wb + 3u], wt[wb + 4u], wt[wb + 5u]);
+    let k2 = vec3(wt[wb + 6u], wt[wb + 7u], wt[wb + 8u]);
+    let t = terms(ch);
+    let cols = columns(ow * S - p.pw);
+    let plane = nc * p.in_h * p.in_w;
+    let out_plane = nc * p.out_h * p.out_w;
+    // Input row of kernel row 0 for output row oh0 (wrapped past zero in the top padding).
+    let ih0 = oh0 * S - p.ph;
+
+    var top = load_row(plane, ih0, cols);
+    var mid = Row(vec4<f32>(), vec4<f32>(), 0.0);
+    if (S == 1u) {
+        mid = load_row(plane, ih0 + 1u, cols);
+    }
+    for (var rr = 0u; rr < p.rows; rr++) {
+        if (S == 1u) {
+            let bottom = load_row(plane, ih0 + rr + 2u, cols);
+            let v = taps(top, k0) + taps(mid, k1) + taps(bottom, k2);
+            store_row(pre_residual(v, t), out_plane, oh0 + rr, ow);
+            top = mid;
+            mid = bottom;
+        } else {
+            let ih = ih0 + 2u * rr;
+            let middle = load_row(plane, ih + 1u, cols);
+            let bottom = load_row(plane, ih + 2u, cols);
+            let v = taps(top, k0) + taps(middle, k1) + taps(bottom, k2);
+            store_row(pre_residual(v, t), out_plane, oh0 + rr, ow);
+            top = bottom;
+        }
+    }
+}
