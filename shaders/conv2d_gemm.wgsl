@@ -19,7 +19,7 @@ override RP_Q: u32 = 4u;   // pixels per invocation / 4: 1, 2 or 4
 
 struct Params {
     pixels: u32,    // N * H * W
-    hw: u32,        // H * W
+    out_hw: u32,    // H * W
     cin: u32,
     cout: u32,
     blocks: u32,    // RO_G * RP_Q
@@ -51,8 +51,8 @@ fn outer(w: vec4<f32>, v: vec4<f32>, a: mat4x4<f32>) -> mat4x4<f32> {
 // images are `plane` values apart.
 fn offsets(first: u32, plane: u32) -> vec4<u32> {
     let px = min(vec4(first) + vec4(0u, 1u, 2u, 3u), vec4(p.pixels - 1u));
-    let n = px / p.hw;
-    return n * plane + (px - n * p.hw);
+    let n = px / p.out_hw;
+    return n * plane + (px - n * p.out_hw);
 }
 
 fn gather(i: vec4<u32>) -> vec4<f32> {
@@ -64,94 +64,6 @@ fn rows(o: u32) -> vec4<u32> {
     return min(vec4(o) + vec4(0u, 1u, 2u, 3u), vec4(p.cout - 1u)) * p.cin;
 }
 
-fn weights(r: vec4<u32>) -> vec4<f32> {
-    return vec4(wt[r.x], wt[r.y], wt[r.z], wt[r.w]);
-}
-
-// One channel quad's accumulators: a 4-channel × 4-pixel block per pixel quad.
-struct Row {
-    q0: mat4x4<f32>,
-    q1: mat4x4<f32>,
-    q2: mat4x4<f32>,
-    q3: mat4x4<f32>,
-};
-
-// The activations of one input channel at the tile's pixel quads.
-struct Pixels {
-    x0: vec4<f32>,
-    x1: vec4<f32>,
-    x2: vec4<f32>,
-    x3: vec4<f32>,
-};
-
-fn zero_row() -> Row {
-    return Row(mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>());
-}
-
-// r += w ⊗ xs over the RP_Q pixel quads.
-fn accumulate(r: Row, w: vec4<f32>, xs: Pixels) -> Row {
-    var s = r;
-    s.q0 = outer(w, xs.x0, s.q0);
-    if (RP_Q > 1u) { s.q1 = outer(w, xs.x1, s.q1); }
-    if (RP_Q > 2u) {
-        s.q2 = outer(w, xs.x2, s.q2);
-        s.q3 = outer(w, xs.x3, s.q3);
-    }
-    return s;
-}
-
-fn block(r: Row, q: u32) -> mat4x4<f32> {
-    switch (q) {
-        case 1u: { return r.q1; }
-        case 2u: { return r.q2; }
-        case 3u: { return r.q3; }
-        default: { return r.q0; }
-    }
-}
-
-// The per-channel epilogue operands of 4 channels: zero bias and shift, unit scale where absent.
-struct Terms {
-    bias: vec4<f32>,
-    scale: vec4<f32>,
-    shift: vec4<f32>,
-};
-
-fn terms(o: vec4<u32>) -> Terms {
-    var t = Terms(vec4(0.0), vec4(1.0), vec4(0.0));
-    if ((p.flags & 1u) != 0u) {
-        t.bias = vec4(bias[o.x], bias[o.y], bias[o.z], bias[o.w]);
-    }
-    if ((p.flags & 2u) != 0u) {
-        t.scale = vec4(scale[o.x], scale[o.y], scale[o.z], scale[o.w]);
-        t.shift = vec4(shift[o.x], shift[o.y], shift[o.z], shift[o.w]);
-    }
-    return t;
-}
-
-// The epilogue up to the residual: act((conv + bias)·scale + shift), 4 values at a time.
-fn pre_residual(conv: vec4<f32>, t: Terms) -> vec4<f32> {
-    let v = (conv + t.bias) * t.scale + t.shift;
-    return vec4(activate(v.x, p.act), activate(v.y, p.act), activate(v.z, p.act), activate(v.w, p.act));
-}
-
-// The rest of the epilogue for output index i: post_act(v + residual) when there is one.
-fn post_residual(v: f32, i: u32) -> f32 {
-    if ((p.flags & 4u) != 0u) {
-        return activate(v + residual[i], p.post_act);
-    }
-    return v;
-}
-
-// Stores channels o..o+count-1 (count ≤ 4) of one pixel whose channel-o output index is `oi`.
-fn store_pixel(v: vec4<f32>, count: u32, oi: u32) {
-    for (var j = 0u; j < 4u; j++) {
-        if (j < count) {
-            let i = oi + j * p.hw;
-            y[i] = post_residual(v[j], i);
-        }
-    }
-}
-
 // Stores a 4-channel × 4-pixel block; `first` is the block's first pixel.
 fn store_block(a: mat4x4<f32>, o: u32, first: u32, oi: vec4<u32>) {
     if (o >= p.cout) {
@@ -159,7 +71,7 @@ fn store_block(a: mat4x4<f32>, o: u32, first: u32, oi: vec4<u32>) {
     }
     let count = min(p.cout - o, 4u);
     let t = terms(min(vec4(o) + vec4(0u, 1u, 2u, 3u), vec4(p.cout - 1u)));
-    let base = o * p.hw;
+    let base = o * p.out_hw;
     if (first < p.pixels) { store_pixel(pre_residual(a[0], t), count, oi.x + base); }
     if (first + 1u < p.pixels) { store_pixel(pre_residual(a[1], t), count, oi.y + base); }
     if (first + 2u < p.pixels) { store_pixel(pre_residual(a[2], t), count, oi.z + base); }
@@ -181,7 +93,7 @@ fn main(
     let o0 = wid.y * (4u * RO_G);
 
     // Per pixel quad: the offset of channel 0 in x.
-    let xplane = p.cin * p.hw;
+    let xplane = p.cin * p.out_hw;
     let xi0 = offsets(first, xplane);
     let xi1 = offsets(first + 4u, xplane);
     let xi2 = offsets(first + 8u, xplane);
@@ -199,7 +111,7 @@ fn main(
     var r0 = zero_row(); var r1 = zero_row(); var r2 = zero_row(); var r3 = zero_row();
     var r4 = zero_row(); var r5 = zero_row(); var r6 = zero_row(); var r7 = zero_row();
     for (var c = 0u; c < p.cin; c++) {
-        let xc = c * p.hw;
+        let xc = c * p.out_hw;
         var xs = Pixels(gather(xi0 + xc), vec4<f32>(), vec4<f32>(), vec4<f32>());
         if (RP_Q > 1u) { xs.x1 = gather(xi1 + xc); }
         if (RP_Q > 2u) {
@@ -223,7 +135,7 @@ fn main(
     // The stores and epilogue are written once, for the block a loop picks: unrolled over all
     // blocks they would multiply the pipeline's compile time by RO_G * RP_Q (the loop bound is
     // a parameter, so the compiler keeps the loop).
-    let yplane = p.cout * p.hw;
+    let yplane = p.cout * p.out_hw;
     for (var t = 0u; t < p.blocks; t++) {
         let g = t / RP_Q;
         let q = t - g * RP_Q;

@@ -16,13 +16,14 @@ pub struct Kernel {
     pub source: &'static str,
 }
 
-/// Declares a `Kernel` whose source is `shaders/<file>`.
+/// Declares a `Kernel` whose source is `shaders/<file>`, or several files joined in order
+/// (WGSL has no includes; a shared fragment comes first).
 #[macro_export]
 macro_rules! kernel {
-    ($name:literal, $file:literal) => {
+    ($name:literal, $($file:literal),+) => {
         $crate::gpu::Kernel {
             name: $name,
-            source: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file)),
+            source: concat!($(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file)), "\n"),+),
         }
     };
 }

@@ -13,9 +13,10 @@ use crate::gpu::{GpuTensor, Kernel, Recorder};
 use crate::kernel;
 use crate::ops::conv::{Conv2d, Epilogue};
 
-pub static CONV2D_GEMM: Kernel = kernel!("conv2d_gemm", "conv2d_gemm.wgsl");
+pub static CONV2D_GEMM: Kernel = kernel!("conv2d_gemm", "conv2d_tile.wgsl", "conv2d_gemm.wgsl");
 pub static CONV2D_DEPTHWISE: Kernel = kernel!("conv2d_depthwise", "conv2d_depthwise.wgsl");
-pub static CONV2D_GENERAL: Kernel = kernel!("conv2d_general", "conv2d_general.wgsl");
+pub static CONV2D_GENERAL: Kernel =
+    kernel!("conv2d_general", "conv2d_tile.wgsl", "conv2d_general.wgsl");
 pub const KERNELS: &[&Kernel] = &[&CONV2D_GEMM, &CONV2D_DEPTHWISE, &CONV2D_GENERAL];
 
 const OP: &str = "conv2d";
