@@ -1,9 +1,20 @@
-// Register-tile helpers shared by conv2d_gemm and conv2d_general (src/kernels/conv.rs
-// prepends this file): accumulators, the fused epilogue and stores. They read the
-// kernel's own `p` (flags, act, post_act, out_hw) and its bias/scale/shift/residual/y.
+// Register-tile helpers shared by the GEMM-shaped conv kernels (conv2d_gemm, conv2d_general
+// and their subgroup variants; src/kernels/conv.rs prepends this file): accumulators, the
+// fused epilogue and stores. They read the kernel's own `p` (flags, act, post_act, out_hw),
+// its `RP_Q` and its bias/scale/shift/residual/y.
 
 fn weights(r: vec4<u32>) -> vec4<f32> {
     return vec4(wt[r.x], wt[r.y], wt[r.z], wt[r.w]);
+}
+
+// a += w ⊗ v: column i gains w * v[i] (4 channels of pixel i).
+fn outer(w: vec4<f32>, v: vec4<f32>, a: mat4x4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(
+        fma(w, vec4(v.x), a[0]),
+        fma(w, vec4(v.y), a[1]),
+        fma(w, vec4(v.z), a[2]),
+        fma(w, vec4(v.w), a[3]),
+    );
 }
 
 // One channel quad's accumulators: a 4-channel × 4-pixel block per pixel quad.

@@ -1,5 +1,8 @@
-//! Convolution kernels (GEMM, depthwise, general implicit GEMM and every tile of the GEMM-shaped
-//! ones) against the CPU reference, the routing between them, and BatchNorm folding.
+//! Convolution kernels (GEMM, depthwise, general implicit GEMM, the subgroup variants of the
+//! GEMM-shaped ones, and their tiles) against the CPU reference, the routing between them, and
+//! BatchNorm folding. Every case runs on the kernel `conv2d` picks for the test device and,
+//! where that is a subgroup kernel, again on the kernel it picks without subgroups (as on a
+//! device or browser without them), so both paths are checked on the same shapes.
 
 mod common;
 
@@ -93,15 +96,49 @@ impl DeviceOperands {
         }
     }
 
-    fn run(&self, g: &Gpu, spec: &Conv2d) -> Tensor {
+    fn run(&self, g: &Gpu, spec: &Conv2d, plan: ConvKernel) -> Tensor {
         let shape = spec.output_shape(self.x.shape(), self.w.shape()).unwrap();
         run_on(g, &shape, |rec, out| {
-            gpu_conv::conv2d(rec, &self.x, &self.w, &self.epilogue(), out, spec)
+            gpu_conv::conv2d_with(rec, &self.x, &self.w, &self.epilogue(), out, spec, plan)
         })
     }
 }
 
-/// Runs one configuration on the GPU and the CPU and compares them.
+/// The kernel `conv2d` picks on `g`, then, if different, the one it picks without subgroups.
+fn plans(g: &Gpu, x: &[usize], w: &[usize], spec: &Conv2d) -> Vec<ConvKernel> {
+    let picked = gpu_conv::kernel_for(x, w, spec, gpu_conv::subgroup_lanes(g)).unwrap();
+    let plain = gpu_conv::kernel_for(x, w, spec, None).unwrap();
+    if picked == plain {
+        vec![picked]
+    } else {
+        vec![picked, plain]
+    }
+}
+
+/// Runs one configuration on the GPU with each of `plans` and on the CPU, and compares them.
+#[allow(clippy::too_many_arguments)]
+fn check_plans(
+    g: &Gpu,
+    label: &str,
+    seed: u64,
+    x: &[usize],
+    w: &[usize],
+    spec: &Conv2d,
+    parts: Parts,
+    plans: &[ConvKernel],
+) {
+    let mut rng = Rng::new(seed);
+    let host = Operands::random(&mut rng, x, w, spec, parts);
+    let want = cpu::conv2d(&host.x, &host.w, &host.epilogue(), spec).unwrap();
+    let device = DeviceOperands::upload(g, &host);
+    for &plan in plans {
+        let got = device.run(g, spec, plan);
+        let what = format!("{label} on {plan:?}: x {x:?} w {w:?} {spec:?} {parts:?}");
+        assert_close(&got, &want, FP32_REL_L2, &what);
+    }
+}
+
+/// Runs one configuration on the GPU (with and without subgroups) and on the CPU.
 fn check_on(
     g: &Gpu,
     label: &str,
@@ -111,12 +148,7 @@ fn check_on(
     spec: &Conv2d,
     parts: Parts,
 ) {
-    let mut rng = Rng::new(seed);
-    let host = Operands::random(&mut rng, x, w, spec, parts);
-    let want = cpu::conv2d(&host.x, &host.w, &host.epilogue(), spec).unwrap();
-    let got = DeviceOperands::upload(g, &host).run(g, spec);
-    let what = format!("{label}: x {x:?} w {w:?} {spec:?} {parts:?}");
-    assert_close(&got, &want, FP32_REL_L2, &what);
+    check_plans(g, label, seed, x, w, spec, parts, &plans(g, x, w, spec));
 }
 
 fn check(label: &str, seed: u64, x: &[usize], w: &[usize], spec: &Conv2d, parts: Parts) {
@@ -300,9 +332,15 @@ fn geometries() -> Vec<Geometry> {
     ]
 }
 
-/// The name of the kernel `conv2d` picks.
+/// The kernel `conv2d` picks on the test device, named without the `_sg` of a subgroup
+/// variant (`subgroup_routing` checks which variant).
 fn routed(x: &[usize], w: &[usize], spec: &Conv2d) -> &'static str {
-    gpu_conv::kernel_for(x, w, spec).unwrap().kernel().name
+    let lanes = gpu_conv::subgroup_lanes(gpu());
+    let name = gpu_conv::kernel_for(x, w, spec, lanes)
+        .unwrap()
+        .kernel()
+        .name;
+    name.strip_suffix("_sg").unwrap_or(name)
 }
 
 #[test]
@@ -389,31 +427,13 @@ const ALL_PARTS: Parts = Parts {
     residual: true,
 };
 
-/// Finds an input `[n, 6, h, w]` and a channel count for which the launcher picks `tile`: the
-/// most channels (up to 64) that give it, so every channel quad of the tile is stored.
-fn shapes_for(
-    tile: Tile,
-    weight: impl Fn(usize) -> [usize; 4],
-    spec: &Conv2d,
-) -> ([usize; 4], [usize; 4]) {
-    let inputs = [(1, 1, 1), (3, 1, 11), (1, 5, 13), (2, 3, 7), (1, 1, 9)];
-    for (n, h, w) in inputs {
-        let x = [n, 6, h, w];
-        let found = (1..=64).rev().map(&weight).find(|wt| {
-            let plan = gpu_conv::kernel_for(&x, wt, spec).unwrap();
-            plan == ConvKernel::Gemm(tile) || plan == ConvKernel::General(tile)
-        });
-        if let Some(wt) = found {
-            return (x, wt);
-        }
-    }
-    panic!("no shape makes the launcher pick {tile:?} for {spec:?}");
-}
-
-/// Every tile of the two GEMM-shaped kernels, reached through shapes that make the launcher
-/// choose it.
+/// Every plain tile of the two GEMM-shaped kernels, and shared tiles from 1 to 16 channel
+/// quads (16 uses every accumulator) with every pixel count, each on two channel blocks (the
+/// second partial) and pixel counts that leave the last subgroup partly idle. The reductions
+/// (13 input channels, 11 per group) end in a partial chunk of 8-lane subgroups.
 #[test]
-fn every_tile_of_the_gemm_kernels() {
+fn tiles_of_the_gemm_kernels() {
+    let g = gpu();
     let gemm = Conv2d::new(1, 0)
         .with_act(Activation::HSwish)
         .with_post_act(Activation::Relu);
@@ -421,29 +441,55 @@ fn every_tile_of_the_gemm_kernels() {
         padding: (1, 1),
         ..gemm.with_groups(2)
     };
+    let mut tiles: Vec<Tile> = [1, 2, 4, 8]
+        .into_iter()
+        .flat_map(|c| [1, 2, 4].map(|p| Tile::plain(c, p)))
+        .collect();
+    if gpu_conv::subgroup_lanes(g).is_some() {
+        let shared = [
+            (1, 4),
+            (2, 1),
+            (3, 2),
+            (5, 4),
+            (8, 4),
+            (11, 2),
+            (13, 1),
+            (16, 2),
+            (16, 4),
+        ];
+        tiles.extend(shared.map(|(c, p)| Tile::shared(c, p)));
+    }
     let mut seed = 400;
-    for channels in [1, 2, 4, 8] {
-        for pixels in [1, 2, 4] {
-            let tile = Tile { channels, pixels };
-            let (x, wt) = shapes_for(tile, |c| [c, 6, 1, 1], &gemm);
-            assert_eq!(routed(&x, &wt, &gemm), GEMM);
-            seed += 1;
-            check("gemm tile", seed, &x, &wt, &gemm, ALL_PARTS);
-
-            let (x, wt) = shapes_for(tile, |c| [2 * c, 3, 3, 3], &general);
-            assert_eq!(routed(&x, &wt, &general), GENERAL);
-            seed += 1;
-            check("general tile", seed, &x, &wt, &general, ALL_PARTS);
-        }
+    for tile in tiles {
+        let cout = 4 * tile.channels + 3;
+        seed += 1;
+        let (x, w) = ([2, 13, 5, 7], [cout, 13, 1, 1]);
+        check_plans(
+            g,
+            "gemm tile",
+            seed,
+            &x,
+            &w,
+            &gemm,
+            ALL_PARTS,
+            &[ConvKernel::Gemm(tile)],
+        );
+        seed += 1;
+        let (x, w) = ([1, 22, 6, 5], [2 * cout, 11, 3, 3]);
+        let plan = [ConvKernel::General(tile)];
+        check_plans(g, "general tile", seed, &x, &w, &general, ALL_PARTS, &plan);
     }
 }
 
-/// The tiles the launcher picks for the layers that dominate the networks: the largest
+/// The tiles the launcher picks for the layers that dominate the networks. Plain: the largest
 /// almost everywhere (it measured fastest on all of them), fewer pixels on 1×1 maps, fewer
-/// channels where a layer has few.
+/// channels where a layer has few. Shared: the fastest of every shared tile on each layer in
+/// `examples/conv_layers.rs --sweep` on lavapipe: 64 channels × 16 pixels on large maps
+/// (per input channel 24 loads for 1,024 FMAs), × 8 on 7×7 maps (fewer idle lanes), channel
+/// counts that divide the layer's where it has few.
 #[test]
 fn tiles_of_network_layers() {
-    let tile = |channels, pixels| Tile { channels, pixels };
+    let tile = Tile::plain;
     assert_eq!(Tile::choose(64, 1, 56 * 56, 256), tile(8, 4));
     assert_eq!(Tile::choose(64, 1, 56 * 56, 64 * 9), tile(8, 4));
     assert_eq!(Tile::choose(512, 1, 7 * 7, 512 * 9), tile(8, 4));
@@ -451,6 +497,79 @@ fn tiles_of_network_layers() {
     assert_eq!(Tile::choose(64, 1, 1, 64), tile(8, 1));
     assert_eq!(Tile::choose(16, 1, 112 * 112, 32), tile(4, 4));
     assert_eq!(Tile::choose(1, 1, 56 * 56, 2 * 49), tile(1, 4));
+
+    let shared = Tile::shared;
+    let pick = |cout, pixels, cin, taps| Tile::choose_shared(cout, 1, pixels, cin, taps, 8);
+    assert_eq!(pick(64, 56 * 56, 256, 1), shared(16, 4));
+    assert_eq!(pick(64, 56 * 56, 64, 9), shared(16, 4));
+    assert_eq!(pick(256, 14 * 14, 1024, 1), shared(16, 4));
+    assert_eq!(pick(64, 112 * 112, 3, 49), shared(16, 4));
+    assert_eq!(pick(512, 7 * 7, 512, 9), shared(16, 2));
+    assert_eq!(pick(2048, 7 * 7, 512, 1), shared(16, 2));
+    assert_eq!(pick(160, 7 * 7, 960, 1), shared(14, 2));
+    assert_eq!(pick(144, 56 * 56, 24, 1), shared(12, 4));
+    assert_eq!(pick(24, 56 * 56, 144, 1), shared(6, 4));
+    assert_eq!(pick(1, 56 * 56, 2, 49), shared(1, 4));
+}
+
+/// On a device with subgroups the GEMM-shaped convs run on the subgroup kernels, and without
+/// subgroups on the plain ones; depthwise convs on the depthwise kernel either way.
+#[test]
+fn subgroup_routing() {
+    let lanes = gpu_conv::subgroup_lanes(gpu());
+    let x = [1, 16, 9, 9];
+    let cases = [
+        ([32, 16, 1, 1], Conv2d::new(1, 0), "conv2d_gemm"),
+        ([32, 16, 3, 3], Conv2d::new(1, 1), "conv2d_general"),
+        ([16, 1, 3, 3], Conv2d::new(1, 1).with_groups(16), DEPTHWISE),
+    ];
+    for (w, spec, plain) in cases {
+        let picked = gpu_conv::kernel_for(&x, &w, &spec, lanes).unwrap();
+        let without = gpu_conv::kernel_for(&x, &w, &spec, None).unwrap();
+        assert_eq!(without.kernel().name, plain);
+        let shared = matches!(picked, ConvKernel::Gemm(t) | ConvKernel::General(t) if t.shared);
+        assert_eq!(shared, lanes.is_some() && plain != DEPTHWISE, "{picked:?}");
+        assert!(picked.kernel().name.starts_with(plain));
+    }
+    // lavapipe has subgroups, so the subgroup kernels are exercised in CI.
+    if gpu().adapter_name().contains("llvmpipe") {
+        assert_eq!(lanes, Some(8));
+    }
+}
+
+/// A kernel forced onto a conv it cannot run is an error, not a wrong result.
+#[test]
+fn misfit_kernels_are_errors() {
+    let g = gpu();
+    let x = g.empty(&[1, 8, 9, 9]).unwrap();
+    let w3 = g.empty(&[8, 8, 3, 3]).unwrap();
+    let w1 = g.empty(&[8, 8, 1, 1]).unwrap();
+    let dw = g.empty(&[8, 1, 3, 3]).unwrap();
+    let out = g.empty(&[1, 8, 9, 9]).unwrap();
+    let same = Conv2d::new(1, 1);
+    let cases = [
+        (&w3, same, ConvKernel::Gemm(Tile::plain(2, 2))),
+        (&w1, Conv2d::new(1, 0), ConvKernel::Gemm(Tile::plain(9, 2))),
+        (
+            &w1,
+            Conv2d::new(1, 0),
+            ConvKernel::Gemm(Tile::shared(17, 1)),
+        ),
+        (&w3, same, ConvKernel::General(Tile::plain(1, 5))),
+        (&w3, same, ConvKernel::Depthwise { stride: 1 }),
+        (
+            &dw,
+            same.with_groups(8),
+            ConvKernel::Depthwise { stride: 2 },
+        ),
+    ];
+    for (w, spec, plan) in cases {
+        let mut rec = Recorder::new(g);
+        let err = gpu_conv::conv2d_with(&mut rec, &x, w, &Epilogue::default(), &out, &spec, plan)
+            .unwrap_err()
+            .to_string();
+        assert_names(&err, &["cannot run", &format!("{:?}", w.shape())]);
+    }
 }
 
 #[test]
@@ -660,7 +779,7 @@ fn large_planes() {
     let spec = Conv2d::new(1, 1).with_groups(10).with_act(Activation::Relu);
     let w = [10, 1, 3, 3];
     assert_eq!(
-        gpu_conv::kernel_for(&x, &w, &spec).unwrap(),
+        gpu_conv::kernel_for(&x, &w, &spec, gpu_conv::subgroup_lanes(gpu())).unwrap(),
         ConvKernel::Depthwise { stride: 1 }
     );
     let parts = Parts {

@@ -1,4 +1,5 @@
-//! Every WGSL kernel parses and validates with naga, and every shader file belongs to a kernel.
+//! Every WGSL kernel parses and validates with naga (with exactly the device features it
+//! declares), and every shader file belongs to a kernel.
 
 use std::collections::HashSet;
 
@@ -45,10 +46,52 @@ fn a_broken_shader_is_reported_with_its_name() {
     let broken = gaze::gpu::Kernel {
         name: "broken_example",
         source: "@compute @workgroup_size(64) fn main() { let x: f32 = undefined_thing; }",
+        features: wgpu::Features::empty(),
     };
     let err = broken.validate().unwrap_err().to_string();
     assert!(
         err.contains("broken_example") && err.contains("undefined_thing"),
         "{err}"
     );
+}
+
+/// Kernels that declare no device features validate without any, so they run on every
+/// device (the browser included); those that need subgroups fail on a device without them,
+/// naming the feature, and `conv2d`'s subgroup kernels are among them.
+#[test]
+fn kernels_need_only_the_features_they_declare() {
+    let none = wgpu::Features::empty();
+    let mut needing = Vec::new();
+    for k in gaze::kernels::all() {
+        let without = k.validate_for(none);
+        if k.features.is_empty() {
+            assert!(without.is_ok(), "{}: {}", k.name, without.unwrap_err());
+        } else {
+            let err = without.unwrap_err().to_string();
+            assert!(err.contains(k.name) && err.contains("SUBGROUP"), "{err}");
+            assert!(k.validate_for(k.features).is_ok(), "{}", k.name);
+            needing.push(k.name);
+        }
+    }
+    assert!(needing.contains(&"conv2d_gemm_sg") && needing.contains(&"conv2d_general_sg"));
+}
+
+/// naga rejects subgroup builtins in a kernel that does not declare the subgroup feature.
+#[test]
+fn undeclared_subgroup_use_is_rejected() {
+    let source = "@group(0) @binding(0) var<storage, read_write> y: array<f32>;
+        @compute @workgroup_size(64)
+        fn main(@builtin(local_invocation_index) i: u32) { y[i] = subgroupAdd(y[i]); }";
+    let undeclared = gaze::gpu::Kernel {
+        name: "undeclared_subgroups",
+        source,
+        features: wgpu::Features::empty(),
+    };
+    let err = undeclared.validate().unwrap_err().to_string();
+    assert!(err.contains("undeclared_subgroups"), "{err}");
+    let declared = gaze::gpu::Kernel {
+        features: wgpu::Features::SUBGROUP,
+        ..undeclared
+    };
+    assert!(declared.validate().is_ok());
 }

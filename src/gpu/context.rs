@@ -209,6 +209,18 @@ impl Gpu {
         self.features
     }
 
+    /// The smallest and largest subgroup the adapter may run (equal where it is fixed, as on
+    /// lavapipe: its SIMD width in 32-bit lanes).
+    pub fn subgroup_sizes(&self) -> (u32, u32) {
+        (self.info.subgroup_min_size, self.info.subgroup_max_size)
+    }
+
+    /// Whether the backend is the browser's WebGPU, whose WGSL needs `enable` directives that
+    /// naga does not parse yet.
+    pub fn is_browser(&self) -> bool {
+        self.info.backend == wgpu::Backend::BrowserWebGpu
+    }
+
     /// Bytes one storage binding may cover.
     pub fn max_binding_bytes(&self) -> u64 {
         self.limits.max_storage_buffer_binding_size

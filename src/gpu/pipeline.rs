@@ -14,18 +14,40 @@ pub const COMMON_WGSL: &str = include_str!("../../shaders/common.wgsl");
 pub struct Kernel {
     pub name: &'static str,
     pub source: &'static str,
+    /// Device features the shader needs (subgroup builtins); empty for almost every kernel.
+    /// Launchers pick such a kernel only on a device that has them.
+    pub features: wgpu::Features,
 }
 
 /// Declares a `Kernel` whose source is `shaders/<file>`, or several files joined in order
-/// (WGSL has no includes; a shared fragment comes first).
+/// (WGSL has no includes; a shared fragment comes first). `kernel!(features F; ...)` declares
+/// one that needs the device features `F`.
 #[macro_export]
 macro_rules! kernel {
-    ($name:literal, $($file:literal),+) => {
+    (features $features:expr; $name:literal, $($file:literal),+) => {
         $crate::gpu::Kernel {
             name: $name,
             source: concat!($(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file)), "\n"),+),
+            features: $features,
         }
     };
+    ($name:literal, $($file:literal),+) => {
+        $crate::kernel!(features wgpu::Features::empty(); $name, $($file),+)
+    };
+}
+
+/// What naga may accept in a shader for a device with `features`: the defaults, plus
+/// subgroup builtins (and subgroup barriers) where the device has them.
+pub fn capabilities(features: wgpu::Features) -> naga::valid::Capabilities {
+    use naga::valid::Capabilities;
+    let mut caps = Capabilities::default();
+    if features.contains(wgpu::Features::SUBGROUP) {
+        caps |= Capabilities::SUBGROUP;
+    }
+    if features.contains(wgpu::Features::SUBGROUP_BARRIER) {
+        caps |= Capabilities::SUBGROUP_BARRIER;
+    }
+    caps
 }
 
 impl Kernel {
@@ -36,17 +58,29 @@ impl Kernel {
 
     /// Parses and validates the kernel with naga, so a broken shader is reported with its
     /// name and the offending line on every platform (the browser included) before wgpu sees it.
+    /// It may use exactly the features it declares.
     pub fn validate(&self) -> Result<naga::Module> {
+        self.validate_for(self.features)
+    }
+
+    /// `validate` on a device with `features`: a kernel that needs one the device lacks fails
+    /// here, naming it, rather than inside wgpu. Either way the shader may use only what the
+    /// kernel declares, so one that uses subgroups without saying so fails on every device.
+    pub fn validate_for(&self, features: wgpu::Features) -> Result<naga::Module> {
         let source = self.wgsl();
         let fail = |msg: String| Error::Shader {
             kernel: self.name.to_string(),
             msg,
         };
+        let missing = self.features - features;
+        if !missing.is_empty() {
+            return Err(fail(format!("needs the device feature(s) {missing:?}")));
+        }
         let module = naga::front::wgsl::parse_str(&source)
             .map_err(|e| fail(e.emit_to_string_with_path(&source, self.name)))?;
         let mut validator = naga::valid::Validator::new(
             naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::default(),
+            capabilities(self.features),
         );
         validator
             .validate(&module)
@@ -131,7 +165,7 @@ impl Gpu {
         {
             return Ok(m.clone());
         }
-        kernel.validate()?;
+        kernel.validate_for(self.features())?;
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {

@@ -1,23 +1,58 @@
 //! Convolution launchers with the fused epilogue: a GEMM for 1×1 convs, a sliding-window kernel
 //! for 3×3 depthwise convs and a register-blocked implicit GEMM for everything else
-//! (`shaders/conv2d_{gemm,depthwise,general}.wgsl`).
+//! (`shaders/conv2d_{gemm,depthwise,general}.wgsl`), the two GEMM-shaped ones also in variants
+//! that share weights across a subgroup (`conv2d_{gemm,general}_sg.wgsl`), used where the
+//! device has subgroups.
 //!
-//! On lavapipe a storage load or store costs as much as dozens of FMAs (llvmpipe runs 8
-//! invocations per SIMD batch but fetches memory lane by lane), so every kernel keeps a tile of
-//! outputs in registers and reuses each loaded value many times; the tile shape is picked per
-//! conv from the tensor shapes (`Tile::choose`). `examples/conv_layers.rs` measures them.
+//! On lavapipe a storage load costs as much as ~40 vec4 FMAs (llvmpipe runs 8 invocations per
+//! SIMD batch but fetches memory lane by lane) while a subgroup shuffle costs under one, so
+//! every kernel keeps a tile of outputs in registers and reuses each loaded value many times,
+//! and the subgroup variants load each weight once per subgroup instead of once per lane. The
+//! tile shape is picked per conv from the tensor shapes (`Tile::choose`,
+//! `Tile::choose_shared`). `examples/conv_layers.rs` measures them.
 
 use super::{expect_shape, u32_param};
 use crate::error::{shape_err, Error, Result};
-use crate::gpu::{GpuTensor, Kernel, Recorder};
+use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder};
 use crate::kernel;
 use crate::ops::conv::{Conv2d, Epilogue};
 
-pub static CONV2D_GEMM: Kernel = kernel!("conv2d_gemm", "conv2d_tile.wgsl", "conv2d_gemm.wgsl");
+pub static CONV2D_GEMM: Kernel = kernel!(
+    "conv2d_gemm",
+    "conv2d_tile.wgsl",
+    "conv2d_gemm_io.wgsl",
+    "conv2d_gemm.wgsl"
+);
+pub static CONV2D_GEMM_SG: Kernel = kernel!(
+    features wgpu::Features::SUBGROUP;
+    "conv2d_gemm_sg",
+    "conv2d_tile.wgsl",
+    "conv2d_sg.wgsl",
+    "conv2d_gemm_io.wgsl",
+    "conv2d_gemm_sg.wgsl"
+);
 pub static CONV2D_DEPTHWISE: Kernel = kernel!("conv2d_depthwise", "conv2d_depthwise.wgsl");
-pub static CONV2D_GENERAL: Kernel =
-    kernel!("conv2d_general", "conv2d_tile.wgsl", "conv2d_general.wgsl");
-pub const KERNELS: &[&Kernel] = &[&CONV2D_GEMM, &CONV2D_DEPTHWISE, &CONV2D_GENERAL];
+pub static CONV2D_GENERAL: Kernel = kernel!(
+    "conv2d_general",
+    "conv2d_tile.wgsl",
+    "conv2d_general_io.wgsl",
+    "conv2d_general.wgsl"
+);
+pub static CONV2D_GENERAL_SG: Kernel = kernel!(
+    features wgpu::Features::SUBGROUP;
+    "conv2d_general_sg",
+    "conv2d_tile.wgsl",
+    "conv2d_sg.wgsl",
+    "conv2d_general_io.wgsl",
+    "conv2d_general_sg.wgsl"
+);
+pub const KERNELS: &[&Kernel] = &[
+    &CONV2D_GEMM,
+    &CONV2D_GEMM_SG,
+    &CONV2D_DEPTHWISE,
+    &CONV2D_GENERAL,
+    &CONV2D_GENERAL_SG,
+];
 
 const OP: &str = "conv2d";
 
@@ -31,43 +66,61 @@ const MAX_STRIP_ROWS: usize = 24;
 /// The kernel a conv runs on, with its specialization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvKernel {
-    /// 1×1, stride 1, no padding, one group: `conv2d_gemm` with this tile.
+    /// 1×1, stride 1, no padding, one group: `conv2d_gemm` (`conv2d_gemm_sg` for a shared
+    /// tile) with this tile.
     Gemm(Tile),
     /// 3×3, groups = Cin = Cout, dilation 1, the same stride (1 or 2) on both axes:
     /// `conv2d_depthwise`.
     Depthwise { stride: usize },
-    /// Everything else: `conv2d_general` with this tile.
+    /// Everything else: `conv2d_general` (`conv2d_general_sg` for a shared tile) with this
+    /// tile.
     General(Tile),
 }
 
+/// Whether the GEMM kernel can run this geometry.
+fn is_gemm(weight: &[usize], spec: &Conv2d) -> bool {
+    weight[2..] == [1, 1] && spec.stride == (1, 1) && spec.padding == (0, 0) && spec.groups == 1
+}
+
+/// Whether the depthwise kernel can run this geometry, and at which stride.
+fn depthwise_stride(weight: &[usize], spec: &Conv2d) -> Option<usize> {
+    let (cout, cin_g) = (weight[0], weight[1]);
+    let stride = spec.stride.0;
+    let fits = weight[2..] == [3, 3]
+        && cin_g == 1
+        && spec.groups == cout
+        && spec.dilation == (1, 1)
+        && spec.stride.1 == stride
+        && (stride == 1 || stride == 2);
+    fits.then_some(stride)
+}
+
 impl ConvKernel {
-    /// Routes a conv by its geometry. `weight` must have passed `Conv2d::output_shape` with
-    /// `out` the shape it gave.
-    fn plan(weight: &[usize], out: &[usize], spec: &Conv2d) -> Self {
+    /// Routes a conv by its geometry; `lanes` is the subgroup size when the shared tiles may
+    /// be used. `weight` must have passed `Conv2d::output_shape` with `out` the shape it gave.
+    fn plan(weight: &[usize], out: &[usize], spec: &Conv2d, lanes: Option<usize>) -> Self {
         let (cout, cin_g, kh, kw) = (weight[0], weight[1], weight[2], weight[3]);
         let pixels = out[0].saturating_mul(out[2]).saturating_mul(out[3]);
-        let unit = |v: (usize, usize)| v == (1, 1);
-        let stride = spec.stride;
-        if (kh, kw) == (1, 1) && unit(stride) && spec.padding == (0, 0) && spec.groups == 1 {
-            Self::Gemm(Tile::choose(cout, 1, pixels, cin_g))
-        } else if (kh, kw) == (3, 3)
-            && cin_g == 1
-            && spec.groups == cout
-            && unit(spec.dilation)
-            && stride.0 == stride.1
-            && (stride.0 == 1 || stride.0 == 2)
-        {
-            Self::Depthwise { stride: stride.0 }
+        let groups = spec.groups;
+        let tile = |taps: usize| match lanes {
+            Some(lanes) => Tile::choose_shared(cout / groups, groups, pixels, cin_g, taps, lanes),
+            None => Tile::choose(cout / groups, groups, pixels, cin_g * taps),
+        };
+        if is_gemm(weight, spec) {
+            Self::Gemm(tile(1))
+        } else if let Some(stride) = depthwise_stride(weight, spec) {
+            Self::Depthwise { stride }
         } else {
-            let groups = spec.groups;
-            Self::General(Tile::choose(cout / groups, groups, pixels, cin_g * kh * kw))
+            Self::General(tile(kh * kw))
         }
     }
 
     pub fn kernel(self) -> &'static Kernel {
         match self {
+            Self::Gemm(t) if t.shared => &CONV2D_GEMM_SG,
             Self::Gemm(_) => &CONV2D_GEMM,
             Self::Depthwise { .. } => &CONV2D_DEPTHWISE,
+            Self::General(t) if t.shared => &CONV2D_GENERAL_SG,
             Self::General(_) => &CONV2D_GENERAL,
         }
     }
@@ -80,43 +133,110 @@ impl ConvKernel {
             Self::Depthwise { stride } => vec![("S", stride as f64)],
         }
     }
+
+    /// An error unless this kernel can run a conv of this weight shape and geometry on `gpu`.
+    fn check_fits(self, gpu: &Gpu, weight: &[usize], spec: &Conv2d) -> Result<()> {
+        let fits = match self {
+            Self::Gemm(tile) => is_gemm(weight, spec) && tile.runs_on(gpu),
+            Self::Depthwise { stride } => depthwise_stride(weight, spec) == Some(stride),
+            Self::General(tile) => tile.runs_on(gpu),
+        };
+        if fits {
+            return Ok(());
+        }
+        Err(Error::Invalid(format!(
+            "{self:?} cannot run a conv of weight {weight:?} with {spec:?} on {}",
+            gpu.adapter_name()
+        )))
+    }
 }
 
-/// The kernel (and tile) `conv2d` runs for this input, weight and geometry; an error for
-/// shapes it rejects.
-pub fn kernel_for(input: &[usize], weight: &[usize], spec: &Conv2d) -> Result<ConvKernel> {
+/// The subgroup size the shared tiles are planned for on `gpu`, or `None` where they cannot
+/// run: the device lacks subgroups, its subgroups may be wider than a workgroup (64) or
+/// narrower than the 4 lanes that hand round epilogue operands, or it is the browser (whose
+/// WGSL needs `enable subgroups;`, which naga cannot parse yet).
+pub fn subgroup_lanes(gpu: &Gpu) -> Option<usize> {
+    let (min, max) = gpu.subgroup_sizes();
+    let usable = gpu.features().contains(wgpu::Features::SUBGROUP)
+        && !gpu.is_browser()
+        && min >= 4
+        && max <= LANES as u32;
+    usable.then_some(min as usize)
+}
+
+/// The kernel (and tile) `conv2d` runs for this input, weight and geometry on a device whose
+/// subgroups are `lanes` wide (`None`: without the shared tiles; see `subgroup_lanes`); an
+/// error for shapes it rejects.
+pub fn kernel_for(
+    input: &[usize],
+    weight: &[usize],
+    spec: &Conv2d,
+    lanes: Option<usize>,
+) -> Result<ConvKernel> {
     let out = spec.output_shape(input, weight)?;
-    Ok(ConvKernel::plan(weight, &out, spec))
+    Ok(ConvKernel::plan(weight, &out, spec, lanes))
 }
 
 /// Output tile of one invocation of the GEMM-shaped kernels: 4·`channels` output channels ×
-/// 4·`pixels` output pixels (`RO_G` ∈ {1, 2, 4, 8} × `RP_Q` ∈ {1, 2, 4} in the shaders).
+/// 4·`pixels` output pixels (`RO_G` × `RP_Q` in the shaders). A `shared` tile runs on the
+/// subgroup kernels, which load each weight once per subgroup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tile {
     pub channels: usize,
     pub pixels: usize,
+    pub shared: bool,
 }
 
+/// Largest `channels` of a plain and of a shared tile, and largest `pixels` of both (a shared
+/// 16 × 4 tile holds 1,024 accumulators; larger ones spill more than they save).
+const MAX_CHANNELS: usize = 8;
+const MAX_SHARED_CHANNELS: usize = 16;
+const MAX_PIXELS: usize = 4;
+
 impl Tile {
-    /// The tile with the least estimated cost for `groups` groups of `cout_g` output channels,
-    /// `pixels` output pixels in all and `reduction` (= Cin/groups · kh · kw) products per
-    /// output. Per invocation, each reduction step loads 4·(channels + pixels) values and the
-    /// tile stores 16·channels·pixels outputs; llvmpipe fetches and stores lane by lane, so
-    /// these cost per active invocation. The FMAs cost per 8-wide SIMD batch of invocations
-    /// (llvmpipe's width), whether every lane has work or not. Big tiles reuse each load more;
-    /// small ones waste less on small layers.
+    pub const fn plain(channels: usize, pixels: usize) -> Self {
+        Self {
+            channels,
+            pixels,
+            shared: false,
+        }
+    }
+
+    pub const fn shared(channels: usize, pixels: usize) -> Self {
+        Self {
+            channels,
+            pixels,
+            shared: true,
+        }
+    }
+
+    /// Whether the shaders take this tile, on this device.
+    fn runs_on(self, gpu: &Gpu) -> bool {
+        let max = if self.shared {
+            MAX_SHARED_CHANNELS
+        } else {
+            MAX_CHANNELS
+        };
+        let sized = (1..=max).contains(&self.channels) && (1..=MAX_PIXELS).contains(&self.pixels);
+        sized && (!self.shared || subgroup_lanes(gpu).is_some())
+    }
+
+    /// The plain tile with the least estimated cost for `groups` groups of `cout_g` output
+    /// channels, `pixels` output pixels in all and `reduction` (= Cin/groups · kh · kw)
+    /// products per output. Per invocation, each reduction step loads 4·(channels + pixels)
+    /// values and the tile stores 16·channels·pixels outputs; llvmpipe fetches and stores lane
+    /// by lane, so these cost per active invocation. The FMAs cost per 8-wide SIMD batch of
+    /// invocations (llvmpipe's width), whether every lane has work or not. Big tiles reuse each
+    /// load more; small ones waste less on small layers.
     pub fn choose(cout_g: usize, groups: usize, pixels: usize, reduction: usize) -> Self {
         let tiles = [8, 4, 2, 1]
             .into_iter()
-            .flat_map(|channels| [4, 2, 1].map(|pixels| Tile { channels, pixels }));
+            .flat_map(|channels| [4, 2, 1].map(|pixels| Tile::plain(channels, pixels)));
         let cost = |t: &Tile| {
             let blocks = groups.saturating_mul(cout_g.div_ceil(4 * t.channels));
             blocks.saturating_mul(t.block_cost(pixels, reduction))
         };
-        tiles.min_by_key(cost).unwrap_or(Tile {
-            channels: 8,
-            pixels: 4,
-        })
+        tiles.min_by_key(cost).unwrap_or(Tile::plain(8, 4))
     }
 
     /// The estimated cost of one block of 4·channels output channels over `pixels` pixels, in
@@ -136,10 +256,69 @@ impl Tile {
         memory.saturating_add(fmas)
     }
 
+    /// The shared tile with the least estimated cost for `groups` groups of `cout_g` output
+    /// channels over `pixels` output pixels, reducing over `cin_g` input channels at each of
+    /// `taps` kernel taps, on subgroups of `lanes` invocations.
+    pub fn choose_shared(
+        cout_g: usize,
+        groups: usize,
+        pixels: usize,
+        cin_g: usize,
+        taps: usize,
+        lanes: usize,
+    ) -> Self {
+        let tiles = (1..=MAX_SHARED_CHANNELS)
+            .rev()
+            .flat_map(|channels| [4, 2, 1].map(|pixels| Tile::shared(channels, pixels)));
+        let cost = |t: &Tile| {
+            let blocks = groups.saturating_mul(cout_g.div_ceil(4 * t.channels));
+            let shape = SharedShape {
+                pixels,
+                cin_g,
+                taps,
+                lanes: lanes.max(1),
+            };
+            blocks.saturating_mul(t.shared_block_cost(&shape))
+        };
+        tiles.min_by_key(cost).unwrap_or(Tile::shared(16, 2))
+    }
+
+    /// The estimated cost of one channel block of a shared tile, in 8-wide FMAs, from costs
+    /// measured on lavapipe (`examples/conv_layers.rs`): a storage load costs 156 of them per
+    /// 8 lanes, a store 28, a shuffle 3, and an FMA about 4 (these tiles' accumulators live in
+    /// memory; fitted to `--sweep`). Per reduction step a subgroup loads its lanes' own
+    /// activations, and once per chunk of `lanes` input channels the tile's weights, which it
+    /// shuffles to every lane.
+    fn shared_block_cost(self, s: &SharedShape) -> usize {
+        const LOAD: usize = 156;
+        const STORE: usize = 28;
+        const SHUFFLE: usize = 3;
+        const FMA: usize = 4;
+        let subgroups = s.pixels.div_ceil(4 * self.pixels).div_ceil(s.lanes);
+        let (c, p) = (4 * self.channels, 4 * self.pixels);
+        let chunks = s.taps.saturating_mul(s.cin_g.div_ceil(s.lanes));
+        let steps = s.taps.saturating_mul(s.cin_g);
+        let per_step = p * LOAD + c * SHUFFLE + c * p * FMA;
+        let per_tile = c * p * STORE + self.channels * 3 * LOAD;
+        let work = steps
+            .saturating_mul(per_step)
+            .saturating_add(chunks.saturating_mul(c * LOAD))
+            .saturating_add(per_tile);
+        subgroups.saturating_mul(work)
+    }
+
     /// The 4×4 blocks of one tile.
     fn blocks(self) -> usize {
         self.channels * self.pixels
     }
+}
+
+/// What `Tile::shared_block_cost` needs of a conv.
+struct SharedShape {
+    pixels: usize,
+    cin_g: usize,
+    taps: usize,
+    lanes: usize,
 }
 
 /// Records `out = epilogue(conv(x, w))`; `out` must have the shape `spec.output_shape` gives.
@@ -152,9 +331,24 @@ pub fn conv2d(
     out: &GpuTensor,
     spec: &Conv2d,
 ) -> Result<()> {
+    let plan = kernel_for(x.shape(), w.shape(), spec, subgroup_lanes(rec.gpu()))?;
+    conv2d_with(rec, x, w, ep, out, spec, plan)
+}
+
+/// `conv2d` on a kernel of the caller's choosing (tests use it to run every kernel and tile on
+/// the same shapes); an error if that kernel cannot run this conv on this device.
+pub fn conv2d_with(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    w: &GpuTensor,
+    ep: &Epilogue<GpuTensor>,
+    out: &GpuTensor,
+    spec: &Conv2d,
+    plan: ConvKernel,
+) -> Result<()> {
     let shape = spec.check(x, w, ep)?;
     expect_shape(OP, out, &shape)?;
-    let plan = ConvKernel::plan(w.shape(), &shape, spec);
+    plan.check_fits(rec.gpu(), w.shape(), spec)?;
     let mut inputs = vec![x];
     inputs.extend(ep.residual);
     rec.batched(&inputs, out, |rec, ins, out| {

@@ -1,0 +1,72 @@
+// The operands of the 1×1 convolution kernels (conv2d_gemm and conv2d_gemm_sg): a 1×1,
+// stride-1, unpadded, ungrouped convolution as a GEMM, y[n, o, p] = Σ_c w[o, c] x[n, c, p] over
+// the flattened pixels p of every image, with the fused epilogue v = conv + bias;
+// v = v*scale + shift; v = act(v); v = post_act(v + residual). Absent epilogue operands are
+// bound to the weights and never read (`flags` says which are present).
+
+struct Params {
+    pixels: u32,    // N * H * W
+    out_hw: u32,    // H * W
+    cin: u32,
+    cout: u32,
+    blocks: u32,    // RO_G * RP_Q, the store loop's trip count
+    flags: u32,     // 1 = bias, 2 = scale/shift, 4 = residual
+    act: u32,       // Activation::code, after bias and affine
+    post_act: u32,  // Activation::code, after the residual add
+};
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> wt: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read> scale: array<f32>;
+@group(0) @binding(5) var<storage, read> shift: array<f32>;
+@group(0) @binding(6) var<storage, read> residual: array<f32>;
+@group(0) @binding(7) var<storage, read_write> y: array<f32>;
+
+// Offsets of channel 0 of pixels first..first+3 (clamped to the last pixel) in a tensor whose
+// images are `plane` values apart.
+fn offsets(first: u32, plane: u32) -> vec4<u32> {
+    let px = min(vec4(first) + vec4(0u, 1u, 2u, 3u), vec4(p.pixels - 1u));
+    let n = px / p.out_hw;
+    return n * plane + (px - n * p.out_hw);
+}
+
+fn gather(i: vec4<u32>) -> vec4<f32> {
+    return vec4(x[i.x], x[i.y], x[i.z], x[i.w]);
+}
+
+// Where the weight rows of channels o..o+3 start (clamped to the last channel).
+fn rows(o: u32) -> vec4<u32> {
+    return min(vec4(o) + vec4(0u, 1u, 2u, 3u), vec4(p.cout - 1u)) * p.cin;
+}
+
+// Channel-0 offsets in x of an invocation's pixel quads.
+struct Quads {
+    i0: vec4<u32>,
+    i1: vec4<u32>,
+    i2: vec4<u32>,
+    i3: vec4<u32>,
+};
+
+fn quads(first: u32) -> Quads {
+    let plane = p.cin * p.out_hw;
+    return Quads(
+        offsets(first, plane),
+        offsets(first + 4u, plane),
+        offsets(first + 8u, plane),
+        offsets(first + 12u, plane),
+    );
+}
+
+// The activations of input channel c at the invocation's RP_Q pixel quads.
+fn pixels(xi: Quads, c: u32) -> Pixels {
+    let xc = c * p.out_hw;
+    var xs = Pixels(gather(xi.i0 + xc), vec4<f32>(), vec4<f32>(), vec4<f32>());
+    if (RP_Q > 1u) { xs.x1 = gather(xi.i1 + xc); }
+    if (RP_Q > 2u) {
+        xs.x2 = gather(xi.i2 + xc);
+        xs.x3 = gather(xi.i3 + xc);
+    }
+    return xs;
+}
