@@ -1,48 +1,134 @@
 // Triplet-attention combine: y = act(((x*g_hw + x*g_cw) + x*g_hc) * scale [+ residual]), in the
 // order the PyTorch module adds its branch outputs; without the hw branch
-// y = act((x*g_cw + x*g_hc) * scale [+ residual]). Absent operands are bound to another buffer
-// and ignored through the flags. Gates: g_hw [N,1,H,W], g_cw [N,1,C,W], g_hc [N,1,H,C].
+// y = act((x*g_cw + x*g_hc) * scale [+ residual]). The gates come packed per image:
+// g_hw [H,W] at 0 (if HAS_HW), g_cw [C,W] at off_cw, g_hc [H,C] at off_hc.
+// An invocation covers 8 channels x ROWS rows, four columns at a time: each g_cw value it loads
+// serves ROWS outputs, each g_hw and g_hc value 8 and 4 (loads, not arithmetic, are what a CPU
+// device pays for; so are integer divisions, done once per invocation). Loads past an edge are
+// clamped to the last row/column/channel; their results are not stored.
+
+override HAS_HW: bool = true;
+override HAS_RESIDUAL: bool = false;
+override ACT: u32 = 0u;
+
+const ROWS: u32 = 8u;
+
+// Small workgroups, so that a few hundred invocations still spread over every CPU thread.
+const GROUP: u32 = 8u;
 
 struct Params {
-    total: u32,
+    n: u32,
     c: u32,
     h: u32,
     w: u32,
-    has_hw: u32,
-    has_residual: u32,
-    act: u32,
-    scale: f32,     // 0.33333334 or 0.5
+    gates_image: u32,
+    off_cw: u32,
+    off_hc: u32,
+    scale: f32,
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> g_hw: array<f32>;
-@group(0) @binding(3) var<storage, read> g_cw: array<f32>;
-@group(0) @binding(4) var<storage, read> g_hc: array<f32>;
-@group(0) @binding(5) var<storage, read> residual: array<f32>;
-@group(0) @binding(6) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read> gates: array<f32>;
+@group(0) @binding(3) var<storage, read> residual: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-@compute @workgroup_size(64)
+fn gate4(base: u32, i: vec4<u32>) -> vec4<f32> {
+    return vec4<f32>(gates[base + i.x], gates[base + i.y], gates[base + i.z], gates[base + i.w]);
+}
+
+fn act4(v: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(activate(v.x, ACT), activate(v.y, ACT), activate(v.z, ACT), activate(v.w, ACT));
+}
+
+// Four outputs of one channel row from column w0 on; `row` is the row's first
+// element, `cols` the clamped column indices.
+fn emit(row: u32, cols: vec4<u32>, w0: u32, g_hw: vec4<f32>, g_cw: vec4<f32>, g_hc: f32) {
+    let v = vec4<f32>(x[row + cols.x], x[row + cols.y], x[row + cols.z], x[row + cols.w]);
+    let y_cw = v * g_cw;
+    let y_hc = v * g_hc;
+    var sum = y_cw + y_hc;
+    if (HAS_HW) {
+        sum = (v * g_hw + y_cw) + y_hc;
+    }
+    var out = sum * p.scale;
+    if (HAS_RESIDUAL) {
+        out += vec4<f32>(
+            residual[row + cols.x],
+            residual[row + cols.y],
+            residual[row + cols.z],
+            residual[row + cols.w],
+        );
+    }
+    out = act4(out);
+    y[row + w0] = out.x;
+    if (w0 + 1u < p.w) { y[row + w0 + 1u] = out.y; }
+    if (w0 + 2u < p.w) { y[row + w0 + 2u] = out.z; }
+    if (w0 + 3u < p.w) { y[row + w0 + 3u] = out.w; }
+}
+
+@compute @workgroup_size(8)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_id(gid, nwg);
-    if (i >= p.total) {
+    let t = gid.x + gid.y * nwg.x * GROUP;
+    let bands = (p.h + ROWS - 1u) / ROWS;
+    let image_tiles = ((p.c + 7u) / 8u) * bands;
+    if (t >= p.n * image_tiles) {
         return;
     }
-    let w = i % p.w;
-    let h = (i / p.w) % p.h;
-    let nc = i / (p.w * p.h);
-    let c = nc % p.c;
-    let n = nc / p.c;
-    let v = x[i];
-    let cw = v * g_cw[nc * p.w + w];
-    let hc = v * g_hc[(n * p.h + h) * p.c + c];
-    var sum = cw + hc;
-    if (p.has_hw != 0u) {
-        sum = (v * g_hw[(n * p.h + h) * p.w + w] + cw) + hc;
+    let n = t / image_tiles;
+    let rest = t % image_tiles;
+    let c0 = (rest / bands) * 8u;
+    let h0 = (rest % bands) * ROWS;
+    let h1 = min(h0 + ROWS, p.h);
+    let step = vec4<u32>(0u, 1u, 2u, 3u);
+    let top = vec4<u32>(p.c - 1u);
+    let chans_lo = min(vec4<u32>(c0) + step, top);
+    let chans_hi = min(vec4<u32>(c0 + 4u) + step, top);
+    let g = n * p.gates_image;
+    let cw = g + p.off_cw;
+    let plane = p.h * p.w;
+    let last = vec4<u32>(p.w - 1u);
+    for (var w0 = 0u; w0 < p.w; w0 += 4u) {
+        let cols = min(vec4<u32>(w0) + step, last);
+        let cw0 = gate4(cw + chans_lo.x * p.w, cols);
+        let cw1 = gate4(cw + chans_lo.y * p.w, cols);
+        let cw2 = gate4(cw + chans_lo.z * p.w, cols);
+        let cw3 = gate4(cw + chans_lo.w * p.w, cols);
+        let cw4 = gate4(cw + chans_hi.x * p.w, cols);
+        let cw5 = gate4(cw + chans_hi.y * p.w, cols);
+        let cw6 = gate4(cw + chans_hi.z * p.w, cols);
+        let cw7 = gate4(cw + chans_hi.w * p.w, cols);
+        for (var h = h0; h < h1; h++) {
+            var hw = vec4<f32>(0.0);
+            if (HAS_HW) {
+                hw = gate4(g + h * p.w, cols);
+            }
+            let hc_row = g + p.off_hc + h * p.c;
+            let hc_lo = gate4(hc_row, chans_lo);
+            let hc_hi = gate4(hc_row, chans_hi);
+            let row = ((n * p.c + c0) * p.h + h) * p.w;
+            emit(row, cols, w0, hw, cw0, hc_lo.x);
+            if (c0 + 1u < p.c) {
+                emit(row + 1u * plane, cols, w0, hw, cw1, hc_lo.y);
+            }
+            if (c0 + 2u < p.c) {
+                emit(row + 2u * plane, cols, w0, hw, cw2, hc_lo.z);
+            }
+            if (c0 + 3u < p.c) {
+                emit(row + 3u * plane, cols, w0, hw, cw3, hc_lo.w);
+            }
+            if (c0 + 4u < p.c) {
+                emit(row + 4u * plane, cols, w0, hw, cw4, hc_hi.x);
+            }
+            if (c0 + 5u < p.c) {
+                emit(row + 5u * plane, cols, w0, hw, cw5, hc_hi.y);
+            }
+            if (c0 + 6u < p.c) {
+                emit(row + 6u * plane, cols, w0, hw, cw6, hc_hi.z);
+            }
+            if (c0 + 7u < p.c) {
+                emit(row + 7u * plane, cols, w0, hw, cw7, hc_hi.w);
+            }
+        }
     }
-    var r = sum * p.scale;
-    if (p.has_residual != 0u) {
-        r += residual[i];
-    }
-    y[i] = activate(r, p.act);
 }

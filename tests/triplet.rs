@@ -1,18 +1,28 @@
-//! Triplet Attention kernels against the CPU reference, and the whole module on the GPU against
-//! the reference computed the PyTorch way (with permutes).
+//! Triplet Attention's three kernels (pool, gates, combine) against the CPU reference, and the
+//! whole module on the GPU against the reference computed the PyTorch way (with permutes).
 
 mod common;
 
 use common::*;
 use gaze::gpu::{Gpu, GpuOptions, GpuTensor, LimitOverrides, Recorder};
+use gaze::graph::gpu::GpuGraph;
 use gaze::kernels::triplet as gpu_ops;
-use gaze::ops::triplet::{Gate, GateMaps, TripletCombine, TripletGates, ZAxis, ZPool};
+use gaze::ops::triplet::{
+    Gate, TripletCombine, TripletDims, TripletGateSpec, TripletGates, TripletPool, ZAxis, ZPool,
+};
 use gaze::ops::Activation;
 use gaze::reference::triplet as cpu;
 use gaze::Tensor;
 
-/// Batch > 1, odd and non-square planes, channel counts that are not multiples of 4.
-const SHAPES: &[[usize; 4]] = &[[2, 3, 1, 1], [3, 5, 7, 5], [2, 7, 13, 17], [2, 3, 224, 224]];
+/// Batch > 1, odd and non-square planes, channel counts that are not multiples of 4, a plane
+/// narrower than the gate tile (cw of 40×7 slides along C) and one large plane.
+const SHAPES: &[[usize; 4]] = &[
+    [2, 3, 1, 1],
+    [3, 5, 7, 5],
+    [2, 7, 13, 17],
+    [1, 40, 9, 7],
+    [2, 3, 224, 224],
+];
 
 fn t(shape: &[usize], data: &[f32]) -> Tensor {
     Tensor::new(shape.to_vec(), data.to_vec()).unwrap()
@@ -33,33 +43,43 @@ fn random_gates(rng: &mut Rng, k: usize, no_spatial: bool) -> TripletGates<Tenso
     }
 }
 
-fn upload_gate(g: &Gate<Tensor>) -> Gate<GpuTensor> {
-    Gate {
-        weight: upload(&g.weight),
-        bias: upload(&g.bias),
-    }
+fn dims(shape: [usize; 4], has_hw: bool) -> TripletDims {
+    TripletDims::of("test", &shape, has_hw).unwrap().1
 }
 
-fn upload_gates(g: &TripletGates<Tensor>) -> TripletGates<GpuTensor> {
-    TripletGates {
-        hw: g.hw.as_ref().map(upload_gate),
-        cw: upload_gate(&g.cw),
-        hc: upload_gate(&g.hc),
+/// The pool paths this device runs: without subgroups always, with them where it has them.
+fn pool_paths() -> Vec<bool> {
+    let mut paths = vec![false];
+    if gpu_ops::subgroup_pool(gpu()) {
+        paths.push(true);
     }
+    paths
+}
+
+/// Each image's pooled maps, without the scratch after them (not part of the result).
+fn maps(pooled: &Tensor, d: &TripletDims) -> Tensor {
+    let (n, len, keep) = (pooled.shape()[0], d.pooled_len(), d.maps_len());
+    Tensor::from_fn(&[n, keep], |i| pooled.data()[(i / keep) * len + i % keep])
 }
 
 #[test]
-fn zpool_matches_reference() {
+fn pool_matches_reference() {
     let mut rng = Rng::new(21);
-    for shape in SHAPES.iter().chain(&[[1, 70, 3, 100]]) {
+    for shape in SHAPES.iter().chain(&[[1, 70, 3, 100], [2, 9, 4, 129]]) {
         let x = rng.tensor(shape);
         let gx = upload(&x);
-        for axis in ZAxis::ALL {
-            let spec = ZPool { axis };
+        for has_hw in [true, false] {
+            let spec = TripletPool { has_hw };
+            let d = dims(*shape, has_hw);
             let out = spec.out_shape(shape).unwrap();
-            let got = run_gpu(&out, |rec, o| gpu_ops::zpool(rec, &gx, o, &spec));
-            let want = cpu::zpool(&x, &spec).unwrap();
-            assert_close(&got, &want, FP32_REL_L2, &format!("{axis:?} {shape:?}"));
+            let want = maps(&cpu::triplet_pool(&x, &spec).unwrap(), &d);
+            for subgroups in pool_paths() {
+                let got = run_gpu(&out, |rec, o| {
+                    gpu_ops::triplet_pool_with(rec, &gx, o, &spec, subgroups)
+                });
+                let what = format!("hw {has_hw} subgroups {subgroups} {shape:?}");
+                assert_close(&maps(&got, &d), &want, FP32_REL_L2, &what);
+            }
         }
     }
 }
@@ -85,28 +105,56 @@ fn zpool_reference_by_hand() {
     let over_w = t(&[1, 2, 2, 2], &[2.0, 102.0, 12.0, 112.0,
                                     1.0, 101.0, 11.0, 111.0]);
     assert_eq!(pool(ZAxis::W), over_w);
+    // Packed: the three Z-pools one after the other, each max map then mean map, then the
+    // scratch (one group of 8 channels: a max and a sum map [H, W]).
+    let spec = TripletPool { has_hw: true };
+    let d = dims([1, 2, 2, 3], true);
+    assert_eq!((d.maps_len(), d.scratch_len()), (32, 12));
+    let packed = cpu::triplet_pool(&x, &spec).unwrap();
+    let concat: Vec<f32> = [over_c, over_h, over_w]
+        .iter()
+        .flat_map(|p| p.data().to_vec())
+        .collect();
+    assert_eq!(maps(&packed, &d), t(&[1, 32], &concat));
+    let gx = upload(&x);
+    for subgroups in pool_paths() {
+        let got = run_gpu(&[1, 44], |rec, o| {
+            gpu_ops::triplet_pool_with(rec, &gx, o, &spec, subgroups)
+        });
+        let what = format!("small integers pool exactly (subgroups {subgroups})");
+        assert_eq!(maps(&got, &d), t(&[1, 32], &concat), "{what}");
+    }
+}
+
+/// Random packed pools for `d` and random gates of size k.
+fn gate_case(rng: &mut Rng, n: usize, d: TripletDims, k: usize) -> (Tensor, Tensor, Tensor) {
+    let pooled = rng.tensor(&[n, d.pooled_len()]);
+    let (weight, bias) = random_gates(rng, k, !d.has_hw).pack().unwrap();
+    (pooled, weight, bias)
 }
 
 #[test]
-fn gate_matches_reference() {
+fn gates_match_reference() {
     let mut rng = Rng::new(22);
-    let planes = [
-        [2, 2, 1, 1],
-        [3, 2, 7, 5],
-        [2, 2, 13, 17],
+    let extra = [
         [2, 2, 224, 3],
-        [2, 2, 3, 224],
+        [2, 33, 3, 224],
+        [1, 64, 56, 56],
+        [2, 300, 7, 7],
     ];
-    for shape in planes {
-        let pooled = rng.tensor(&shape);
-        let gp = upload(&pooled);
-        for k in [3, 7] {
-            let g = random_gate(&mut rng, k);
-            let gg = upload_gate(&g);
-            let out = [shape[0], 1, shape[2], shape[3]];
-            let got = run_gpu(&out, |rec, o| gpu_ops::gate(rec, &gp, &gg, o));
-            let want = cpu::gate(&pooled, &g).unwrap();
-            assert_close(&got, &want, FP32_REL_L2, &format!("k={k} {shape:?}"));
+    for &shape in SHAPES.iter().chain(&extra) {
+        for (k, has_hw) in [(1, true), (3, false), (5, true), (7, true), (7, false)] {
+            let d = dims(shape, has_hw);
+            let n = shape[0];
+            let (pooled, weight, bias) = gate_case(&mut rng, n, d, k);
+            let spec = TripletGateSpec { dims: d };
+            let [gp, gw, gb] = [&pooled, &weight, &bias].map(upload);
+            let got = run_gpu(&[n, d.gates_len()], |rec, o| {
+                gpu_ops::triplet_gates(rec, &gp, &gw, &gb, o, &spec)
+            });
+            let want = cpu::triplet_gates(&pooled, &weight, &bias, &spec).unwrap();
+            let what = format!("k={k} hw {has_hw} {shape:?}");
+            assert_close(&got, &want, FP32_REL_L2, &what);
         }
     }
 }
@@ -131,40 +179,81 @@ fn gate_reference_rows_run_along_the_first_plane_axis() {
 }
 
 #[test]
+fn gates_keep_rows_and_columns_apart_on_every_plane() {
+    // One asymmetric tap (row 0, column 2 of the max map) on a plane per orientation: the cw
+    // plane of 40×7 slides along its rows, the others along their columns.
+    let d = dims([1, 40, 9, 7], true);
+    let mut weight = Tensor::zeros(&[3, 2, 3, 3]);
+    for g in 0..3 {
+        weight.data_mut()[g * 18 + 2] = 4.0;
+    }
+    let bias = t(&[3], &[-1.0, -1.0, -1.0]);
+    let pooled = Rng::new(27).tensor(&[1, d.pooled_len()]);
+    let spec = TripletGateSpec { dims: d };
+    let want = cpu::triplet_gates(&pooled, &weight, &bias, &spec).unwrap();
+    let [gp, gw, gb] = [&pooled, &weight, &bias].map(upload);
+    let got = run_gpu(&[1, d.gates_len()], |rec, o| {
+        gpu_ops::triplet_gates(rec, &gp, &gw, &gb, o, &spec)
+    });
+    assert_close(&got, &want, FP32_REL_L2, "asymmetric tap");
+    let sig = |v: f32| 1.0 / (1.0 + (-v).exp());
+    for plane in d.planes() {
+        let (r, c) = (plane.rows - 1, 0);
+        let src = pooled.data()[plane.pooled + (r - 1) * plane.cols + c + 1];
+        let got = want.data()[plane.gate + r * plane.cols + c];
+        assert!((got - sig(4.0 * src - 1.0)).abs() < 1e-6, "{plane:?}");
+    }
+}
+
+#[test]
 fn combine_matches_reference() {
     let mut rng = Rng::new(23);
-    for &[n, c, h, w] in SHAPES {
-        let x = rng.tensor(&[n, c, h, w]);
-        let (g_hw, g_cw, g_hc) = (
-            rng.tensor_in(&[n, 1, h, w], 0.0, 1.0),
-            rng.tensor_in(&[n, 1, c, w], 0.0, 1.0),
-            rng.tensor_in(&[n, 1, h, c], 0.0, 1.0),
-        );
-        let res = rng.tensor(&[n, c, h, w]);
-        let gpu_in = [&x, &g_hw, &g_cw, &g_hc, &res].map(upload);
-        let [gx, ghw, gcw, ghc, gres] = &gpu_in;
-        for three in [true, false] {
+    for &shape in SHAPES {
+        let x = rng.tensor(&shape);
+        let res = rng.tensor(&shape);
+        let (gx, gres) = (upload(&x), upload(&res));
+        for has_hw in [true, false] {
+            let d = dims(shape, has_hw);
+            let gates = rng.tensor_in(&[shape[0], d.gates_len()], 0.0, 1.0);
+            let gg = upload(&gates);
             for (residual, act) in [(false, Activation::None), (true, Activation::Relu)] {
-                let spec = TripletCombine { act };
-                let maps = GateMaps {
-                    hw: three.then_some(&g_hw),
-                    cw: &g_cw,
-                    hc: &g_hc,
-                };
-                let want = cpu::combine(&x, &maps, residual.then_some(&res), &spec).unwrap();
-                let gmaps = GateMaps {
-                    hw: three.then_some(ghw),
-                    cw: gcw,
-                    hc: ghc,
-                };
-                let got = run_gpu(&[n, c, h, w], |rec, o| {
-                    gpu_ops::combine(rec, gx, &gmaps, residual.then_some(gres), o, &spec)
+                let spec = TripletCombine { has_hw, act };
+                let want =
+                    cpu::triplet_combine(&x, &gates, residual.then_some(&res), &spec).unwrap();
+                let got = run_gpu(&shape, |rec, o| {
+                    gpu_ops::triplet_combine(rec, &gx, &gg, residual.then_some(&gres), o, &spec)
                 });
-                let what = format!("3-branch {three}, residual {residual} {:?}", [n, c, h, w]);
+                let what = format!("hw {has_hw}, residual {residual} {shape:?}");
                 assert_close(&got, &want, FP32_REL_L2, &what);
             }
         }
     }
+}
+
+/// Pool → gates → combine on `gpu`, intermediates allocated here as the graph plans them.
+fn module_on(
+    gpu: &Gpu,
+    x: &Tensor,
+    gates: &TripletGates<Tensor>,
+    residual: Option<&Tensor>,
+    act: Activation,
+    subgroups: bool,
+) -> Tensor {
+    let up = |t: &Tensor| gpu.upload(t).unwrap();
+    let has_hw = gates.hw.is_some();
+    let (weight, bias) = gates.pack().unwrap();
+    let (gx, gw, gb) = (up(x), up(&weight), up(&bias));
+    let gres = residual.map(up);
+    let pool = TripletPool { has_hw };
+    let d = pool.dims(x.shape()).unwrap().1;
+    let pooled = gpu.empty(&pool.out_shape(x.shape()).unwrap()).unwrap();
+    let maps = gpu.empty(&[x.shape()[0], d.gates_len()]).unwrap();
+    let combine = TripletCombine { has_hw, act };
+    run_on(gpu, x.shape(), |rec, out| {
+        gpu_ops::triplet_pool_with(rec, &gx, &pooled, &pool, subgroups)?;
+        gpu_ops::triplet_gates(rec, &pooled, &gw, &gb, &maps, &TripletGateSpec { dims: d })?;
+        gpu_ops::triplet_combine(rec, &gx, &maps, gres.as_ref(), out, &combine)
+    })
 }
 
 fn module_case(
@@ -185,27 +274,17 @@ fn module_case(
         Activation::None
     };
     let want = cpu::triplet_attention(&x, &gates, residual.then_some(&res), act).unwrap();
-    let up = |t: &Tensor| gpu.upload(t).unwrap();
-    let (gx, gres) = (up(&x), up(&res));
-    let ggates = TripletGates {
-        hw: gates.hw.as_ref().map(|g| Gate {
-            weight: up(&g.weight),
-            bias: up(&g.bias),
-        }),
-        cw: Gate {
-            weight: up(&gates.cw.weight),
-            bias: up(&gates.cw.bias),
-        },
-        hc: Gate {
-            weight: up(&gates.hc.weight),
-            bias: up(&gates.hc.bias),
-        },
-    };
-    let got = run_on(gpu, &shape, |rec, out| {
-        gpu_ops::triplet_attention(rec, &gx, &ggates, residual.then_some(&gres), act, out)
-    });
-    let what = format!("TA k={k} no_spatial={no_spatial} residual={residual} {shape:?}");
-    assert_close(&got, &want, FP32_REL_L2, &what);
+    let mut paths = vec![false];
+    if gpu_ops::subgroup_pool(gpu) {
+        paths.push(true);
+    }
+    for subgroups in paths {
+        let got = module_on(gpu, &x, &gates, residual.then_some(&res), act, subgroups);
+        let what = format!(
+            "TA k={k} no_spatial={no_spatial} residual={residual} subgroups={subgroups} {shape:?}"
+        );
+        assert_close(&got, &want, FP32_REL_L2, &what);
+    }
 }
 
 #[test]
@@ -221,6 +300,7 @@ fn module_matches_literal_reference() {
             }
         }
     }
+    module_case(gpu(), [2, 6, 9, 11], 5, false, true, 99);
 }
 
 #[test]
@@ -243,49 +323,98 @@ fn module_splits_batches_past_the_binding_limit() {
 fn index_form_reference_equals_literal_reference() {
     let mut rng = Rng::new(24);
     let x = rng.tensor(&[2, 5, 7, 9]);
-    let gates = random_gates(&mut rng, 7, false);
-    let pool = |axis| cpu::zpool(&x, &ZPool { axis }).unwrap();
-    let g_hw = cpu::gate(&pool(ZAxis::C), gates.hw.as_ref().unwrap()).unwrap();
-    let g_cw = cpu::gate(&pool(ZAxis::H), &gates.cw).unwrap();
-    let g_hc = cpu::gate(&pool(ZAxis::W), &gates.hc).unwrap();
-    let maps = GateMaps {
-        hw: Some(&g_hw),
-        cw: &g_cw,
-        hc: &g_hc,
-    };
-    let spec = TripletCombine::default();
-    let index_form = cpu::combine(&x, &maps, None, &spec).unwrap();
-    let literal = cpu::triplet_attention(&x, &gates, None, Activation::None).unwrap();
-    assert_close(&index_form, &literal, FP32_REL_L2, "index form vs permutes");
+    for no_spatial in [false, true] {
+        let gates = random_gates(&mut rng, 7, no_spatial);
+        let has_hw = !no_spatial;
+        let (weight, bias) = gates.pack().unwrap();
+        let pool = TripletPool { has_hw };
+        let d = pool.dims(x.shape()).unwrap().1;
+        let pooled = cpu::triplet_pool(&x, &pool).unwrap();
+        let maps = cpu::triplet_gates(&pooled, &weight, &bias, &TripletGateSpec { dims: d });
+        let spec = TripletCombine {
+            has_hw,
+            act: Activation::None,
+        };
+        let index_form = cpu::triplet_combine(&x, &maps.unwrap(), None, &spec).unwrap();
+        let literal = cpu::triplet_attention(&x, &gates, None, Activation::None).unwrap();
+        let what = format!("index form vs permutes, no_spatial {no_spatial}");
+        assert_close(&index_form, &literal, FP32_REL_L2, &what);
+    }
+}
+
+#[test]
+fn graph_runs_ta_in_four_dispatches_and_keeps_the_gate_maps() {
+    let shape = vec![2, 6, 9, 11];
+    let graph = gaze::models::build_synthetic(
+        "triplet_attention",
+        3,
+        std::slice::from_ref(&shape),
+        &Default::default(),
+    )
+    .unwrap();
+    let kinds: Vec<&str> = graph.nodes().iter().map(|n| n.op.kind()).collect();
+    assert_eq!(
+        kinds,
+        ["input", "triplet_pool", "triplet_gates", "triplet_combine"]
+    );
+    let tap = &graph.taps()[0];
+    let labels: Vec<(&str, usize, usize, usize)> = tap
+        .maps
+        .iter()
+        .map(|m| (m.label, m.offset, m.rows, m.cols))
+        .collect();
+    assert_eq!(
+        labels,
+        [("hw", 0, 9, 11), ("cw", 99, 6, 11), ("hc", 165, 9, 6)]
+    );
+    let x = Rng::new(28).tensor(&shape);
+    let keep = [tap.maps[0].value];
+    let (want, want_maps) =
+        gaze::graph::cpu::run_keeping(&graph, std::slice::from_ref(&x), &keep).unwrap();
+    let model = GpuGraph::new(gpu(), &graph).unwrap();
+    let mut rec = Recorder::new(gpu());
+    model
+        .record(gpu(), &mut rec, std::slice::from_ref(&x))
+        .unwrap();
+    // Pools (hw, then cw and hc by planes), gates, combine.
+    assert_eq!(rec.dispatch_count(), 4);
+    drop(rec);
+    let (got, got_maps) = pollster::block_on(model.run_keeping(gpu(), &[x], &keep)).unwrap();
+    assert_close(&got, &want, FP32_REL_L2, "TA graph");
+    assert_close(&got_maps[0], &want_maps[0], FP32_REL_L2, "gate maps");
+    for m in &tap.maps {
+        assert_eq!(m.per_image, 9 * 11 + 6 * 11 + 9 * 6);
+        assert_eq!(
+            m.slice(got_maps[0].data(), 1).unwrap().len(),
+            m.rows * m.cols
+        );
+    }
 }
 
 #[test]
 fn bad_gate_shapes_are_refused() {
     let mut rng = Rng::new(25);
-    let pooled = [2, 2, 5, 6];
+    let d = dims([2, 3, 5, 6], true);
+    let spec = TripletGateSpec { dims: d };
+    let pooled = [2, d.pooled_len()];
     for (w, b) in [
-        (vec![1, 2, 4, 4], vec![1]),
-        (vec![1, 2, 3, 5], vec![1]),
-        (vec![2, 2, 3, 3], vec![1]),
-        (vec![1, 1, 3, 3], vec![1]),
-        (vec![1, 2, 3, 3], vec![2]),
+        (vec![3, 2, 4, 4], vec![3]),
+        (vec![3, 2, 3, 5], vec![3]),
+        (vec![2, 2, 3, 3], vec![3]),
+        (vec![3, 1, 3, 3], vec![3]),
+        (vec![3, 2, 3, 3], vec![2]),
     ] {
-        let g = Gate {
-            weight: rng.tensor(&w),
-            bias: rng.tensor(&b),
-        };
-        let msg = g.out_shape(&pooled).unwrap_err().to_string();
+        let msg = spec.out_shape(&pooled, &w, &b).unwrap_err().to_string();
         assert!(
-            msg.contains("triplet_gate") && msg.contains(&format!("{w:?}")),
+            msg.contains("triplet_gates") && msg.contains(&format!("{w:?}")),
             "{msg}"
         );
     }
-    let g = random_gate(&mut rng, 3);
-    let msg = g.out_shape(&[2, 3, 5, 6]).unwrap_err().to_string();
-    assert!(
-        msg.contains("[N, 2, A, B]") && msg.contains("[2, 3, 5, 6]"),
-        "{msg}"
-    );
+    let msg = spec
+        .out_shape(&[2, d.pooled_len() + 1], &[3, 2, 3, 3], &[3])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("packed pools"), "{msg}");
     let gates = TripletGates {
         hw: Some(Gate {
             weight: rng.tensor(&[1, 2, 2, 2]),
@@ -297,52 +426,58 @@ fn bad_gate_shapes_are_refused() {
     assert!(
         cpu::triplet_attention(&rng.tensor(&[1, 2, 3, 4]), &gates, None, Activation::None).is_err()
     );
+    let mixed = TripletGates {
+        hw: Some(random_gate(&mut rng, 7)),
+        cw: random_gate(&mut rng, 3),
+        hc: random_gate(&mut rng, 3),
+    };
+    let msg = mixed.pack().unwrap_err().to_string();
+    assert!(msg.contains("mix kernel sizes"), "{msg}");
 }
 
 #[test]
-fn bad_combine_and_module_shapes_are_refused() {
+fn bad_combine_and_pool_shapes_are_refused() {
     let mut rng = Rng::new(26);
-    let [n, c, h, w] = [2, 3, 5, 7];
-    let x = rng.tensor(&[n, c, h, w]);
-    let (g_cw, g_hc) = (rng.tensor(&[n, 1, c, w]), rng.tensor(&[n, 1, h, c]));
-    let spec = TripletCombine::default();
-    // cw and hc swapped: the shapes differ on a non-square input, and the error names both.
-    let swapped = GateMaps {
-        hw: None,
-        cw: &g_hc,
-        hc: &g_cw,
+    let shape = [2, 3, 5, 7];
+    let x = rng.tensor(&shape);
+    let d = dims(shape, true);
+    let spec = TripletCombine {
+        has_hw: true,
+        act: Activation::None,
     };
-    let msg = cpu::combine(&x, &swapped, None, &spec)
+    // Gates packed for the 2-branch form are too short for the 3-branch combine.
+    let short = rng.tensor(&[2, dims(shape, false).gates_len()]);
+    let msg = cpu::triplet_combine(&x, &short, None, &spec)
         .unwrap_err()
         .to_string();
     assert!(
-        msg.contains("cw gate") && msg.contains("[2, 1, 3, 7]"),
+        msg.contains("packed gates") && msg.contains("[2, 71]"),
         "{msg}"
     );
-    let maps = GateMaps {
-        hw: None,
-        cw: &g_cw,
-        hc: &g_hc,
-    };
-    let wrong_res = rng.tensor(&[n, c, h, w + 1]);
-    let msg = cpu::combine(&x, &maps, Some(&wrong_res), &spec)
+    let gates = rng.tensor(&[2, d.gates_len()]);
+    let wrong_res = rng.tensor(&[2, 3, 5, 8]);
+    let msg = cpu::triplet_combine(&x, &gates, Some(&wrong_res), &spec)
         .unwrap_err()
         .to_string();
     assert!(msg.contains("residual"), "{msg}");
     assert!(cpu::zpool(&rng.tensor(&[2, 3, 4]), &ZPool { axis: ZAxis::H }).is_err());
+    assert!(TripletPool { has_hw: true }
+        .out_shape(&[1, 0, 4, 4])
+        .is_err());
 
-    let gates = upload_gates(&random_gates(&mut rng, 7, false));
-    let gx = upload(&x);
+    let (gx, gg, gres) = (upload(&x), upload(&gates), upload(&wrong_res));
     let mut rec = Recorder::new(gpu());
-    let out = gpu().empty(&[n, c, h, w + 1]).unwrap();
-    let msg = gpu_ops::triplet_attention(&mut rec, &gx, &gates, None, Activation::None, &out)
+    let out = gpu().empty(&[2, 3, 5, 8]).unwrap();
+    let msg = gpu_ops::triplet_combine(&mut rec, &gx, &gg, None, &out, &spec)
         .unwrap_err()
         .to_string();
     assert!(msg.contains("output must have shape [2, 3, 5, 7]"), "{msg}");
-    let out = gpu().empty(&[n, c, h, w]).unwrap();
-    let gres = upload(&wrong_res);
-    let r = gpu_ops::triplet_attention(&mut rec, &gx, &gates, Some(&gres), Activation::Relu, &out);
+    let out = gpu().empty(&shape).unwrap();
+    let r = gpu_ops::triplet_combine(&mut rec, &gx, &gg, Some(&gres), &out, &spec);
     assert!(r.unwrap_err().to_string().contains("residual"));
+    let bad_pool: GpuTensor = gpu().empty(&[2, d.pooled_len() + 1]).unwrap();
+    let r = gpu_ops::triplet_pool(&mut rec, &gx, &bad_pool, &TripletPool { has_hw: true });
+    assert!(r.is_err());
     assert_eq!(
         rec.dispatch_count(),
         0,

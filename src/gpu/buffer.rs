@@ -134,35 +134,64 @@ impl Gpu {
 
     /// Copies a device tensor back to the host.
     pub async fn read(&self, t: &GpuTensor) -> Result<Tensor> {
-        let size = t.bytes().max(4);
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let mut all = self.read_many(&[t]).await?;
+        all.pop()
+            .ok_or_else(|| Error::Gpu("readback returned nothing".into()))
+    }
+
+    /// Reads several tensors with one copy submission, made before the first await, so work
+    /// submitted later (another inference) cannot overwrite them before they are read.
+    pub async fn read_many(&self, ts: &[&GpuTensor]) -> Result<Vec<Tensor>> {
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(&t.buffer, 0, &staging, 0, size);
+        let staging: Vec<wgpu::Buffer> = ts
+            .iter()
+            .map(|t| {
+                let size = t.bytes().max(4);
+                let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("readback"),
+                    size,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                });
+                encoder.copy_buffer_to_buffer(&t.buffer, 0, &buffer, 0, size);
+                buffer
+            })
+            .collect();
         self.queue.submit([encoder.finish()]);
-        let (sender, receiver) = futures_channel::oneshot::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = sender.send(r);
-        });
+        let receivers: Vec<_> = staging
+            .iter()
+            .map(|buffer| {
+                let (sender, receiver) = futures_channel::oneshot::channel();
+                buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+                    let _ = sender.send(r);
+                });
+                receiver
+            })
+            .collect();
         self.wait()?;
-        receiver
-            .await
-            .map_err(|_| Error::Gpu("readback was cancelled".into()))?
-            .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
-        let data: Vec<f32> = {
-            let view = staging
-                .slice(..)
-                .get_mapped_range()
-                .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
-            bytemuck::cast_slice(&view[..t.bytes() as usize]).to_vec()
-        };
-        staging.unmap();
+        let mut out = Vec::with_capacity(ts.len());
+        for ((t, buffer), receiver) in ts.iter().zip(&staging).zip(receivers) {
+            let mapped = receiver
+                .await
+                .map_err(|_| Error::Gpu("readback was cancelled".into()))
+                .and_then(|r| r.map_err(|e| Error::Gpu(format!("readback failed: {e}"))));
+            if let Err(e) = mapped {
+                // A lost device fails the mapping; say that, not the symptom.
+                self.check_lost()?;
+                return Err(e);
+            }
+            let data: Vec<f32> = {
+                let view = buffer
+                    .slice(..)
+                    .get_mapped_range()
+                    .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+                bytemuck::cast_slice(&view[..t.bytes() as usize]).to_vec()
+            };
+            buffer.unmap();
+            out.push(Tensor::new(t.shape().to_vec(), data)?);
+        }
         self.check_lost()?;
-        Tensor::new(t.shape().to_vec(), data)
+        Ok(out)
     }
 
     #[cfg(not(target_arch = "wasm32"))]

@@ -1,13 +1,14 @@
 //! Runs a graph with the CPU reference.
 
-use super::{Graph, Op};
+use super::{Graph, Op, ValueId};
 use crate::error::{Error, Result};
 use crate::ops::conv::Epilogue;
 use crate::reference as r;
 use crate::tensor::Tensor;
 
-/// The position after which each value is no longer read (the output lives to the end).
-pub(crate) fn last_uses<T>(graph: &Graph<T>) -> Result<Vec<usize>> {
+/// The position after which each value is no longer read (the output and the `keep` values
+/// live to the end).
+pub(crate) fn last_uses<T>(graph: &Graph<T>, keep: &[ValueId]) -> Result<Vec<usize>> {
     let mut last: Vec<usize> = (0..graph.nodes().len()).collect();
     for (i, node) in graph.nodes().iter().enumerate() {
         for &v in &node.inputs {
@@ -15,13 +16,27 @@ pub(crate) fn last_uses<T>(graph: &Graph<T>) -> Result<Vec<usize>> {
         }
     }
     last[graph.output()?] = usize::MAX;
+    for &v in keep {
+        *last
+            .get_mut(v)
+            .ok_or_else(|| Error::Invalid(format!("no value {v} to keep")))? = usize::MAX;
+    }
     Ok(last)
 }
 
 pub fn run(graph: &Graph<Tensor>, inputs: &[Tensor]) -> Result<Tensor> {
+    Ok(run_keeping(graph, inputs, &[])?.0)
+}
+
+/// Runs the graph and also returns the values `keep` (e.g. attention maps), in that order.
+pub fn run_keeping(
+    graph: &Graph<Tensor>,
+    inputs: &[Tensor],
+    keep: &[ValueId],
+) -> Result<(Tensor, Vec<Tensor>)> {
     let shapes: Vec<&[usize]> = inputs.iter().map(Tensor::shape).collect();
     graph.shapes(&shapes)?;
-    let last = last_uses(graph)?;
+    let last = last_uses(graph, keep)?;
     let mut values: Vec<Option<Tensor>> = vec![None; graph.nodes().len()];
     for (i, node) in graph.nodes().iter().enumerate() {
         let ins: Vec<&Tensor> = node
@@ -41,9 +56,13 @@ pub fn run(graph: &Graph<Tensor>, inputs: &[Tensor]) -> Result<Tensor> {
             }
         }
     }
-    values[graph.output()?]
-        .take()
-        .ok_or_else(|| Error::Invalid("the output was never computed".into()))
+    let take = |v: ValueId| {
+        values[v]
+            .clone()
+            .ok_or_else(|| Error::Invalid(format!("value {v} was never computed")))
+    };
+    let kept = keep.iter().map(|&v| take(v)).collect::<Result<_>>()?;
+    Ok((take(graph.output()?)?, kept))
 }
 
 fn eval(op: &Op<Tensor>, ins: &[&Tensor], inputs: &[Tensor]) -> Result<Tensor> {
@@ -97,10 +116,15 @@ fn eval(op: &Op<Tensor>, ins: &[&Tensor], inputs: &[Tensor]) -> Result<Tensor> {
         Op::PatchGather { spec, scale_shift } => {
             r::san::patch_gather(x(), scale_shift.as_ref().map(|(s, t)| (s, t)), spec)
         }
-        Op::Triplet {
-            gates,
-            act,
-            residual,
-        } => r::triplet::triplet_attention(x(), gates, residual.then(|| ins[1]), *act),
+        Op::TripletPool(s) => r::triplet::triplet_pool(x(), s),
+        Op::TripletGates { spec, weight, bias } => {
+            r::triplet::triplet_gates(x(), weight, bias, spec)
+        }
+        Op::TripletCombine { spec, residual } => {
+            r::triplet::triplet_combine(ins[0], ins[1], residual.then(|| ins[2]), spec)
+        }
+        Op::CoordPool(s) => r::coord::coord_pool(x(), s),
+        Op::CoordGates { spec, weight, bias } => r::coord::coord_gates(x(), weight, bias, spec),
+        Op::CoordApply(s) => r::coord::coord_apply(ins[0], ins[1], s),
     }
 }

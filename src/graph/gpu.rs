@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use super::cpu::last_uses;
-use super::{Graph, Op};
+use super::{Graph, Op, ValueId};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Recorder};
 use crate::kernels as k;
@@ -40,9 +40,9 @@ fn root<T>(graph: &Graph<T>, mut v: usize) -> usize {
     v
 }
 
-fn plan<T>(graph: &Graph<T>, shapes: &[Vec<usize>]) -> Result<MemoryPlan> {
+fn plan<T>(graph: &Graph<T>, shapes: &[Vec<usize>], keep: &[ValueId]) -> Result<MemoryPlan> {
     let nodes = graph.nodes();
-    let mut last = last_uses(graph)?;
+    let mut last = last_uses(graph, keep)?;
     for v in 0..nodes.len() {
         let r = root(graph, v);
         if r != v {
@@ -100,6 +100,7 @@ fn plan<T>(graph: &Graph<T>, shapes: &[Vec<usize>]) -> Result<MemoryPlan> {
 
 struct Prepared {
     input_shapes: Vec<Vec<usize>>,
+    keep: Vec<ValueId>,
     values: Vec<GpuTensor>,
 }
 
@@ -119,10 +120,15 @@ impl GpuGraph {
 
     /// Buffers for these input shapes, planned and allocated once and reused while the shapes
     /// stay the same.
-    fn prepare(&self, gpu: &Gpu, input_shapes: &[Vec<usize>]) -> Result<Prepared> {
+    fn prepare(
+        &self,
+        gpu: &Gpu,
+        input_shapes: &[Vec<usize>],
+        keep: &[ValueId],
+    ) -> Result<Prepared> {
         let refs: Vec<&[usize]> = input_shapes.iter().map(Vec::as_slice).collect();
         let shapes = self.graph.shapes(&refs)?;
-        let plan = plan(&self.graph, &shapes)?;
+        let plan = plan(&self.graph, &shapes, keep)?;
         let buffers: Vec<GpuTensor> = plan
             .slot_bytes
             .iter()
@@ -141,6 +147,7 @@ impl GpuGraph {
             .collect::<Result<_>>()?;
         Ok(Prepared {
             input_shapes: input_shapes.to_vec(),
+            keep: keep.to_vec(),
             values,
         })
     }
@@ -148,11 +155,22 @@ impl GpuGraph {
     /// The memory plan for these input shapes.
     pub fn memory_plan(&self, input_shapes: &[Vec<usize>]) -> Result<MemoryPlan> {
         let refs: Vec<&[usize]> = input_shapes.iter().map(Vec::as_slice).collect();
-        plan(&self.graph, &self.graph.shapes(&refs)?)
+        plan(&self.graph, &self.graph.shapes(&refs)?, &[])
     }
 
     /// Records the whole inference on `rec` after writing the inputs; returns the output tensor.
     pub fn record(&self, gpu: &Gpu, rec: &mut Recorder, inputs: &[Tensor]) -> Result<GpuTensor> {
+        Ok(self.record_keeping(gpu, rec, inputs, &[])?.0)
+    }
+
+    /// `record`, with the values `keep` left intact for reading afterwards.
+    fn record_keeping(
+        &self,
+        gpu: &Gpu,
+        rec: &mut Recorder,
+        inputs: &[Tensor],
+        keep: &[ValueId],
+    ) -> Result<(GpuTensor, Vec<GpuTensor>)> {
         let input_shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
         let mut guard = self
             .prepared
@@ -160,9 +178,9 @@ impl GpuGraph {
             .map_err(|_| Error::Gpu("a previous run panicked".into()))?;
         if guard
             .as_ref()
-            .is_none_or(|p| p.input_shapes != input_shapes)
+            .is_none_or(|p| p.input_shapes != input_shapes || p.keep != keep)
         {
-            *guard = Some(self.prepare(gpu, &input_shapes)?);
+            *guard = Some(self.prepare(gpu, &input_shapes, keep)?);
         }
         let prepared = guard
             .as_ref()
@@ -177,7 +195,34 @@ impl GpuGraph {
             rec.set_label(&node.name);
             encode(rec, &node.op, &ins, &vals[i])?;
         }
-        Ok(prepared.values[self.graph.output()?].clone())
+        let vals = &prepared.values;
+        let kept = keep.iter().map(|&v| vals[v].clone()).collect();
+        Ok((vals[self.graph.output()?].clone(), kept))
+    }
+
+    /// The graph this runs (its taps name the values `run_keeping` can return).
+    pub fn graph(&self) -> &Graph<GpuTensor> {
+        &self.graph
+    }
+
+    /// One inference that also reads back the values `keep` (e.g. attention maps).
+    pub async fn run_keeping(
+        &self,
+        gpu: &Gpu,
+        inputs: &[Tensor],
+        keep: &[ValueId],
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        if let Some(&v) = keep.iter().find(|&&v| v >= self.graph.nodes().len()) {
+            return Err(Error::Invalid(format!("no value {v} to keep")));
+        }
+        let mut rec = Recorder::new(gpu);
+        let (out, kept) = self.record_keeping(gpu, &mut rec, inputs, keep)?;
+        rec.submit()?;
+        let mut all: Vec<&GpuTensor> = vec![&out];
+        all.extend(&kept);
+        let mut values = gpu.read_many(&all).await?;
+        let out = values.remove(0);
+        Ok((out, values))
     }
 
     /// One inference: one submission, then the output read back.
@@ -255,10 +300,17 @@ fn encode(
         Op::PatchGather { spec, scale_shift } => {
             k::san::patch_gather(rec, x(), pair(scale_shift), out, spec)
         }
-        Op::Triplet {
-            gates,
-            act,
-            residual,
-        } => k::triplet::triplet_attention(rec, x(), gates, residual.then(|| ins[1]), *act, out),
+        Op::TripletPool(s) => k::triplet::triplet_pool(rec, x(), out, s),
+        Op::TripletGates { spec, weight, bias } => {
+            k::triplet::triplet_gates(rec, x(), weight, bias, out, spec)
+        }
+        Op::TripletCombine { spec, residual } => {
+            k::triplet::triplet_combine(rec, ins[0], ins[1], residual.then(|| ins[2]), out, spec)
+        }
+        Op::CoordPool(s) => k::coord::coord_pool(rec, x(), out, s),
+        Op::CoordGates { spec, weight, bias } => {
+            k::coord::coord_gates(rec, x(), weight, bias, out, spec)
+        }
+        Op::CoordApply(s) => k::coord::coord_apply(rec, ins[0], ins[1], out, s),
     }
 }

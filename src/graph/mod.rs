@@ -8,6 +8,7 @@ pub mod gpu;
 
 use crate::error::{shape_err, Error, Result};
 use crate::ops::conv::{Conv2d, Shaped};
+use crate::ops::coord::{CoordApply, CoordGateSpec, CoordPool};
 use crate::ops::elementwise::{broadcast_shape, Binary, Blend, ChannelAffine, Unary};
 use crate::ops::linear::{linear_dims, Linear, Softmax};
 use crate::ops::pool::{AvgPool2d, MaxPool2d, SpatialMean};
@@ -15,12 +16,49 @@ use crate::ops::san::{
     aggregation_shape, patch_gather_shape, subtraction_shape, Aggregation, PatchGather, Subtraction,
 };
 use crate::ops::tensor_ops::{concat_shape, split_shapes, Concat, Split};
-use crate::ops::triplet::{Gate, TripletGates};
-use crate::ops::Activation;
+use crate::ops::triplet::{TripletCombine, TripletGateSpec, TripletPool};
 use crate::tensor::numel;
 
 /// Index of a node, and of the value it produces.
 pub type ValueId = usize;
+
+/// One attention map of a tap: for image `n`, element `(r, c)` of the map is element
+/// `n·per_image + offset + r·cols + c` of the value's data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttentionMap {
+    /// What the map is: "hw", "cw", "hc" (Triplet Attention), "h", "w" (Coordinate Attention).
+    pub label: &'static str,
+    pub value: ValueId,
+    pub per_image: usize,
+    pub offset: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// The attention weights of one module, kept readable after an inference (for display).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttentionTap {
+    /// The module's key prefix, e.g. `features.3.conv.4`.
+    pub block: String,
+    /// "triplet" or "coord".
+    pub kind: &'static str,
+    pub maps: Vec<AttentionMap>,
+}
+
+impl AttentionMap {
+    /// The `rows × cols` map of image `n` from the value's data.
+    pub fn slice<'a>(&self, data: &'a [f32], n: usize) -> Result<&'a [f32]> {
+        let start = n * self.per_image + self.offset;
+        data.get(start..start + self.rows * self.cols)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "attention map {}: image {n} lies outside a value of {} elements",
+                    self.label,
+                    data.len()
+                ))
+            })
+    }
+}
 
 /// One op with its weights. The comment says which values the node takes as inputs.
 #[derive(Clone, Debug)]
@@ -81,12 +119,29 @@ pub enum Op<T> {
         spec: PatchGather,
         scale_shift: Option<(T, T)>,
     },
-    /// `[x]`, or `[x, residual]`: `act(TA(x) + residual)`.
-    Triplet {
-        gates: TripletGates<T>,
-        act: Activation,
+    /// `[x]`: Triplet Attention's six Z-pools, packed per image.
+    TripletPool(TripletPool),
+    /// `[pooled]`: TA's gate maps, packed per image; weight `[G,2,k,k]`, bias `[G]` (BN folded).
+    TripletGates {
+        spec: TripletGateSpec,
+        weight: T,
+        bias: T,
+    },
+    /// `[x, gates]`, or `[x, gates, residual]`: `act(TA(x) + residual)`.
+    TripletCombine {
+        spec: TripletCombine,
         residual: bool,
     },
+    /// `[x]`: Coordinate Attention's directional means, `[N,C,H+W,1]`.
+    CoordPool(CoordPool),
+    /// `[f]`: CA's `a_h` and `a_w`, packed per image; weight `[2,C,mip]`, bias `[2,C]`.
+    CoordGates {
+        spec: CoordGateSpec,
+        weight: T,
+        bias: T,
+    },
+    /// `[x, gates]`: `(x · a_w) · a_h`.
+    CoordApply(CoordApply),
 }
 
 #[derive(Clone, Debug)]
@@ -102,6 +157,7 @@ pub struct Graph<T> {
     nodes: Vec<Node<T>>,
     inputs: usize,
     output: Option<ValueId>,
+    taps: Vec<AttentionTap>,
 }
 
 impl<T> Default for Graph<T> {
@@ -110,6 +166,7 @@ impl<T> Default for Graph<T> {
             nodes: Vec::new(),
             inputs: 0,
             output: None,
+            taps: Vec::new(),
         }
     }
 }
@@ -131,6 +188,27 @@ impl<T> Graph<T> {
 
     pub fn set_output(&mut self, v: ValueId) {
         self.output = Some(v);
+    }
+
+    pub fn add_tap(&mut self, tap: AttentionTap) {
+        self.taps.push(tap);
+    }
+
+    /// The attention modules whose weights a caller may ask to read back.
+    pub fn taps(&self) -> &[AttentionTap] {
+        &self.taps
+    }
+
+    /// Every value the taps read, once each, in graph order (what to keep for them).
+    pub fn tap_values(&self) -> Vec<ValueId> {
+        let mut v: Vec<ValueId> = self
+            .taps
+            .iter()
+            .flat_map(|t| t.maps.iter().map(|m| m.value))
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     pub fn nodes(&self) -> &[Node<T>] {
@@ -170,10 +248,8 @@ impl<T> Graph<T> {
                 Op::Aggregation { scale_shift, .. } | Op::PatchGather { scale_shift, .. } => {
                     ws.extend(scale_shift.iter().flat_map(|(a, b)| [a, b]))
                 }
-                Op::Triplet { gates, .. } => {
-                    for g in gates.hw.iter().chain([&gates.cw, &gates.hc]) {
-                        ws.extend([&g.weight, &g.bias]);
-                    }
+                Op::TripletGates { weight, bias, .. } | Op::CoordGates { weight, bias, .. } => {
+                    ws.extend([weight, bias])
                 }
                 _ => {}
             }
@@ -241,28 +317,23 @@ impl<T> Graph<T> {
                         spec: *spec,
                         scale_shift: pair(scale_shift, &mut f)?,
                     },
-                    Op::Triplet {
-                        gates,
-                        act,
-                        residual,
-                    } => {
-                        let mut gate = |g: &Gate<T>| -> Result<Gate<U>> {
-                            Ok(Gate {
-                                weight: f(&g.weight)?,
-                                bias: f(&g.bias)?,
-                            })
-                        };
-                        let gates = TripletGates {
-                            hw: gates.hw.as_ref().map(&mut gate).transpose()?,
-                            cw: gate(&gates.cw)?,
-                            hc: gate(&gates.hc)?,
-                        };
-                        Op::Triplet {
-                            gates,
-                            act: *act,
-                            residual: *residual,
-                        }
-                    }
+                    Op::TripletPool(s) => Op::TripletPool(*s),
+                    Op::TripletGates { spec, weight, bias } => Op::TripletGates {
+                        spec: *spec,
+                        weight: f(weight)?,
+                        bias: f(bias)?,
+                    },
+                    Op::TripletCombine { spec, residual } => Op::TripletCombine {
+                        spec: *spec,
+                        residual: *residual,
+                    },
+                    Op::CoordPool(s) => Op::CoordPool(*s),
+                    Op::CoordGates { spec, weight, bias } => Op::CoordGates {
+                        spec: *spec,
+                        weight: f(weight)?,
+                        bias: f(bias)?,
+                    },
+                    Op::CoordApply(s) => Op::CoordApply(*s),
                 };
                 Ok(Node {
                     op,
@@ -275,6 +346,7 @@ impl<T> Graph<T> {
             nodes,
             inputs: self.inputs,
             output: self.output,
+            taps: self.taps.clone(),
         })
     }
 }
@@ -301,13 +373,18 @@ impl<T: Shaped> Op<T> {
             Op::Subtraction(_) => "subtraction",
             Op::Aggregation { .. } => "aggregation",
             Op::PatchGather { .. } => "patch_gather",
-            Op::Triplet { .. } => "triplet_attention",
+            Op::TripletPool(_) => "triplet_pool",
+            Op::TripletGates { .. } => "triplet_gates",
+            Op::TripletCombine { .. } => "triplet_combine",
+            Op::CoordPool(_) => "coord_pool",
+            Op::CoordGates { .. } => "coord_gates",
+            Op::CoordApply(_) => "coord_apply",
         }
     }
 
     /// Multiply-accumulates of the op's convolutions, matrix products and aggregations for
     /// these shapes (pointwise work is not counted).
-    pub fn macs(&self, ins: &[&[usize]], out: &[usize]) -> u64 {
+    pub fn macs(&self, _ins: &[&[usize]], out: &[usize]) -> u64 {
         let numel = |s: &[usize]| s.iter().product::<usize>() as u64;
         match self {
             // Each output value sums Cin/groups · kh · kw products.
@@ -316,15 +393,13 @@ impl<T: Shaped> Op<T> {
                 numel(out) * weight.dims().get(1).copied().unwrap_or(0) as u64
             }
             Op::Aggregation { spec, .. } => numel(out) * spec.window.taps() as u64,
-            Op::Triplet { gates, .. } => {
-                let [n, c, h, w] = match ins.first() {
-                    Some([n, c, h, w]) => [*n, *c, *h, *w].map(|v| v as u64),
-                    _ => return 0,
-                };
-                // A gate output sums 2·k² products.
-                let per_plane = |g: &Gate<T>| numel(g.weight.dims());
-                let hw = gates.hw.as_ref().map_or(0, |g| per_plane(g) * h * w);
-                n * (hw + per_plane(&gates.cw) * c * w + per_plane(&gates.hc) * h * c)
+            // A gate output sums 2·k² products.
+            Op::TripletGates { weight, .. } => {
+                numel(out) * numel(weight.dims().get(1..).unwrap_or(&[]))
+            }
+            // An output sums mip products.
+            Op::CoordGates { weight, .. } => {
+                numel(out) * weight.dims().get(2).copied().unwrap_or(0) as u64
             }
             _ => 0,
         }
@@ -364,9 +439,7 @@ pub(crate) fn output_shape<T: Shaped>(
             .to_vec(),
         Op::Constant(t) => t.dims().to_vec(),
         Op::Conv { spec, weight, .. } => spec.output_shape(x(), weight.dims())?,
-        Op::Affine { .. } | Op::Unary(_) | Op::Softmax(_) | Op::Blend(_) | Op::Triplet { .. } => {
-            x().to_vec()
-        }
+        Op::Affine { .. } | Op::Unary(_) | Op::Softmax(_) | Op::Blend(_) => x().to_vec(),
         Op::Binary(_) => broadcast_shape("binary", ins[0], ins[1])?,
         Op::MaxPool(s) => s.out_shape(x())?.to_vec(),
         Op::AvgPool(s) => s.out_shape(x())?.to_vec(),
@@ -397,5 +470,29 @@ pub(crate) fn output_shape<T: Shaped>(
         Op::Subtraction(s) => subtraction_shape(s, ins[0], ins[1])?.to_vec(),
         Op::Aggregation { spec, .. } => aggregation_shape(spec, ins[0], ins[1])?.to_vec(),
         Op::PatchGather { spec, .. } => patch_gather_shape(spec, x())?.to_vec(),
+        Op::TripletPool(s) => s.out_shape(x())?.to_vec(),
+        Op::TripletGates { spec, weight, bias } => {
+            spec.out_shape(x(), weight.dims(), bias.dims())?.to_vec()
+        }
+        Op::TripletCombine { spec, residual } => {
+            let operand = |i: usize| {
+                ins.get(i)
+                    .copied()
+                    .ok_or_else(|| shape_err("triplet_combine", format!("operand {i} is missing")))
+            };
+            let residual = if *residual { Some(operand(2)?) } else { None };
+            spec.check(x(), operand(1)?, residual)?;
+            x().to_vec()
+        }
+        Op::CoordPool(s) => s.out_shape(x())?.to_vec(),
+        Op::CoordGates { spec, weight, bias } => {
+            spec.out_shape(x(), weight.dims(), bias.dims())?.to_vec()
+        }
+        Op::CoordApply(s) => {
+            let gates = ins
+                .get(1)
+                .ok_or_else(|| shape_err("coord_apply", "the gates operand is missing"))?;
+            s.check(x(), gates)?.to_vec()
+        }
     })
 }

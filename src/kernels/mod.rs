@@ -2,6 +2,7 @@
 //! then records its dispatches on a `Recorder`.
 
 pub mod conv;
+pub mod coord;
 pub mod elementwise;
 pub mod linear;
 pub mod peak;
@@ -20,6 +21,7 @@ pub fn all() -> Vec<&'static Kernel> {
         conv::KERNELS,
         pool::KERNELS,
         triplet::KERNELS,
+        coord::KERNELS,
         tensor_ops::KERNELS,
         linear::KERNELS,
         san::KERNELS,

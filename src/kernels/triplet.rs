@@ -1,167 +1,428 @@
-use super::pool::lanes_for;
+//! Triplet Attention as three dispatches (`crate::ops::triplet`), and the axis pooling that
+//! Coordinate Attention shares.
+
 use super::{expect_shape, u32_param};
-use crate::error::{shape_err, Result};
-use crate::gpu::{GpuTensor, Kernel, Recorder};
+use crate::error::{shape_err, Error, Result};
+use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder, WG};
 use crate::kernel;
 use crate::ops::triplet::{
-    branch_scale, check_combine, Gate, GateMaps, TripletCombine, TripletGates, ZAxis, ZPool,
+    branch_scale, Branch, Plane, TripletCombine, TripletDims, TripletGateSpec, TripletPool, ZPool,
+    ZPoolLayout, HW_GROUP,
 };
-use crate::ops::Activation;
+use crate::tensor::nchw;
 
-pub static ZPOOL: Kernel = kernel!("zpool", "zpool.wgsl");
-pub static GATE: Kernel = kernel!("triplet_gate", "triplet_gate.wgsl");
+pub static POOL: Kernel = kernel!("triplet_pool", "triplet_pool.wgsl");
+pub static POOL_SG: Kernel = kernel!(
+    features wgpu::Features::SUBGROUP;
+    "triplet_pool_sg",
+    "triplet_pool_sg.wgsl"
+);
+pub static GATES: Kernel = kernel!("triplet_gates", "triplet_gates.wgsl");
 pub static COMBINE: Kernel = kernel!("triplet_combine", "triplet_combine.wgsl");
-pub const KERNELS: &[&Kernel] = &[&ZPOOL, &GATE, &COMBINE];
+pub const KERNELS: &[&Kernel] = &[&POOL, &POOL_SG, &GATES, &COMBINE];
 
-fn params(op: &'static str, values: &[usize]) -> Result<Vec<u32>> {
+/// The widest plane the pool streams in one pass (`MAXW` in `triplet_pool.wgsl`).
+const POOL_MAX_WIDTH: usize = 128;
+
+/// Rows of one combine invocation (`ROWS` in `triplet_combine.wgsl`).
+const COMBINE_ROWS: usize = 8;
+
+/// Outputs along the slide axis and rows of one gate tile (`triplet_gates.wgsl`).
+const GATE_TILE: (usize, usize) = (32, 4);
+
+fn words(op: &'static str, values: &[usize]) -> Result<Vec<u32>> {
     values.iter().map(|&v| u32_param(op, v)).collect()
 }
 
-/// `[max, mean]` over `spec.axis` of `x[N,C,H,W]` into `out` (`[N,2,H,W]`, `[N,2,C,W]` or
-/// `[N,2,H,C]`).
-pub fn zpool(rec: &mut Recorder, x: &GpuTensor, out: &GpuTensor, spec: &ZPool) -> Result<()> {
-    let op = "zpool";
-    expect_shape(op, out, &spec.out_shape(x.shape())?)?;
-    // Over C or H, neighbouring outputs read neighbouring addresses, so one invocation each
-    // coalesces; over W each output's elements are the contiguous ones, so lanes share it.
-    let lanes = match spec.axis {
-        ZAxis::W => lanes_for(x.shape()[3]),
-        ZAxis::C | ZAxis::H => 1,
-    };
-    rec.batched(&[x], out, |rec, ins, out| {
-        let l = spec.layout(ins[0].shape())?;
-        let values = [
-            l.batch * l.a * l.b,
-            l.a,
-            l.b,
-            l.count,
-            l.image,
-            l.stride_a,
-            l.stride_b,
-            l.stride_r,
-        ];
-        let grid = rec.grid(values[0] as u64 * lanes as u64)?;
-        rec.dispatch(
-            &ZPOOL,
-            &[("LANES", lanes as f64)],
-            &params(op, &values)?,
-            &[ins[0], out],
-            grid,
-        )
-    })
+/// Invocations per workgroup of the attention kernels (`GROUP` in their shaders): small, so
+/// that a dispatch of a few hundred invocations still spreads over every thread of a CPU device.
+pub(crate) const GROUP: usize = 8;
+
+/// The grid of `invocations` in whole `GROUP`-wide workgroups, spilling into y like
+/// `Recorder::grid` (shaders index `gid.x + gid.y * nwg.x * GROUP`).
+pub(crate) fn group_grid(rec: &Recorder, invocations: usize) -> Result<[u32; 3]> {
+    // `Recorder::grid` counts WG-wide workgroups.
+    rec.grid((invocations.div_ceil(GROUP) * WG as usize) as u64)
 }
 
-/// `σ(bias + conv_k(pooled))`: `[N,2,A,B] → [N,1,A,B]`.
-pub fn gate(
-    rec: &mut Recorder,
-    pooled: &GpuTensor,
-    gate: &Gate<GpuTensor>,
-    out: &GpuTensor,
-) -> Result<()> {
-    let op = "triplet_gate";
-    expect_shape(op, out, &gate.out_shape(pooled.shape())?)?;
-    let k = gate.kernel_size()?;
-    rec.batched(&[pooled], out, |rec, ins, out| {
-        let s = out.shape();
-        let mut p = params(op, &[out.numel(), s[2], s[3], k])?;
-        p.push(Activation::Sigmoid.code());
-        let grid = rec.grid(out.numel() as u64)?;
-        rec.dispatch(
-            &GATE,
-            &[],
-            &p,
-            &[ins[0], &gate.weight, &gate.bias, out],
-            grid,
-        )
-    })
+/// The first invocation at or after `end` that starts a workgroup, so no workgroup mixes roles.
+pub(crate) fn next_start(end: usize) -> usize {
+    end.div_ceil(GROUP) * GROUP
 }
 
-/// `act(x · (g_hw + g_cw + g_hc) / 3 [+ residual])` (÷2 without `g_hw`), in the branch order
-/// of the PyTorch module.
-pub fn combine(
+/// Where a pool role writes: value `(i, j)` of an image's result goes to `mean_at + i·strides[0]
+/// + j·strides[1]` of that image's output (its max to `max_at + …`, when maxima are kept).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Target {
+    pub max_at: usize,
+    pub mean_at: usize,
+    pub strides: [usize; 2],
+}
+
+/// One reduction job of the axis pool.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PoolRole {
+    /// An invocation per output `(a, b)` of `walk`, written at `to` with `(i, j) = (a, b)`.
+    Line { walk: ZPoolLayout, to: Target },
+    /// An invocation per `(image, channel)` plane, read once for two results: over W, row h
+    /// written at `rows` with `(i, j) = (h, c)`; over H, column w at `cols` with `(c, w)`.
+    Plane { rows: Target, cols: Target },
+    /// An invocation per `(image, position)`: the hw pool from the `groups` channel-group
+    /// maxima and sums at `scratch_at` (see `triplet_pool_sg.wgsl`), written at `to`.
+    Finish {
+        groups: usize,
+        scratch_at: usize,
+        to: Target,
+    },
+}
+
+impl PoolRole {
+    /// The role's parameter words for a batch of `n` images of `x [N,C,H,W]` (`kind, u, v, w`
+    /// of `Params` in `triplet_pool.wgsl`) and its invocation count.
+    fn words(&self, n: usize, [c, h, w]: [usize; 3]) -> ([usize; 13], usize) {
+        match *self {
+            PoolRole::Line { walk: l, to } => (
+                [
+                    0,
+                    l.b,
+                    l.a * l.b,
+                    l.count,
+                    l.stride_a,
+                    l.stride_b,
+                    l.stride_r,
+                    to.max_at,
+                    to.mean_at,
+                    to.strides[0],
+                    to.strides[1],
+                    0,
+                    0,
+                ],
+                n * l.a * l.b,
+            ),
+            PoolRole::Plane { rows, cols } => (
+                [
+                    1,
+                    h,
+                    w,
+                    c,
+                    0,
+                    rows.max_at,
+                    rows.mean_at,
+                    rows.strides[0],
+                    rows.strides[1],
+                    cols.max_at,
+                    cols.mean_at,
+                    cols.strides[0],
+                    cols.strides[1],
+                ],
+                n * c,
+            ),
+            PoolRole::Finish {
+                groups,
+                scratch_at,
+                to,
+            } => (
+                [
+                    2,
+                    h * w,
+                    groups,
+                    c,
+                    scratch_at,
+                    to.max_at,
+                    to.mean_at,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                ],
+                n * h * w,
+            ),
+        }
+    }
+
+    /// Records this role on one batch chunk (`x` and `out` as `Recorder::batched` hands them).
+    fn dispatch(
+        &self,
+        rec: &mut Recorder,
+        x: &GpuTensor,
+        out: &GpuTensor,
+        with_max: bool,
+    ) -> Result<()> {
+        let op = "axis_pool";
+        let [n, c, h, w] = nchw(op, x.shape())?;
+        let (body, count) = self.words(n, [c, h, w]);
+        let mut params = words(op, &[c * h * w, out.numel() / n.max(1), count])?;
+        params.extend(words(op, &body)?);
+        let grid = group_grid(rec, count)?;
+        let max = [("HAS_MAX", if with_max { 1.0 } else { 0.0 })];
+        rec.dispatch(&POOL, &max, &params, &[x, out], grid)
+    }
+}
+
+/// Whether planes of `x [N,C,H,W]` are narrow enough to stream (`PoolRole::Plane`).
+pub(crate) fn plane_fits(x: &[usize]) -> bool {
+    x.get(3).is_some_and(|&w| w <= POOL_MAX_WIDTH)
+}
+
+/// Axis reductions of `x [N,C,H,W]` into `out`, one dispatch per role: a dispatch of mixed
+/// roles would hand a CPU device's threads unequal work, since each takes a contiguous share
+/// of the workgroups.
+pub(crate) fn axis_pool(
     rec: &mut Recorder,
     x: &GpuTensor,
-    gates: &GateMaps<&GpuTensor>,
+    out: &GpuTensor,
+    roles: &[PoolRole],
+    with_max: bool,
+) -> Result<()> {
+    if roles.iter().any(|r| matches!(r, PoolRole::Plane { .. })) && !plane_fits(x.shape()) {
+        return Err(shape_err(
+            "axis_pool",
+            format!("planes of {:?} are too wide to stream", x.shape()),
+        ));
+    }
+    // Every role inside one split: a chunk's output is copied back whole.
+    rec.batched(&[x], out, |rec, ins, out| {
+        roles
+            .iter()
+            .try_for_each(|role| role.dispatch(rec, ins[0], out, with_max))
+    })
+}
+
+/// Whether `gpu` can finish the hw pool from subgroup partials (`triplet_pool_sg.wgsl`):
+/// subgroups of at least `HW_GROUP` lanes, and not the browser, whose WGSL needs
+/// `enable subgroups;`, which naga cannot parse yet.
+pub fn subgroup_pool(gpu: &Gpu) -> bool {
+    let (min, _) = gpu.subgroup_sizes();
+    gpu.features().contains(wgpu::Features::SUBGROUP)
+        && !gpu.is_browser()
+        && min as usize >= HW_GROUP
+}
+
+/// `[N, pooled_len]`: the Z-pools of every branch, packed (`TripletPool`), in two passes over
+/// x: hw by subgroup partials (finished from the scratch) while the planes give cw and hc, or,
+/// without subgroups, hw on its own.
+pub fn triplet_pool(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    out: &GpuTensor,
+    spec: &TripletPool,
+) -> Result<()> {
+    let subgroups = subgroup_pool(rec.gpu());
+    triplet_pool_with(rec, x, out, spec, subgroups)
+}
+
+/// `triplet_pool` with the path chosen: `subgroups` asks for the subgroup partials, which
+/// `subgroup_pool` must allow (tests run both paths on one device).
+pub fn triplet_pool_with(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    out: &GpuTensor,
+    spec: &TripletPool,
+    subgroups: bool,
+) -> Result<()> {
+    let op = "triplet_pool";
+    expect_shape(op, out, &spec.out_shape(x.shape())?)?;
+    if subgroups && !subgroup_pool(rec.gpu()) {
+        return Err(Error::Gpu(format!(
+            "`{}` cannot run the subgroup pool",
+            rec.gpu().adapter_name()
+        )));
+    }
+    let (_, dims) = spec.dims(x.shape())?;
+    let target = |plane: &Plane, strides: [usize; 2]| Target {
+        max_at: plane.pooled,
+        mean_at: plane.pooled + plane.len(),
+        strides,
+    };
+    let missing = |b: Branch| shape_err(op, format!("no {} plane", b.label()));
+    let cw = dims.plane(Branch::Cw).ok_or_else(|| missing(Branch::Cw))?;
+    let hc = dims.plane(Branch::Hc).ok_or_else(|| missing(Branch::Hc))?;
+    // hc[h, c] is row h of plane c; cw[c, w] is its column w.
+    let (rows, cols) = (target(&hc, [hc.cols, 1]), target(&cw, [cw.cols, 1]));
+    let hw = dims.plane(Branch::Hw);
+    if let (Some(hw), true, true) = (hw, subgroups, plane_fits(x.shape())) {
+        let finish = PoolRole::Finish {
+            groups: dims.channel_groups(),
+            scratch_at: dims.maps_len(),
+            to: target(&hw, [hw.cols, 1]),
+        };
+        return rec.batched(&[x], out, |rec, ins, out| {
+            pool_planes_sg(rec, ins[0], out, &dims, rows, cols)?;
+            finish.dispatch(rec, ins[0], out, true)
+        });
+    }
+    let line = |plane: &Plane| -> Result<PoolRole> {
+        let walk = ZPool {
+            axis: plane.branch.axis(),
+        }
+        .layout(x.shape())?;
+        Ok(PoolRole::Line {
+            walk,
+            to: target(plane, [plane.cols, 1]),
+        })
+    };
+    let mut roles = Vec::with_capacity(3);
+    if let Some(hw) = hw {
+        roles.push(line(&hw)?);
+    }
+    if plane_fits(x.shape()) {
+        roles.push(PoolRole::Plane { rows, cols });
+    } else {
+        roles.extend([line(&cw)?, line(&hc)?]);
+    }
+    axis_pool(rec, x, out, &roles, true)
+}
+
+/// The plane pass of `triplet_pool_sg.wgsl` on one batch chunk: hc into `rows`, cw into
+/// `cols`, channel-group partials of hw into the scratch.
+fn pool_planes_sg(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    out: &GpuTensor,
+    dims: &TripletDims,
+    rows: Target,
+    cols: Target,
+) -> Result<()> {
+    let op = "triplet_pool";
+    let n = x.shape()[0];
+    let groups = dims.channel_groups();
+    let params = words(
+        op,
+        &[
+            n,
+            dims.c,
+            groups,
+            dims.h,
+            dims.w,
+            dims.pooled_len(),
+            dims.maps_len(),
+            0,
+            rows.max_at,
+            rows.mean_at,
+            rows.strides[0],
+            rows.strides[1],
+            cols.max_at,
+            cols.mean_at,
+            cols.strides[0],
+            cols.strides[1],
+        ],
+    )?;
+    let grid = group_grid(rec, n * groups * GROUP)?;
+    rec.dispatch(&POOL_SG, &[], &params, &[x, out], grid)
+}
+
+/// How the gate kernel walks a plane: `(rows, slide length, p_row, p_slide, w_row, w_slide)`.
+/// The window slides along whichever axis needs fewer tiles (columns unless the plane is
+/// narrower than a window and taller than wide, like cw of a 7×7 map).
+fn orientation(plane: &Plane, k: usize) -> [usize; 6] {
+    let (slide, rows) = GATE_TILE;
+    let tiles = |r: usize, s: usize| r.div_ceil(rows) * s.div_ceil(slide);
+    if tiles(plane.cols, plane.rows) < tiles(plane.rows, plane.cols) {
+        [plane.cols, plane.rows, 1, plane.cols, 1, k]
+    } else {
+        [plane.rows, plane.cols, plane.cols, 1, k, 1]
+    }
+}
+
+/// `[N, gates_len]`: every branch's gate, packed (`TripletGateSpec`), in one dispatch.
+pub fn triplet_gates(
+    rec: &mut Recorder,
+    pooled: &GpuTensor,
+    weight: &GpuTensor,
+    bias: &GpuTensor,
+    out: &GpuTensor,
+    spec: &TripletGateSpec,
+) -> Result<()> {
+    let op = "triplet_gates";
+    let shape = spec.out_shape(pooled.shape(), weight.shape(), bias.shape())?;
+    expect_shape(op, out, &shape)?;
+    let k = spec.kernel_size(weight.shape(), bias.shape())?;
+    let planes = spec.dims.planes();
+    let images = [spec.dims.pooled_len(), spec.dims.gates_len()];
+    rec.batched(&[pooled], out, |rec, ins, out| {
+        let n = ins[0].shape()[0];
+        let mut params = words(op, &[n, images[0], images[1], planes.len()])?;
+        let mut start = 0;
+        for (g, plane) in planes.iter().enumerate() {
+            let [rows, len, p_row, p_slide, w_row, w_slide] = orientation(plane, k);
+            let slide_tiles = len.div_ceil(GATE_TILE.0);
+            let tiles = rows.div_ceil(GATE_TILE.1) * slide_tiles;
+            params.extend(words(
+                op,
+                &[
+                    start,
+                    tiles,
+                    slide_tiles,
+                    g,
+                    rows,
+                    len,
+                    p_row,
+                    p_slide,
+                    plane.pooled,
+                    plane.gate,
+                    g * 2 * k * k,
+                    0,
+                    w_row,
+                    w_slide,
+                    0,
+                    0,
+                ],
+            )?);
+            start = next_start(start + n * tiles);
+        }
+        params.resize(4 + 16 * 3, 0);
+        let grid = group_grid(rec, start)?;
+        rec.dispatch(
+            &GATES,
+            &[("K", k as f64)],
+            &params,
+            &[ins[0], weight, bias, out],
+            grid,
+        )
+    })
+}
+
+/// `act(x · (g_hw + g_cw + g_hc) / 3 [+ residual])` (÷2 without `g_hw`) from the packed gates,
+/// in the branch order of the PyTorch module.
+pub fn triplet_combine(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    gates: &GpuTensor,
     residual: Option<&GpuTensor>,
     out: &GpuTensor,
     spec: &TripletCombine,
 ) -> Result<()> {
     let op = "triplet_combine";
-    check_combine(x.shape(), gates, residual.map(|r| r.shape()))?;
+    let dims = spec.check(x.shape(), gates.shape(), residual.map(|r| r.shape()))?;
     expect_shape(op, out, x.shape())?;
-    let (g_hw, g_cw, g_hc) = (gates.hw, gates.cw, gates.hc);
-    // Absent operands are stood in for by x (read-only, never read), keeping one layout.
-    let inputs = [x, g_hw.unwrap_or(x), g_cw, g_hc, residual.unwrap_or(x)];
-    let flags = [
-        g_hw.is_some() as u32,
-        residual.is_some() as u32,
-        spec.act.code(),
+    let offset = |b: Branch| {
+        dims.plane(b)
+            .map(|p| p.gate)
+            .ok_or_else(|| shape_err(op, format!("no {} plane", b.label())))
+    };
+    let (off_cw, off_hc) = (offset(Branch::Cw)?, offset(Branch::Hc)?);
+    let flag = |on: bool| if on { 1.0 } else { 0.0 };
+    let constants = [
+        ("HAS_HW", flag(spec.has_hw)),
+        ("HAS_RESIDUAL", flag(residual.is_some())),
+        ("ACT", spec.act.code() as f64),
     ];
-    let scale = branch_scale(g_hw.is_some());
+    // An absent residual is stood in for by x (bound, never read), keeping one layout.
+    let inputs = [x, gates, residual.unwrap_or(x)];
     rec.batched(&inputs, out, |rec, ins, out| {
-        let s = out.shape();
-        let mut p = params(op, &[out.numel(), s[1], s[2], s[3]])?;
-        p.extend(flags);
-        p.push(scale.to_bits());
-        let grid = rec.grid(out.numel() as u64)?;
+        let [n, c, h, w] = [0, 1, 2, 3].map(|i| out.shape()[i]);
+        let mut params = words(op, &[n, c, h, w, dims.gates_len(), off_cw, off_hc])?;
+        params.push(branch_scale(spec.has_hw).to_bits());
+        let tiles = n * c.div_ceil(8) * h.div_ceil(COMBINE_ROWS);
+        let grid = group_grid(rec, tiles)?;
         rec.dispatch(
             &COMBINE,
-            &[],
-            &p,
-            &[ins[0], ins[1], ins[2], ins[3], ins[4], out],
+            &constants,
+            &params,
+            &[ins[0], ins[1], ins[2], out],
             grid,
         )
     })
-}
-
-/// One gate branch: pool `x` over `axis`, then the gate, returning `[N,1,A,B]`.
-fn branch(
-    rec: &mut Recorder,
-    x: &GpuTensor,
-    axis: ZAxis,
-    g: &Gate<GpuTensor>,
-) -> Result<GpuTensor> {
-    let spec = ZPool { axis };
-    let pooled = rec.gpu().empty(&spec.out_shape(x.shape())?)?;
-    zpool(rec, x, &pooled, &spec)?;
-    let gates = rec.gpu().empty(&g.out_shape(pooled.shape())?)?;
-    gate(rec, &pooled, g, &gates)?;
-    Ok(gates)
-}
-
-/// The whole Triplet Attention module (pools → gates → combine), then `act(· + residual)`:
-/// `out = act(TA(x) + residual)`; with `residual = None` and `Activation::None` it is `TA(x)`.
-pub fn triplet_attention(
-    rec: &mut Recorder,
-    x: &GpuTensor,
-    gates: &TripletGates<GpuTensor>,
-    residual: Option<&GpuTensor>,
-    act: Activation,
-    out: &GpuTensor,
-) -> Result<()> {
-    gates.check()?;
-    // Validate every operand before recording anything.
-    let xs = x.shape();
-    for axis in ZAxis::ALL {
-        ZPool { axis }.out_shape(xs)?;
-    }
-    if let Some(r) = residual.filter(|r| r.shape() != xs) {
-        return Err(shape_err(
-            "triplet_attention",
-            format!("residual {:?} differs from x {xs:?}", r.shape()),
-        ));
-    }
-    expect_shape("triplet_attention", out, xs)?;
-    let g_hw = match &gates.hw {
-        Some(g) => Some(branch(rec, x, ZAxis::C, g)?),
-        None => None,
-    };
-    let g_cw = branch(rec, x, ZAxis::H, &gates.cw)?;
-    let g_hc = branch(rec, x, ZAxis::W, &gates.hc)?;
-    let maps = GateMaps {
-        hw: g_hw.as_ref(),
-        cw: &g_cw,
-        hc: &g_hc,
-    };
-    combine(rec, x, &maps, residual, out, &TripletCombine { act })
 }

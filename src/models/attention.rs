@@ -2,11 +2,12 @@
 
 use super::builder::{Builder, ConvCfg};
 use crate::error::{Error, Result};
-use crate::graph::{Op, ValueId};
+use crate::graph::{AttentionMap, AttentionTap, Op, ValueId};
+use crate::ops::coord::{CoordApply, CoordGateSpec, CoordPool};
 use crate::ops::elementwise::{Binary, BinaryOp, Blend};
 use crate::ops::pool::{MeanOver, SpatialMean};
-use crate::ops::tensor_ops::{Concat, Split};
 use crate::ops::Activation;
+use crate::tensor::Tensor;
 
 fn key(prefix: &str, name: &str) -> String {
     if prefix.is_empty() {
@@ -28,15 +29,13 @@ fn mul(b: &mut Builder, x: ValueId, y: ValueId, ctx: &str) -> Result<ValueId> {
 }
 
 /// Coordinate attention on `x [N,C,H,W]` (§5.1) with keys `conv1`, `bn1`, `conv2` (H gate),
-/// `conv3` (W gate) under `prefix`; mip is read from `conv1.weight`.
+/// `conv3` (W gate) under `prefix`; mip is read from `conv1.weight`. Four dispatches: both
+/// means into the concatenated `[N,C,H+W,1]`, conv1 + BN + h_swish, both gates, the product.
 pub fn coord_attention(b: &mut Builder, x: ValueId, prefix: &str) -> Result<ValueId> {
     let [_, c, h, w] = dims4(b, x, prefix)?;
     let conv1 = key(prefix, "conv1");
     let mip = b.dim(&format!("{conv1}.weight"), 0, (c / 32).max(8))?;
-    let zh = b.push(Op::Mean(SpatialMean { over: MeanOver::W }), vec![x], prefix)?;
-    let zw = b.push(Op::Mean(SpatialMean { over: MeanOver::H }), vec![x], prefix)?;
-    let zw = b.push(Op::Reshape(vec![c, w, 1]), vec![zw], prefix)?;
-    let cat = b.push(Op::Concat(Concat { axis: 2 }), vec![zh, zw], prefix)?;
+    let cat = b.push(Op::CoordPool(CoordPool), vec![x], prefix)?;
     let bn1 = key(prefix, "bn1");
     let f = b.conv(
         cat,
@@ -45,39 +44,49 @@ pub fn coord_attention(b: &mut Builder, x: ValueId, prefix: &str) -> Result<Valu
             .bn(&bn1)
             .act(Activation::HSwish),
     )?;
-    let split = Split {
-        axis: 2,
-        sizes: vec![h, w],
-    };
-    let fh = b.push(
-        Op::SplitPart {
-            spec: split.clone(),
-            index: 0,
-        },
-        vec![f],
-        prefix,
-    )?;
-    let fw = b.push(
-        Op::SplitPart {
-            spec: split,
-            index: 1,
-        },
-        vec![f],
-        prefix,
-    )?;
-    let (conv2, conv3) = (key(prefix, "conv2"), key(prefix, "conv3"));
-    let ah = b.conv(
-        fh,
-        &ConvCfg::new(&conv2, c, 1).bias().act(Activation::Sigmoid),
-    )?;
-    let aw = b.conv(
-        fw,
-        &ConvCfg::new(&conv3, c, 1).bias().act(Activation::Sigmoid),
-    )?;
-    let aw = b.push(Op::Reshape(vec![c, 1, w]), vec![aw], prefix)?;
-    // The official order: (x · a_w) · a_h.
-    let y = mul(b, x, aw, prefix)?;
-    mul(b, y, ah, prefix)
+    let (weight, bias) = coord_gate_weights(b, prefix, c, mip)?;
+    let spec = CoordGateSpec { h, w };
+    let gates = b.push(Op::CoordGates { spec, weight, bias }, vec![f], prefix)?;
+    let per_image = c * (h + w);
+    b.tap(AttentionTap {
+        block: prefix.to_string(),
+        kind: "coord",
+        maps: vec![
+            AttentionMap {
+                label: "h",
+                value: gates,
+                per_image,
+                offset: 0,
+                rows: c,
+                cols: h,
+            },
+            AttentionMap {
+                label: "w",
+                value: gates,
+                per_image,
+                offset: c * h,
+                rows: c,
+                cols: w,
+            },
+        ],
+    });
+    b.push(Op::CoordApply(CoordApply), vec![x, gates], prefix)
+}
+
+/// `conv2` (H gate) and `conv3` (W gate) stacked as the gate op takes them: `[2,C,mip]`, `[2,C]`.
+fn coord_gate_weights(b: &Builder, prefix: &str, c: usize, mip: usize) -> Result<(Tensor, Tensor)> {
+    let (mut weight, mut bias) = (Vec::with_capacity(2 * c * mip), Vec::with_capacity(2 * c));
+    for name in ["conv2", "conv3"] {
+        let conv = key(prefix, name);
+        let (w, b) = b.conv_weights(&ConvCfg::new(&conv, c, 1).bias(), mip)?;
+        let b = b.ok_or_else(|| Error::Invalid(format!("{conv}: the bias is missing")))?;
+        weight.extend_from_slice(w.data());
+        bias.extend_from_slice(b.data());
+    }
+    Ok((
+        Tensor::new(vec![2, c, mip], weight)?,
+        Tensor::new(vec![2, c], bias)?,
+    ))
 }
 
 fn dims4(b: &Builder, x: ValueId, ctx: &str) -> Result<[usize; 4]> {

@@ -2,7 +2,7 @@
 //! folds BatchNorms, and tracks every value's shape as nodes are added.
 
 use crate::error::{Error, Result};
-use crate::graph::{output_shape, Graph, Op, ValueId};
+use crate::graph::{output_shape, AttentionTap, Graph, Op, ValueId};
 use crate::ops::conv::{fold_batchnorm, BatchNorm, Conv2d};
 use crate::ops::linear::Linear;
 use crate::ops::Activation;
@@ -121,6 +121,11 @@ impl<'a> Builder<'a> {
             .map_err(|e| Error::Invalid(format!("{}: {context}: {e}", self.source())))?;
         self.shapes.push(shape);
         Ok(self.graph.push_named(op, inputs, context.to_string()))
+    }
+
+    /// Keeps the attention maps of one module readable (see `AttentionTap`).
+    pub fn tap(&mut self, tap: AttentionTap) {
+        self.graph.add_tap(tap);
     }
 
     pub fn finish(mut self, output: ValueId) -> Result<Graph<Tensor>> {

@@ -3,9 +3,11 @@
 
 use super::builder::Builder;
 use crate::error::{Error, Result};
-use crate::graph::{Op, ValueId};
+use crate::graph::{AttentionMap, AttentionTap, Op, ValueId};
 use crate::ops::conv::fold_batchnorm;
-use crate::ops::triplet::{Gate, TripletGates};
+use crate::ops::triplet::{
+    Gate, TripletCombine, TripletDims, TripletGateSpec, TripletGates, TripletPool,
+};
 use crate::ops::Activation;
 use crate::tensor::Tensor;
 
@@ -25,8 +27,8 @@ fn gate(b: &Builder, prefix: &str) -> Result<Gate<Tensor>> {
     Ok(Gate { weight, bias })
 }
 
-/// TA on `x` with keys under `prefix` (`""` for a standalone module); with `residual`,
-/// the block's `act(TA(x) + shortcut)` runs in the same pass.
+/// TA on `x` with keys under `prefix` (`""` for a standalone module) as pool → gates → combine;
+/// with `residual`, the block's `act(TA(x) + shortcut)` runs in the combine pass.
 pub fn triplet_attention(
     b: &mut Builder,
     x: ValueId,
@@ -51,29 +53,54 @@ pub fn triplet_attention(
         cw: gate(b, &key("ChannelGateH"))?,
         hc: gate(b, &key("ChannelGateW"))?,
     };
-    let ks: Vec<usize> = [gates.hw.as_ref(), Some(&gates.cw), Some(&gates.hc)]
-        .into_iter()
-        .flatten()
-        .map(|g| g.weight.shape()[3])
-        .collect();
-    if ks.windows(2).any(|w| w[0] != w[1]) {
-        return Err(Error::Invalid(format!(
-            "{}: {prefix}: the gates mix kernel sizes {ks:?}",
-            b.source()
-        )));
-    }
-    let (inputs, act) = match residual {
-        Some((r, act)) => (vec![x, r], act),
-        None => (vec![x], Activation::None),
+    gates
+        .kernel_size()
+        .map_err(|e| Error::Invalid(format!("{}: {prefix}: {e}", b.source())))?;
+    let (weight, bias) = gates.pack()?;
+    let has_hw = gates.hw.is_some();
+    let pooled = b.push(Op::TripletPool(TripletPool { has_hw }), vec![x], prefix)?;
+    let (_, dims) = TripletDims::of("triplet_attention", b.shape(x), has_hw)
+        .map_err(|e| Error::Invalid(format!("{}: {prefix}: {e}", b.source())))?;
+    let spec = TripletGateSpec { dims };
+    let maps = b.push(
+        Op::TripletGates { spec, weight, bias },
+        vec![pooled],
+        prefix,
+    )?;
+    tap(b, prefix, maps, &dims);
+    let (act, residual_input) = match residual {
+        Some((r, act)) => (act, Some(r)),
+        None => (Activation::None, None),
     };
-    let has_residual = residual.is_some();
+    let inputs = [x, maps].into_iter().chain(residual_input).collect();
+    let combine = TripletCombine { has_hw, act };
     b.push(
-        Op::Triplet {
-            gates,
-            act,
-            residual: has_residual,
+        Op::TripletCombine {
+            spec: combine,
+            residual: residual_input.is_some(),
         },
         inputs,
         prefix,
     )
+}
+
+/// Keeps the gate maps readable: hw `[H,W]`, cw `[C,W]`, hc `[H,C]` (row h, column c).
+fn tap(b: &mut Builder, prefix: &str, value: ValueId, dims: &TripletDims) {
+    let maps = dims
+        .planes()
+        .iter()
+        .map(|p| AttentionMap {
+            label: p.branch.label(),
+            value,
+            per_image: dims.gates_len(),
+            offset: p.gate,
+            rows: p.rows,
+            cols: p.cols,
+        })
+        .collect();
+    b.tap(AttentionTap {
+        block: prefix.to_string(),
+        kind: "triplet",
+        maps,
+    });
 }

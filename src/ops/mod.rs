@@ -2,6 +2,7 @@
 //! (`crate::reference`) and the GPU kernels (`crate::kernels`).
 
 pub mod conv;
+pub mod coord;
 pub mod elementwise;
 pub mod linear;
 pub mod pool;

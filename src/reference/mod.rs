@@ -2,6 +2,7 @@
 //! and not from the GPU code. It is the oracle of the kernel tests and the `--device cpu` path.
 
 pub mod conv;
+pub mod coord;
 pub mod elementwise;
 pub mod linear;
 pub mod pool;

@@ -1,12 +1,14 @@
-//! Triplet Attention on the CPU: each kernel's op from the index formulas of MODULES.md §2.3,
-//! and the whole module computed the way the PyTorch code does it (permute, Z-pool over dim 1,
-//! gate, multiply, permute back, `((Y_hw + Y_cw) + Y_hc) · 0.33333334`), so the module test
-//! checks the index form against the permuted original. Sums accumulate in f64.
+//! Triplet Attention on the CPU: the Z-pool and gate of one branch from the index formulas of
+//! MODULES.md §2.3, the packed three-op form the GPU runs built from them, and the whole module
+//! computed the way the PyTorch code does it (permute, Z-pool over dim 1, gate, multiply, permute
+//! back, `((Y_hw + Y_cw) + Y_hc) · 0.33333334`), so the module test checks the index form
+//! against the permuted original. Sums accumulate in f64.
 
 use super::activate;
 use crate::error::{shape_err, Result};
 use crate::ops::triplet::{
-    branch_scale, check_combine, Gate, GateMaps, TripletCombine, TripletGates, ZAxis, ZPool,
+    branch_scale, Branch, Gate, TripletCombine, TripletGateSpec, TripletGates, TripletPool, ZAxis,
+    ZPool,
 };
 use crate::ops::Activation;
 use crate::tensor::{nchw, Tensor};
@@ -83,31 +85,95 @@ pub fn gate(pooled: &Tensor, gate: &Gate<Tensor>) -> Result<Tensor> {
     Ok(y)
 }
 
-/// `out = act(x · (g_hw + g_cw + g_hc) · 1/3 [+ residual])`, or `x · (g_cw + g_hc) · 1/2`.
-pub fn combine(
+/// Per image and plane (in packing order), the branch's Z-pool `[2, rows, cols]`.
+pub fn triplet_pool(x: &Tensor, spec: &TripletPool) -> Result<Tensor> {
+    let [n, len] = spec.out_shape(x.shape())?;
+    let (_, dims) = spec.dims(x.shape())?;
+    let mut y = Tensor::zeros(&[n, len]);
+    for plane in dims.planes() {
+        let pooled = zpool(
+            x,
+            &ZPool {
+                axis: plane.branch.axis(),
+            },
+        )?;
+        let per = 2 * plane.len();
+        for i in 0..n {
+            let dst = i * len + plane.pooled;
+            y.data_mut()[dst..dst + per].copy_from_slice(&pooled.data()[i * per..(i + 1) * per]);
+        }
+    }
+    Ok(y)
+}
+
+/// Per image and plane, `gate` on that plane's pools with that plane's weights.
+pub fn triplet_gates(
+    pooled: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    spec: &TripletGateSpec,
+) -> Result<Tensor> {
+    let [n, len] = spec.out_shape(pooled.shape(), weight.shape(), bias.shape())?;
+    let k = spec.kernel_size(weight.shape(), bias.shape())?;
+    let plen = spec.dims.pooled_len();
+    let mut y = Tensor::zeros(&[n, len]);
+    for (g, plane) in spec.dims.planes().iter().enumerate() {
+        let taps = 2 * k * k;
+        let one = Gate {
+            weight: Tensor::new(
+                vec![1, 2, k, k],
+                weight.data()[g * taps..(g + 1) * taps].to_vec(),
+            )?,
+            bias: Tensor::new(vec![1], vec![bias.data()[g]])?,
+        };
+        let per = 2 * plane.len();
+        let maps = Tensor::from_fn(&[n, 2, plane.rows, plane.cols], |i| {
+            pooled.data()[(i / per) * plen + plane.pooled + i % per]
+        });
+        let gates = gate(&maps, &one)?;
+        for i in 0..n {
+            let dst = i * len + plane.gate;
+            let src = &gates.data()[i * plane.len()..(i + 1) * plane.len()];
+            y.data_mut()[dst..dst + plane.len()].copy_from_slice(src);
+        }
+    }
+    Ok(y)
+}
+
+/// `out = act(((x·g_hw + x·g_cw) + x·g_hc) · 1/3 [+ residual])`, or
+/// `act((x·g_cw + x·g_hc) · 1/2 [+ residual])`, gates read from the packed maps.
+pub fn triplet_combine(
     x: &Tensor,
-    gates: &GateMaps<&Tensor>,
+    gates: &Tensor,
     residual: Option<&Tensor>,
     spec: &TripletCombine,
 ) -> Result<Tensor> {
-    check_combine(x.shape(), gates, residual.map(|r| r.shape()))?;
-    let (g_hw, g_cw, g_hc) = (gates.hw, gates.cw, gates.hc);
+    let dims = spec.check(x.shape(), gates.shape(), residual.map(|r| r.shape()))?;
     let s = nchw("triplet_combine", x.shape())?;
     let [_, c, h, w] = s;
-    let scale = branch_scale(g_hw.is_some());
+    let len = dims.gates_len();
+    let at = |b: Branch| dims.plane(b).map(|p| p.gate);
+    let (hw, cw, hc) = (at(Branch::Hw), at(Branch::Cw), at(Branch::Hc));
+    let (cw, hc) = cw
+        .zip(hc)
+        .ok_or_else(|| shape_err("triplet_combine", "missing a gate plane"))?;
+    let scale = branch_scale(spec.has_hw);
+    let g = gates.data();
     let mut y = Tensor::zeros(&s);
     for n in 0..s[0] {
         for ci in 0..c {
             for hi in 0..h {
                 for wi in 0..w {
-                    let mut g =
-                        g_cw.data()[(n * c + ci) * w + wi] + g_hc.data()[(n * h + hi) * c + ci];
-                    if let Some(hw) = g_hw {
-                        g += hw.data()[(n * h + hi) * w + wi];
-                    }
                     let i = idx(s, [n, ci, hi, wi]);
+                    let v = x.data()[i];
+                    let y_cw = v * g[n * len + cw + ci * w + wi];
+                    let y_hc = v * g[n * len + hc + hi * c + ci];
+                    let sum = match hw {
+                        Some(o) => (v * g[n * len + o + hi * w + wi] + y_cw) + y_hc,
+                        None => y_cw + y_hc,
+                    };
                     let r = residual.map_or(0.0, |r| r.data()[i]);
-                    y.data_mut()[i] = activate(spec.act, x.data()[i] * g * scale + r);
+                    y.data_mut()[i] = activate(spec.act, sum * scale + r);
                 }
             }
         }
@@ -151,7 +217,7 @@ pub fn triplet_attention(
     residual: Option<&Tensor>,
     act: Activation,
 ) -> Result<Tensor> {
-    gates.check()?;
+    gates.kernel_size()?;
     nchw("triplet_attention", x.shape())?;
     if let Some(r) = residual.filter(|r| r.shape() != x.shape()) {
         return Err(shape_err(

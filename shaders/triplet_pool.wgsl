@@ -1,0 +1,136 @@
+// Axis pooling: Triplet Attention's six Z-pools (max and mean over C, over H and over W) and
+// Coordinate Attention's two directional means, the input read in place (no permuted copy).
+// A dispatch runs one role, so every workgroup costs the same (a CPU device hands each thread
+// a contiguous share of the workgroups). Two kinds of role:
+// - line (kind 0): invocation o = (n, a, b) reduces `count` elements of image n at
+//   a*stride_a + b*stride_b + j*stride_r, and writes the mean (and the max, if HAS_MAX) at
+//   n*out_image + offset + a*out_a + b*out_b;
+// - plane (kind 1): invocation o = (n, c) streams the H x W plane of channel c once and
+//   finishes both the reduction over W of every row and the reduction over H of every column
+//   (column accumulators in private arrays, at most MAXW wide): two pools for one read of x.
+//   Row h goes to n*out_image + offset + h*row_h + c*row_c, column w to
+//   n*out_image + offset + c*col_c + w*col_w;
+// - finish (kind 2): invocation o = (n, q) completes the hw pool at position q from the
+//   channel-group maxima and sums triplet_pool_sg.wgsl left in the output's scratch.
+// Every reduction lives in registers: on a CPU device each load is a per-lane loop and each
+// workgroup barrier a coroutine switch, so one pass with no barrier is what pays. Workgroups
+// are small so that a few hundred planes still spread over every CPU thread.
+
+override HAS_MAX: bool = true;
+
+const GROUP: u32 = 8u;
+const MAXW: u32 = 128u;
+
+struct Role {
+    // line:  (b, a*b, count, stride_a), (stride_b, stride_r, max at, mean at), (out_a, out_b, 0, 0)
+    // plane: (H, W, C, 0), (row max at, row mean at, row_h, row_c), (col max at, col mean at, col_c, col_w)
+    // finish: (H*W, groups, C, scratch at), (max at, mean at, 0, 0), unused
+    u: vec4<u32>,
+    v: vec4<u32>,
+    w: vec4<u32>,
+};
+
+struct Params {
+    x_image: u32,
+    out_image: u32,
+    outputs: u32,
+    kind: u32,
+    role: Role,
+};
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+fn put(at: u32, role_at: vec2<u32>, m: f32, mean: f32) {
+    if (HAS_MAX) {
+        y[at + role_at.x] = m;
+    }
+    y[at + role_at.y] = mean;
+}
+
+fn line(o: u32, role: Role) {
+    let n = o / role.u.y;
+    let ab = o % role.u.y;
+    let a = ab / role.u.x;
+    let b = ab % role.u.x;
+    let count = role.u.z;
+    let base = n * p.x_image + a * role.u.w + b * role.v.x;
+    let stride = role.v.y;
+    var m = x[base];
+    var s = 0.0;
+    for (var j = 0u; j < count; j++) {
+        let v = x[base + j * stride];
+        m = max(m, v);
+        s += v;
+    }
+    put(n * p.out_image + a * role.w.x + b * role.w.y, role.v.zw, m, s / f32(count));
+}
+
+fn plane(o: u32, role: Role) {
+    let h = role.u.x;
+    let w = role.u.y;
+    let n = o / role.u.z;
+    let c = o % role.u.z;
+    let base = o * h * w;
+    let out = n * p.out_image;
+    var col_max: array<f32, MAXW>;
+    var col_sum: array<f32, MAXW>;
+    for (var j = 0u; j < w; j++) {
+        col_max[j] = x[base + j];
+        col_sum[j] = 0.0;
+    }
+    for (var i = 0u; i < h; i++) {
+        let row = base + i * w;
+        var m = x[row];
+        var s = 0.0;
+        for (var j = 0u; j < w; j++) {
+            let v = x[row + j];
+            s += v;
+            col_sum[j] += v;
+            if (HAS_MAX) {
+                m = max(m, v);
+                col_max[j] = max(col_max[j], v);
+            }
+        }
+        put(out + i * role.v.z + c * role.v.w, role.v.xy, m, s / f32(w));
+    }
+    for (var j = 0u; j < w; j++) {
+        put(out + c * role.w.z + j * role.w.w, role.w.xy, col_max[j], col_sum[j] / f32(h));
+    }
+}
+
+fn finish(o: u32, role: Role) {
+    let plane = role.u.x;
+    let n = o / plane;
+    let q = o % plane;
+    let out = n * p.out_image;
+    let first = out + role.u.w + q;
+    var m = y[first];
+    var s = y[first + plane];
+    for (var g = 1u; g < role.u.y; g++) {
+        let at = first + g * 2u * plane;
+        m = max(m, y[at]);
+        s += y[at + plane];
+    }
+    put(out + q, role.v.xy, m, s / f32(role.u.z));
+}
+
+@compute @workgroup_size(8)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let o = gid.x + gid.y * nwg.x * GROUP;
+    if (o >= p.outputs) {
+        return;
+    }
+    switch p.kind {
+        case 1u: {
+            plane(o, p.role);
+        }
+        case 2u: {
+            finish(o, p.role);
+        }
+        default: {
+            line(o, p.role);
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Coordinate Attention's own ops (`crate::ops::coord`): pool, gates, apply — one dispatch each.
+
+use super::triplet::{axis_pool, group_grid, next_start, plane_fits, PoolRole, Target};
+use super::{expect_shape, u32_param};
+use crate::error::Result;
+use crate::gpu::{GpuTensor, Kernel, Recorder};
+use crate::kernel;
+use crate::ops::coord::{CoordApply, CoordGateSpec, CoordPool};
+use crate::ops::triplet::{ZAxis, ZPool};
+
+pub static GATES: Kernel = kernel!("coord_gates", "coord_gates.wgsl");
+pub static APPLY: Kernel = kernel!("coord_apply", "coord_apply.wgsl");
+pub const KERNELS: &[&Kernel] = &[&GATES, &APPLY];
+
+fn words(op: &'static str, values: &[usize]) -> Result<Vec<u32>> {
+    values.iter().map(|&v| u32_param(op, v)).collect()
+}
+
+/// `[N,C,H+W,1]`: both directional means in one dispatch.
+pub fn coord_pool(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    out: &GpuTensor,
+    spec: &CoordPool,
+) -> Result<()> {
+    expect_shape("coord_pool", out, &spec.out_shape(x.shape())?)?;
+    let (h, w) = (x.shape()[2], x.shape()[3]);
+    // z_h[c, h] sits at c·(H+W) + h, z_w[c, w] at c·(H+W) + H + w.
+    let z_h = Target {
+        max_at: 0,
+        mean_at: 0,
+        strides: [1, h + w],
+    };
+    let z_w = Target {
+        max_at: 0,
+        mean_at: h,
+        strides: [h + w, 1],
+    };
+    let roles = if plane_fits(x.shape()) {
+        vec![PoolRole::Plane {
+            rows: z_h,
+            cols: z_w,
+        }]
+    } else {
+        // The Z-pool walks: over W, output (a, b) = (h, c); over H, (c, w).
+        vec![
+            PoolRole::Line {
+                walk: ZPool { axis: ZAxis::W }.layout(x.shape())?,
+                to: z_h,
+            },
+            PoolRole::Line {
+                walk: ZPool { axis: ZAxis::H }.layout(x.shape())?,
+                to: z_w,
+            },
+        ]
+    };
+    axis_pool(rec, x, out, &roles, false)
+}
+
+/// `[N, C·(H+W)]`: `a_h` then `a_w` per image, both halves in one dispatch.
+pub fn coord_gates(
+    rec: &mut Recorder,
+    f: &GpuTensor,
+    weight: &GpuTensor,
+    bias: &GpuTensor,
+    out: &GpuTensor,
+    spec: &CoordGateSpec,
+) -> Result<()> {
+    let op = "coord_gates";
+    expect_shape(
+        op,
+        out,
+        &spec.out_shape(f.shape(), weight.shape(), bias.shape())?,
+    )?;
+    let [_, mip, c] = spec.dims(f.shape(), weight.shape(), bias.shape())?;
+    let (h, w) = (spec.h, spec.w);
+    rec.batched(&[f], out, |rec, ins, out| {
+        let n = ins[0].shape()[0];
+        let mut params = words(op, &[n, c, mip, h + w])?;
+        let mut start = 0;
+        // (positions, first row of f, first output, part)
+        for (count, from, to, part) in [(h, 0, 0, 0), (w, h, c * h, 1)] {
+            let position_tiles = count.div_ceil(8);
+            let tiles = c.div_ceil(8) * position_tiles;
+            params.extend(words(
+                op,
+                &[
+                    start,
+                    tiles,
+                    position_tiles,
+                    count,
+                    from,
+                    to,
+                    part * c * mip,
+                    part * c,
+                ],
+            )?);
+            start = next_start(start + n * tiles);
+        }
+        let grid = group_grid(rec, start)?;
+        rec.dispatch(&GATES, &[], &params, &[ins[0], weight, bias, out], grid)
+    })
+}
+
+/// `(x · a_w) · a_h` from the packed gates.
+pub fn coord_apply(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    gates: &GpuTensor,
+    out: &GpuTensor,
+    spec: &CoordApply,
+) -> Result<()> {
+    let op = "coord_apply";
+    spec.check(x.shape(), gates.shape())?;
+    expect_shape(op, out, x.shape())?;
+    rec.batched(&[x, gates], out, |rec, ins, out| {
+        let [n, c, h, w] = [0, 1, 2, 3].map(|i| out.shape()[i]);
+        let params = words(op, &[n, c, h, w])?;
+        let tiles = n * c * h.div_ceil(8) * w.div_ceil(4);
+        let grid = rec.grid(tiles as u64)?;
+        rec.dispatch(&APPLY, &[], &params, &[ins[0], ins[1], out], grid)
+    })
+}

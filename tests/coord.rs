@@ -1,0 +1,296 @@
+//! Coordinate Attention's three kernels (pool, gates, apply) against the CPU reference, the
+//! reference against the generic ops the module was first built from (means, concat, split,
+//! 1×1 convs, broadcast products), and the whole module through the graph.
+
+mod common;
+
+use common::*;
+use gaze::gpu::Recorder;
+use gaze::graph::gpu::GpuGraph;
+use gaze::kernels::coord as gpu_ops;
+use gaze::ops::conv::{Conv2d, Epilogue};
+use gaze::ops::coord::{CoordApply, CoordGateSpec, CoordPool};
+use gaze::ops::elementwise::{Binary, BinaryOp};
+use gaze::ops::pool::{MeanOver, SpatialMean};
+use gaze::ops::tensor_ops::{Concat, Split};
+use gaze::ops::Activation;
+use gaze::reference as r;
+use gaze::reference::coord as cpu;
+use gaze::Tensor;
+
+/// Batch > 1, odd and non-square planes, channel counts that are not multiples of 4.
+const SHAPES: &[[usize; 4]] = &[
+    [2, 3, 1, 1],
+    [3, 5, 7, 5],
+    [2, 7, 13, 17],
+    [1, 30, 6, 9],
+    [2, 3, 224, 224],
+];
+
+fn reshape(t: Tensor, shape: &[usize]) -> Tensor {
+    t.reshape(shape).unwrap()
+}
+
+#[test]
+fn pool_matches_reference() {
+    let mut rng = Rng::new(31);
+    for shape in SHAPES.iter().chain(&[[1, 70, 3, 100]]) {
+        let x = rng.tensor(shape);
+        let gx = upload(&x);
+        let out = CoordPool.out_shape(shape).unwrap();
+        let got = run_gpu(&out, |rec, o| gpu_ops::coord_pool(rec, &gx, o, &CoordPool));
+        let want = cpu::coord_pool(&x, &CoordPool).unwrap();
+        assert_close(&got, &want, FP32_REL_L2, &format!("{shape:?}"));
+    }
+}
+
+#[test]
+fn pool_reference_is_the_two_means_concatenated() {
+    let x = Rng::new(32).tensor(&[2, 5, 7, 9]);
+    let mean = |over| r::pool::spatial_mean(&x, &SpatialMean { over }).unwrap();
+    let z_h = mean(MeanOver::W);
+    let z_w = reshape(mean(MeanOver::H), &[2, 5, 9, 1]);
+    let cat = r::tensor_ops::concat(&[&z_h, &z_w], &Concat { axis: 2 }).unwrap();
+    let got = cpu::coord_pool(&x, &CoordPool).unwrap();
+    assert_close(&got, &cat, FP32_REL_L2, "means + concat");
+}
+
+fn gate_case(rng: &mut Rng, n: usize, c: usize, h: usize, w: usize, mip: usize) -> [Tensor; 3] {
+    [
+        rng.tensor(&[n, mip, h + w, 1]),
+        rng.tensor(&[2, c, mip]),
+        rng.tensor(&[2, c]),
+    ]
+}
+
+#[test]
+fn gates_match_reference() {
+    let mut rng = Rng::new(33);
+    for &[n, c, h, w] in SHAPES {
+        for mip in [1, 8, 13] {
+            let [f, weight, bias] = gate_case(&mut rng, n, c, h, w, mip);
+            let spec = CoordGateSpec { h, w };
+            let [gf, gw, gb] = [&f, &weight, &bias].map(upload);
+            let got = run_gpu(&[n, c * (h + w)], |rec, o| {
+                gpu_ops::coord_gates(rec, &gf, &gw, &gb, o, &spec)
+            });
+            let want = cpu::coord_gates(&f, &weight, &bias, &spec).unwrap();
+            let what = format!("mip {mip} {:?}", [n, c, h, w]);
+            assert_close(&got, &want, FP32_REL_L2, &what);
+        }
+    }
+}
+
+/// `σ(conv(f_part))` with the part's `[C, mip, 1, 1]` weight, as `[N, C, len]`.
+fn conv_part(f: &Tensor, weight: &Tensor, bias: &Tensor, part: usize) -> Tensor {
+    let [c, mip] = [weight.shape()[1], weight.shape()[2]];
+    let w = Tensor::new(
+        vec![c, mip, 1, 1],
+        weight.data()[part * c * mip..(part + 1) * c * mip].to_vec(),
+    )
+    .unwrap();
+    let b = Tensor::new(vec![c], bias.data()[part * c..(part + 1) * c].to_vec()).unwrap();
+    let ep = Epilogue {
+        bias: Some(&b),
+        affine: None,
+        residual: None,
+    };
+    let spec = Conv2d::new(1, 0).with_act(Activation::Sigmoid);
+    r::conv::conv2d(f, &w, &ep, &spec).unwrap()
+}
+
+#[test]
+fn gates_reference_is_split_then_two_convs() {
+    let (n, c, h, w, mip) = (2, 6, 5, 7, 8);
+    let [f, weight, bias] = gate_case(&mut Rng::new(34), n, c, h, w, mip);
+    let split = Split {
+        axis: 2,
+        sizes: vec![h, w],
+    };
+    let parts = r::tensor_ops::split(&f, &split).unwrap();
+    // conv2 (part 0) on the H rows, conv3 (part 1) on the W rows: swapping them would still
+    // give the right shapes.
+    let a_h = conv_part(&parts[0], &weight, &bias, 0);
+    let a_w = conv_part(&parts[1], &weight, &bias, 1);
+    let packed: Vec<f32> = (0..n)
+        .flat_map(|i| {
+            let per_h = c * h;
+            let per_w = c * w;
+            let mut v = a_h.data()[i * per_h..(i + 1) * per_h].to_vec();
+            v.extend_from_slice(&a_w.data()[i * per_w..(i + 1) * per_w]);
+            v
+        })
+        .collect();
+    let want = Tensor::new(vec![n, c * (h + w)], packed).unwrap();
+    let got = cpu::coord_gates(&f, &weight, &bias, &CoordGateSpec { h, w }).unwrap();
+    assert_close(&got, &want, FP32_REL_L2, "split + convs");
+}
+
+#[test]
+fn apply_matches_reference() {
+    let mut rng = Rng::new(35);
+    for &[n, c, h, w] in SHAPES {
+        let x = rng.tensor(&[n, c, h, w]);
+        let gates = rng.tensor_in(&[n, c * (h + w)], 0.0, 1.0);
+        let (gx, gg) = (upload(&x), upload(&gates));
+        let got = run_gpu(&[n, c, h, w], |rec, o| {
+            gpu_ops::coord_apply(rec, &gx, &gg, o, &CoordApply)
+        });
+        let want = cpu::coord_apply(&x, &gates, &CoordApply).unwrap();
+        assert_close(&got, &want, FP32_REL_L2, &format!("{:?}", [n, c, h, w]));
+    }
+}
+
+#[test]
+fn apply_reference_is_x_times_a_w_then_a_h() {
+    let (n, c, h, w) = (2, 3, 4, 5);
+    let mut rng = Rng::new(36);
+    let x = rng.tensor(&[n, c, h, w]);
+    let a_h = rng.tensor(&[n, c, h, 1]);
+    let a_w = rng.tensor(&[n, c, 1, w]);
+    let mul = Binary {
+        op: BinaryOp::Mul,
+        act: Activation::None,
+    };
+    let want = r::elementwise::binary(&r::elementwise::binary(&x, &a_w, &mul).unwrap(), &a_h, &mul)
+        .unwrap();
+    let packed: Vec<f32> = (0..n)
+        .flat_map(|i| {
+            let mut v = a_h.data()[i * c * h..(i + 1) * c * h].to_vec();
+            v.extend_from_slice(&a_w.data()[i * c * w..(i + 1) * c * w]);
+            v
+        })
+        .collect();
+    let gates = Tensor::new(vec![n, c * (h + w)], packed).unwrap();
+    let got = cpu::coord_apply(&x, &gates, &CoordApply).unwrap();
+    assert_eq!(got, want, "the same products in the same order");
+}
+
+#[test]
+fn graph_runs_ca_in_four_dispatches_and_keeps_the_gates() {
+    let shape = vec![2, 40, 6, 9];
+    let graph = gaze::models::build_synthetic(
+        "coord_attention",
+        5,
+        std::slice::from_ref(&shape),
+        &Default::default(),
+    )
+    .unwrap();
+    let kinds: Vec<&str> = graph.nodes().iter().map(|n| n.op.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "input",
+            "coord_pool",
+            "conv2d",
+            "coord_gates",
+            "coord_apply"
+        ]
+    );
+    let tap = &graph.taps()[0];
+    let maps: Vec<(&str, usize, usize, usize)> = tap
+        .maps
+        .iter()
+        .map(|m| (m.label, m.offset, m.rows, m.cols))
+        .collect();
+    assert_eq!(maps, [("h", 0, 40, 6), ("w", 240, 40, 9)]);
+    let x = Rng::new(37).tensor(&shape);
+    let keep = [tap.maps[0].value];
+    let (want, want_gates) =
+        gaze::graph::cpu::run_keeping(&graph, std::slice::from_ref(&x), &keep).unwrap();
+    let model = GpuGraph::new(gpu(), &graph).unwrap();
+    let mut rec = Recorder::new(gpu());
+    model
+        .record(gpu(), &mut rec, std::slice::from_ref(&x))
+        .unwrap();
+    assert_eq!(rec.dispatch_count(), 4);
+    drop(rec);
+    let (got, got_gates) = pollster::block_on(model.run_keeping(gpu(), &[x], &keep)).unwrap();
+    assert_close(&got, &want, FP32_REL_L2, "CA graph");
+    assert_close(&got_gates[0], &want_gates[0], FP32_REL_L2, "gates");
+    for m in &tap.maps {
+        assert_eq!(m.per_image, 40 * 15);
+        assert_eq!(
+            m.slice(got_gates[0].data(), 1).unwrap().len(),
+            m.rows * m.cols
+        );
+    }
+}
+
+#[test]
+fn bad_shapes_are_refused() {
+    let mut rng = Rng::new(38);
+    let spec = CoordGateSpec { h: 4, w: 5 };
+    let f = [2, 8, 9, 1];
+    assert!(spec.out_shape(&f, &[2, 6, 8], &[2, 6]).is_ok());
+    for (weight, bias) in [
+        (vec![2, 6, 7], vec![2, 6]),
+        (vec![1, 6, 8], vec![2, 6]),
+        (vec![2, 6, 8], vec![2, 5]),
+    ] {
+        let msg = spec.out_shape(&f, &weight, &bias).unwrap_err().to_string();
+        assert!(
+            msg.contains("coord_gates") && msg.contains(&format!("{weight:?}")),
+            "{msg}"
+        );
+    }
+    let msg = spec
+        .out_shape(&[2, 8, 10, 1], &[2, 6, 8], &[2, 6])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("[N, mip, 9, 1]"), "{msg}");
+    assert!(CoordPool.out_shape(&[1, 2, 0, 3]).is_err());
+    let msg = CoordApply
+        .check(&[2, 3, 4, 5], &[2, 26])
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("[2, 27]"), "{msg}");
+
+    let x = upload(&rng.tensor(&[2, 3, 4, 5]));
+    let gates = upload(&rng.tensor(&[2, 26]));
+    let mut rec = Recorder::new(gpu());
+    let out = gpu().empty(&[2, 3, 4, 5]).unwrap();
+    assert!(gpu_ops::coord_apply(&mut rec, &x, &gates, &out, &CoordApply).is_err());
+    let bad = gpu().empty(&[2, 3, 9, 2]).unwrap();
+    assert!(gpu_ops::coord_pool(&mut rec, &x, &bad, &CoordPool).is_err());
+    assert_eq!(
+        rec.dispatch_count(),
+        0,
+        "nothing is recorded for a refused call"
+    );
+}
+
+#[test]
+fn ops_split_batches_past_the_binding_limit() {
+    let options = gaze::gpu::GpuOptions {
+        limit_overrides: gaze::gpu::LimitOverrides {
+            max_storage_buffer_binding_size: Some(1 << 20),
+        },
+        ..Default::default()
+    };
+    let g = gaze::gpu::Gpu::new_blocking(&options).expect("GPU tests need an adapter");
+    // 338 kB per image, 1.35 MB in all.
+    let [n, c, h, w] = [4, 5, 130, 130];
+    let mut rng = Rng::new(39);
+    let x = rng.tensor(&[n, c, h, w]);
+    let [f, weight, bias] = gate_case(&mut rng, n, c, h, w, 8);
+    let gates = rng.tensor_in(&[n, c * (h + w)], 0.0, 1.0);
+    let up = |t: &Tensor| g.upload(t).unwrap();
+    let (gx, gf, gw, gb, gg) = (up(&x), up(&f), up(&weight), up(&bias), up(&gates));
+    let spec = CoordGateSpec { h, w };
+    let pooled = run_on(&g, &[n, c, h + w, 1], |rec, o| {
+        gpu_ops::coord_pool(rec, &gx, o, &CoordPool)
+    });
+    let want = cpu::coord_pool(&x, &CoordPool).unwrap();
+    assert_close(&pooled, &want, FP32_REL_L2, "pool");
+    let got = run_on(&g, &[n, c * (h + w)], |rec, o| {
+        gpu_ops::coord_gates(rec, &gf, &gw, &gb, o, &spec)
+    });
+    let want = cpu::coord_gates(&f, &weight, &bias, &spec).unwrap();
+    assert_close(&got, &want, FP32_REL_L2, "gates");
+    let got = run_on(&g, &[n, c, h, w], |rec, o| {
+        gpu_ops::coord_apply(rec, &gx, &gg, o, &CoordApply)
+    });
+    let want = cpu::coord_apply(&x, &gates, &CoordApply).unwrap();
+    assert_close(&got, &want, FP32_REL_L2, "apply");
+}
