@@ -16,6 +16,8 @@ pub mod npy;
 pub mod ops;
 pub mod reference;
 pub mod tensor;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
 pub mod weights;
 
 pub use error::{Error, Result};

@@ -267,3 +267,80 @@ fn inspect_infers_the_architecture() {
     );
     assert!(text.contains("architecture: triplet_attention"), "{text}");
 }
+
+#[test]
+fn classify_with_the_demo_manifest() {
+    let manifest = "web/models/models.json";
+    let out = gaze(&[
+        "classify",
+        "--manifest",
+        manifest,
+        "--json",
+        "--device",
+        "cpu",
+        "web/samples/bag.png",
+        "web/samples/trouser.png",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tops: Vec<String> = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let total: f64 = v["probabilities"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_f64().unwrap())
+                .sum();
+            // Ten f32 probabilities summed: a softmax is off 1 by a few ulps at most.
+            assert!((total - 1.0).abs() < 1e-5, "probabilities sum to {total}");
+            v["top"][0]["label"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(tops, ["Bag", "Trouser"]);
+    fails(
+        &[
+            "classify",
+            "--manifest",
+            manifest,
+            "--model",
+            "nope",
+            "web/samples/bag.png",
+        ],
+        "has no model `nope`",
+    );
+    fails(
+        &[
+            "classify",
+            "--manifest",
+            "Cargo.toml",
+            "web/samples/bag.png",
+        ],
+        "not a models.json manifest",
+    );
+    fails(
+        &[
+            "classify",
+            "--manifest",
+            manifest,
+            "--device",
+            "cpu",
+            "Cargo.toml",
+        ],
+        "Cargo.toml: cannot decode the image",
+    );
+}
+
+#[test]
+fn serve_refuses_an_unbuilt_page() {
+    let d = Dir::new("serve");
+    fails(
+        &["serve", "--dir", &d.path("")],
+        "the page is not built (pkg/gaze_bg.wasm is missing): run `bash web/build.sh` first",
+    );
+}

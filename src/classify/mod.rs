@@ -1,8 +1,15 @@
 //! Image classification: the evaluation preprocessing of the four papers' ImageNet scripts
-//! (Resize(256) → CenterCrop(224) → ToTensor → Normalize) and top-k over bundled labels.
+//! (Resize(256) → CenterCrop(224) → ToTensor → Normalize), the small-image preprocessing of the
+//! demo models, and top-k over the labels. The CLI and the web page share all of it.
+
+mod classifier;
+mod manifest;
+
+pub use classifier::{AttentionReading, Classification, Classifier, MapReading, Prediction};
+pub use manifest::{parse_manifest, ModelEntry};
 
 use image::imageops::FilterType;
-use image::DynamicImage;
+use image::{DynamicImage, GrayImage};
 
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -57,6 +64,159 @@ pub fn preprocess(
     }))
 }
 
+/// How a photo becomes a model input.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Preprocess {
+    /// The papers' ImageNet evaluation: resize 256, center crop 224, ImageNet mean and std.
+    ImageNet,
+    /// Small-image classifiers (the demo models): the whole photo padded with black to the
+    /// input's aspect ratio, resized to `height × width`, normalized per channel. With
+    /// `grayscale`, one luma channel repeated to `channels`, inverted first when the photo's
+    /// border is light (training images show light objects on black).
+    Fit {
+        channels: usize,
+        height: usize,
+        width: usize,
+        mean: Vec<f32>,
+        std: Vec<f32>,
+        grayscale: bool,
+    },
+}
+
+impl Preprocess {
+    /// The model input shape of one image.
+    pub fn input_shape(&self) -> Vec<usize> {
+        match self {
+            Preprocess::ImageNet => vec![1, 3, 224, 224],
+            Preprocess::Fit {
+                channels,
+                height,
+                width,
+                ..
+            } => vec![1, *channels, *height, *width],
+        }
+    }
+
+    pub fn apply(&self, img: &DynamicImage) -> Result<Tensor> {
+        if img.width() == 0 || img.height() == 0 {
+            return Err(Error::Invalid("the image is empty".into()));
+        }
+        match self {
+            Preprocess::ImageNet => preprocess(img, 256, 224, IMAGENET_MEAN, IMAGENET_STD),
+            Preprocess::Fit {
+                channels,
+                height,
+                width,
+                mean,
+                std,
+                grayscale,
+            } => {
+                let planes = if *grayscale {
+                    let mut gray = img.to_luma8();
+                    if light_border(&gray) {
+                        image::imageops::invert(&mut gray);
+                    }
+                    vec![gray]
+                } else if *channels == 3 {
+                    let rgb = img.to_rgb8();
+                    (0..3)
+                        .map(|ch| {
+                            GrayImage::from_fn(rgb.width(), rgb.height(), |x, y| {
+                                image::Luma([rgb.get_pixel(x, y)[ch]])
+                            })
+                        })
+                        .collect()
+                } else {
+                    return Err(Error::Invalid(format!(
+                        "a color photo gives 3 channels, the model takes {channels} (set \"grayscale\")"
+                    )));
+                };
+                let (h, w) = (*height as u32, *width as u32);
+                let planes: Vec<GrayImage> = planes.iter().map(|p| fit(p, w, h)).collect();
+                let plane = height * width;
+                Ok(Tensor::from_fn(&[1, *channels, *height, *width], |i| {
+                    let (ch, pixel) = (i / plane, i % plane);
+                    let src = &planes[ch.min(planes.len() - 1)];
+                    let v = src.as_raw()[pixel] as f32 / 255.0;
+                    (v - mean[ch]) / std[ch]
+                }))
+            }
+        }
+    }
+}
+
+impl Preprocess {
+    /// Per-channel mean and std of the normalization.
+    fn normalization(&self) -> (Vec<f32>, Vec<f32>) {
+        match self {
+            Preprocess::ImageNet => (IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec()),
+            Preprocess::Fit { mean, std, .. } => (mean.clone(), std.clone()),
+        }
+    }
+
+    /// What the model sees, back in pixels: `[1, C, H, W]` as row-major RGBA bytes (gray for
+    /// one or two channels), for display.
+    pub fn to_rgba(&self, x: &Tensor) -> Result<Vec<u8>> {
+        let [_, c, h, w] = crate::tensor::nchw("input view", x.shape())?;
+        let (mean, std) = self.normalization();
+        if mean.len() != c {
+            return Err(Error::Invalid(format!(
+                "the input has {c} channels, the normalization {}",
+                mean.len()
+            )));
+        }
+        let plane = h * w;
+        let pixel = |ch: usize, i: usize| {
+            let v = (x.data()[ch * plane + i] * std[ch] + mean[ch]) * 255.0;
+            v.round().clamp(0.0, 255.0) as u8
+        };
+        let mut out = Vec::with_capacity(plane * 4);
+        for i in 0..plane {
+            let rgb = if c >= 3 {
+                [pixel(0, i), pixel(1, i), pixel(2, i)]
+            } else {
+                [pixel(0, i); 3]
+            };
+            out.extend(rgb);
+            out.push(255);
+        }
+        Ok(out)
+    }
+}
+
+/// Whether the mean of the outermost pixels is in the light half.
+fn light_border(img: &GrayImage) -> bool {
+    let (w, h) = img.dimensions();
+    let border = img
+        .enumerate_pixels()
+        .filter(|(x, y, _)| *x == 0 || *y == 0 || *x + 1 == w || *y + 1 == h);
+    let (sum, count) = border.fold((0u64, 0u64), |(s, c), (_, _, p)| (s + p[0] as u64, c + 1));
+    count > 0 && sum * 2 > count * 255
+}
+
+/// `img` padded with black (centered) to the aspect ratio of `w × h`, then resized to it; an
+/// image already of that size is returned as is.
+fn fit(img: &GrayImage, w: u32, h: u32) -> GrayImage {
+    let (iw, ih) = img.dimensions();
+    if (iw, ih) == (w, h) {
+        return img.clone();
+    }
+    // The padded size: the smallest canvas of ratio w:h that holds the image.
+    let (pw, ph) = if iw as u64 * h as u64 >= ih as u64 * w as u64 {
+        (iw, ((iw as u64 * h as u64).div_ceil(w as u64)) as u32)
+    } else {
+        (((ih as u64 * w as u64).div_ceil(h as u64)) as u32, ih)
+    };
+    let mut canvas = GrayImage::new(pw, ph);
+    image::imageops::replace(
+        &mut canvas,
+        img,
+        ((pw - iw) / 2) as i64,
+        ((ph - ih) / 2) as i64,
+    );
+    image::imageops::resize(&canvas, w, h, FilterType::Triangle)
+}
+
 /// The `k` most probable classes of one row of logits, with softmax probabilities.
 pub fn top_k(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
@@ -108,6 +268,48 @@ mod tests {
         let img = image::RgbImage::from_fn(341, 256, |x, _| image::Rgb([(x % 256) as u8, 0, 0]));
         let t = preprocess(&DynamicImage::ImageRgb8(img), 256, 224, [0.0; 3], [1.0; 3]).unwrap();
         assert_eq!((t.data()[0] * 255.0).round(), 58.0);
+    }
+
+    fn fit_28(img: DynamicImage) -> Tensor {
+        let p = Preprocess::Fit {
+            channels: 3,
+            height: 28,
+            width: 28,
+            mean: vec![0.0; 3],
+            std: vec![1.0; 3],
+            grayscale: true,
+        };
+        p.apply(&img).unwrap()
+    }
+
+    #[test]
+    fn fit_keeps_a_dataset_sized_image_exactly() {
+        let img = image::GrayImage::from_fn(28, 28, |x, y| image::Luma([(x * 9 + y) as u8]));
+        let t = fit_28(DynamicImage::ImageLuma8(img.clone()));
+        assert_eq!(t.shape(), &[1, 3, 28, 28]);
+        for (ch, plane) in t.data().chunks(784).enumerate() {
+            for (i, v) in plane.iter().enumerate() {
+                assert_eq!(*v, img.as_raw()[i] as f32 / 255.0, "channel {ch} pixel {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn fit_inverts_light_backgrounds_and_pads_to_square() {
+        // A dark 20×40 bar on white becomes a light bar on black, padded left and right.
+        let img = image::RgbImage::from_fn(100, 200, |x, y| {
+            let inside = (40..60).contains(&x) && (50..150).contains(&y);
+            image::Rgb(if inside { [0, 0, 0] } else { [255, 255, 255] })
+        });
+        let t = fit_28(DynamicImage::ImageRgb8(img));
+        let at = |x: usize, y: usize| t.data()[y * 28 + x];
+        assert!(at(14, 14) > 0.9, "the bar is light: {}", at(14, 14));
+        assert!(at(0, 14) < 0.01, "the padding is black: {}", at(0, 14));
+        assert!(
+            at(10, 14) < 0.01,
+            "the inverted background is black: {}",
+            at(10, 14)
+        );
     }
 
     #[test]

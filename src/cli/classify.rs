@@ -1,20 +1,38 @@
+use std::path::Path;
+
 use clap::Args;
 
 use super::run::Device;
-use crate::classify::{decode, imagenet_labels, preprocess, top_k, IMAGENET_MEAN, IMAGENET_STD};
+use crate::classify::{parse_manifest, Classification, Classifier, Preprocess};
 use crate::error::Error;
 use crate::gpu::{Gpu, GpuOptions};
-use crate::graph::{cpu, gpu::GpuGraph};
 use crate::models;
 use crate::weights::StateDict;
 use crate::Result;
 
 #[derive(Args)]
 pub struct ClassifyArgs {
+    /// The architecture (with --weights); ImageNet preprocessing, and ImageNet's class names
+    /// for a 1000-class head.
+    #[arg(
+        long,
+        required_unless_present = "manifest",
+        conflicts_with = "manifest"
+    )]
+    arch: Option<String>,
+    #[arg(
+        long,
+        required_unless_present = "manifest",
+        conflicts_with = "manifest"
+    )]
+    weights: Option<String>,
+    /// A models.json (e.g. web/models/models.json): its model's weights, labels and
+    /// preprocessing, exactly as the web page uses them.
     #[arg(long)]
-    arch: String,
-    #[arg(long)]
-    weights: String,
+    manifest: Option<String>,
+    /// Which model of the manifest (by name; default: the first).
+    #[arg(long, requires = "manifest")]
+    model: Option<String>,
     /// JPEG or PNG photos.
     #[arg(required = true)]
     images: Vec<String>,
@@ -22,45 +40,88 @@ pub struct ClassifyArgs {
     device: Device,
     #[arg(long = "opt")]
     opts: Vec<String>,
+    /// One JSON object per image: top-5 and every class probability.
+    #[arg(long)]
+    json: bool,
+}
+
+fn read(path: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_string(),
+        source,
+    })
+}
+
+fn classifier(args: &ClassifyArgs, gpu: Option<Gpu>) -> Result<Classifier> {
+    let opts = models::parse_options(&args.opts)?;
+    let Some(manifest) = &args.manifest else {
+        let (Some(arch), Some(weights)) = (&args.arch, &args.weights) else {
+            return Err(Error::Invalid(
+                "give --arch and --weights, or --manifest".into(),
+            ));
+        };
+        let sd = StateDict::load(weights)?;
+        return Classifier::new(arch, &sd, &opts, None, Preprocess::ImageNet, gpu);
+    };
+    let text = String::from_utf8(read(manifest)?)
+        .map_err(|_| Error::Invalid(format!("{manifest}: not UTF-8 text")))?;
+    let entries = parse_manifest(&text, manifest)?;
+    let entry = match &args.model {
+        None => &entries[0],
+        Some(name) => entries.iter().find(|e| &e.name == name).ok_or_else(|| {
+            let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+            Error::Invalid(format!(
+                "{manifest} has no model `{name}` (it has: {})",
+                names.join(", ")
+            ))
+        })?,
+    };
+    let dir = Path::new(manifest).parent().unwrap_or(Path::new("."));
+    let weights = dir.join(&entry.weights).to_string_lossy().into_owned();
+    let sd = StateDict::load(&weights)?;
+    let mut opts = opts;
+    opts.extend(entry.options.clone());
+    let labels = Some(entry.labels.clone());
+    Classifier::new(&entry.arch, &sd, &opts, labels, entry.preprocess(), gpu)
+}
+
+fn report(path: &str, c: &Classification, device: &str, json: bool) -> Result<()> {
+    if json {
+        let top: Vec<serde_json::Value> = c
+            .top
+            .iter()
+            .map(|p| serde_json::json!({"index": p.index, "label": p.label, "probability": p.probability}))
+            .collect();
+        let line = serde_json::json!({
+            "image": path,
+            "device": device,
+            "top": top,
+            "probabilities": c.probabilities,
+        });
+        return super::say(line);
+    }
+    super::say(path)?;
+    for p in &c.top {
+        super::say(format!(
+            "  {:6.2}%  {} ({})",
+            p.probability * 100.0,
+            p.label,
+            p.index
+        ))?;
+    }
+    Ok(())
 }
 
 pub fn run(args: &ClassifyArgs, gpu_options: &GpuOptions) -> Result<()> {
-    let sd = StateDict::load(&args.weights)?;
-    let opts = models::parse_options(&args.opts)?;
-    let graph = models::build(&args.arch, &sd, &[vec![1, 3, 224, 224]], &opts)?;
-    let labels = imagenet_labels();
     let gpu = match args.device {
         Device::Gpu => Some(Gpu::new_blocking(gpu_options)?),
         Device::Cpu => None,
     };
-    let gpu_graph = gpu.as_ref().map(|g| GpuGraph::new(g, &graph)).transpose()?;
+    let model = classifier(args, gpu)?;
+    let device = model.device();
     for path in &args.images {
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let x = preprocess(
-            &decode(&bytes, path)?,
-            256,
-            224,
-            IMAGENET_MEAN,
-            IMAGENET_STD,
-        )?;
-        let logits = match (&gpu, &gpu_graph) {
-            (Some(g), Some(m)) => m.run_blocking(g, &[x])?,
-            _ => cpu::run(&graph, &[x])?,
-        };
-        if logits.numel() != labels.len() {
-            return Err(Error::Invalid(format!(
-                "the model has {} classes; `classify` names ImageNet's {} (use `gaze run` for other heads)",
-                logits.numel(),
-                labels.len()
-            )));
-        }
-        super::say(path)?;
-        for (i, p) in top_k(logits.data(), 5) {
-            super::say(format!("  {:6.2}%  {} ({i})", p * 100.0, labels[i]))?;
-        }
+        let c = pollster::block_on(model.classify_image(&read(path)?, path, false))?;
+        report(path, &c, &device, args.json)?;
     }
     Ok(())
 }

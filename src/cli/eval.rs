@@ -31,6 +31,25 @@ pub struct EvalArgs {
     batch: usize,
     #[arg(long = "opt")]
     opts: Vec<String>,
+    /// Another run's predictions (one byte per test image, as web/models/*.predictions from
+    /// PyTorch) to count the images where the two disagree.
+    #[arg(long)]
+    compare: Option<String>,
+}
+
+/// The class indices of `path`, one byte per image, checked against the image count.
+fn read_predictions(path: &str, total: usize) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_string(),
+        source,
+    })?;
+    if bytes.len() != total {
+        return Err(Error::Invalid(format!(
+            "{path}: {} predictions for {total} test images",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
 }
 
 pub fn run(args: &EvalArgs, gpu_options: &GpuOptions) -> Result<()> {
@@ -38,6 +57,11 @@ pub fn run(args: &EvalArgs, gpu_options: &GpuOptions) -> Result<()> {
     let set = fashion_mnist_test(&args.data_dir)?;
     let total = set.labels.len();
     let batch = args.batch.clamp(1, total.max(1));
+    let reference = args
+        .compare
+        .as_deref()
+        .map(|p| read_predictions(p, total))
+        .transpose()?;
     let sd = StateDict::load(&args.weights)?;
     let opts = models::parse_options(&args.opts)?;
     let build = |n: usize| models::build(&args.arch, &sd, &[vec![n, 3, set.rows, set.cols]], &opts);
@@ -53,6 +77,7 @@ pub fn run(args: &EvalArgs, gpu_options: &GpuOptions) -> Result<()> {
         .map_err(|e| Error::Invalid(e.to_string()))?,
     );
     let mut correct = 0;
+    let mut predictions: Vec<usize> = Vec::with_capacity(total);
     let mut models_by_size: Vec<(usize, crate::graph::Graph<crate::Tensor>, Option<GpuGraph>)> =
         Vec::new();
     for start in (0..total).step_by(batch) {
@@ -79,10 +104,19 @@ pub fn run(args: &EvalArgs, gpu_options: &GpuOptions) -> Result<()> {
                 .max_by(|a, b| a.1.total_cmp(b.1))
                 .map_or(0, |(j, _)| j);
             correct += usize::from(best == set.labels[start + i] as usize);
+            predictions.push(best);
         }
         bar.inc(n as u64);
     }
     bar.finish_and_clear();
+    if let (Some(reference), Some(path)) = (&reference, &args.compare) {
+        let differ = predictions
+            .iter()
+            .zip(reference)
+            .filter(|(a, b)| **a != **b as usize)
+            .count();
+        super::say(format!("differ from {path}: {differ}/{total} predictions"))?;
+    }
     super::say(format!(
         "accuracy: {:.4} ({correct}/{total})",
         correct as f64 / total as f64

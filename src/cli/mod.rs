@@ -6,6 +6,7 @@ mod devices;
 mod eval;
 mod inspect;
 mod run;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -32,12 +33,15 @@ enum Command {
     Devices,
     /// Run a model or module on .npy inputs and write its output as .npy.
     Run(run::RunArgs),
-    /// Print the top-5 ImageNet classes of photos (resize 256, center crop 224, ImageNet mean/std).
+    /// Print the top-5 classes of photos: an ImageNet model (resize 256, center crop 224), or a
+    /// model of a models.json manifest with its own labels and preprocessing.
     Classify(classify::ClassifyArgs),
     /// Time a model: cold start, warm latency, per-op GPU time, GFLOP/s against the device peak.
     Bench(bench::BenchArgs),
     /// Accuracy of a classifier over a dataset's test images (Fashion-MNIST).
     Eval(eval::EvalArgs),
+    /// Serve the web demo (built by `bash web/build.sh`) on 127.0.0.1 and print its URL.
+    Serve(serve::ServeArgs),
     /// List a checkpoint's tensors and the architecture they point to.
     Inspect {
         /// A .safetensors or torch.save checkpoint.
@@ -63,6 +67,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Classify(args) => classify::run(args, &cli.gpu_options()),
         Command::Bench(args) => bench::run(args, &cli.gpu_options()),
         Command::Eval(args) => eval::run(args, &cli.gpu_options()),
+        Command::Serve(args) => serve::run(args),
     }
 }
 

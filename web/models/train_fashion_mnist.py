@@ -13,7 +13,6 @@ Writes web/models/fashion_mnist_mbv2_ta.safetensors (float32), the PyTorch predi
 10,000 test images (one byte each, for `gaze eval` to be compared with), and models.json.
 """
 import argparse
-import gzip
 import json
 import os
 import sys
@@ -28,24 +27,16 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "fixtures"))
 from make_checkpoints import save_safetensors  # noqa: E402
 from make_parity import MobileNetV2  # noqa: E402
 
-DATA = "/usr/share/datasets/fashion-mnist"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fashion_mnist import CLASSES, split  # noqa: E402
+
 OUT = os.path.join(ROOT, "web", "models")
 MEAN, STD = 0.2860, 0.3530
-CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 NAME = "fashion_mnist_mbv2_ta"
 
 
-def idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    rank = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(rank)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * rank).reshape(dims)
-
-
-def load(split):
-    images = idx(f"{DATA}/{split}-images-idx3-ubyte.gz")
-    labels = idx(f"{DATA}/{split}-labels-idx1-ubyte.gz")
+def load(name):
+    images, labels = split(name)
     x = (torch.from_numpy(images.astype(np.float32)) / 255.0 - MEAN) / STD
     return x.unsqueeze(1).expand(-1, 3, -1, -1).contiguous(), torch.from_numpy(labels.astype(np.int64))
 
@@ -99,6 +90,7 @@ def main():
         "input": [3, 28, 28],
         "mean": [MEAN] * 3,
         "std": [STD] * 3,
+        "grayscale": True,
         "pytorch_test_accuracy": round(accuracy, 4),
     }
     with open(os.path.join(OUT, "models.json"), "w") as f:

@@ -1,0 +1,234 @@
+//! A model ready to classify photos, on the GPU or on the CPU reference, with the attention
+//! maps of its attention modules read back for display. `gaze classify` and the web page both
+//! classify through it, so they give the same numbers.
+
+use super::{decode, imagenet_labels, top_k, Preprocess};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::graph::gpu::GpuGraph;
+use crate::graph::{cpu, AttentionTap, Graph, ValueId};
+use crate::models::{self, Options};
+use crate::tensor::Tensor;
+use crate::weights::StateDict;
+
+/// One class with its softmax probability.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    pub index: usize,
+    pub label: String,
+    pub probability: f32,
+}
+
+/// One attention map, `rows × cols` row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MapReading {
+    pub label: &'static str,
+    pub rows: usize,
+    pub cols: usize,
+    pub data: Vec<f32>,
+}
+
+/// The maps of one attention module.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttentionReading {
+    pub block: String,
+    pub kind: &'static str,
+    pub maps: Vec<MapReading>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Classification {
+    /// The five most probable classes (fewer if the model has fewer).
+    pub top: Vec<Prediction>,
+    pub probabilities: Vec<f32>,
+    /// Empty unless asked for.
+    pub attention: Vec<AttentionReading>,
+}
+
+enum Backend {
+    // Boxed: a device is large and there is one per classifier.
+    Gpu(Box<(Gpu, GpuGraph)>),
+    Cpu,
+}
+
+pub struct Classifier {
+    graph: Graph<Tensor>,
+    backend: Backend,
+    labels: Vec<String>,
+    preprocess: Preprocess,
+}
+
+impl Classifier {
+    /// Builds `arch` from `weights` for one image of the preprocessing's size; runs on `gpu`,
+    /// or on the CPU reference when it is `None`. Without `labels`, a 1000-class model gets
+    /// ImageNet's class names and any other "class 0", "class 1", ...
+    pub fn new(
+        arch: &str,
+        weights: &StateDict,
+        options: &Options,
+        labels: Option<Vec<String>>,
+        preprocess: Preprocess,
+        gpu: Option<Gpu>,
+    ) -> Result<Self> {
+        let graph = models::build(arch, weights, &[preprocess.input_shape()], options)?;
+        let shapes = graph.shapes(&[&preprocess.input_shape()])?;
+        let out = &shapes[graph.output()?];
+        let classes = match out.as_slice() {
+            [1, classes] => *classes,
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "{arch} gives a {out:?} tensor, not class scores: classify with a network \
+                     (modules run with `gaze run`)"
+                )))
+            }
+        };
+        let imagenet = imagenet_labels();
+        let labels = labels.unwrap_or_else(|| {
+            if classes == imagenet.len() {
+                imagenet.iter().map(|s| s.to_string()).collect()
+            } else {
+                (0..classes).map(|i| format!("class {i}")).collect()
+            }
+        });
+        if classes != labels.len() {
+            return Err(Error::Invalid(format!(
+                "{}: the model gives {classes} classes but {} labels are given",
+                weights.source(),
+                labels.len()
+            )));
+        }
+        let backend = match gpu {
+            Some(gpu) => {
+                let on_gpu = GpuGraph::new(&gpu, &graph)?;
+                Backend::Gpu(Box::new((gpu, on_gpu)))
+            }
+            None => Backend::Cpu,
+        };
+        Ok(Self {
+            graph,
+            backend,
+            labels,
+            preprocess,
+        })
+    }
+
+    /// Where the model runs, for display: the adapter and its backend, or the CPU reference.
+    pub fn device(&self) -> String {
+        match &self.backend {
+            Backend::Gpu(on) => format!("{} ({})", on.0.adapter_name(), on.0.backend()),
+            Backend::Cpu => "CPU reference (no GPU)".into(),
+        }
+    }
+
+    pub fn gpu(&self) -> Option<&Gpu> {
+        match &self.backend {
+            Backend::Gpu(on) => Some(&on.0),
+            Backend::Cpu => None,
+        }
+    }
+
+    /// The attention modules whose maps `classify` can return.
+    pub fn taps(&self) -> &[AttentionTap] {
+        self.graph.taps()
+    }
+
+    pub fn preprocess(&self) -> &Preprocess {
+        &self.preprocess
+    }
+
+    /// Decodes a JPEG or PNG (`name` is for errors) and classifies it.
+    pub async fn classify_image(
+        &self,
+        bytes: &[u8],
+        name: &str,
+        attention: bool,
+    ) -> Result<Classification> {
+        let x = self.preprocess.apply(&decode(bytes, name)?)?;
+        self.classify(x, attention).await
+    }
+
+    /// Classifies one preprocessed image `[1, C, H, W]`.
+    pub async fn classify(&self, x: Tensor, attention: bool) -> Result<Classification> {
+        let keep = if attention {
+            self.graph.tap_values()
+        } else {
+            Vec::new()
+        };
+        let (logits, kept) = match &self.backend {
+            Backend::Gpu(on) => on.1.run_keeping(&on.0, &[x], &keep).await?,
+            Backend::Cpu => cpu::run_keeping(&self.graph, &[x], &keep)?,
+        };
+        if logits.data().iter().any(|v| !v.is_finite()) {
+            return Err(Error::Invalid(
+                "the model produced NaN or infinite logits for this image (are the weights finite?)"
+                    .into(),
+            ));
+        }
+        let top = top_k(logits.data(), 5)
+            .into_iter()
+            .map(|(index, probability)| Prediction {
+                index,
+                label: self.labels[index].clone(),
+                probability,
+            })
+            .collect();
+        let probabilities = top_k(logits.data(), logits.numel()).into_iter().fold(
+            vec![0.0; logits.numel()],
+            |mut p, (i, v)| {
+                p[i] = v;
+                p
+            },
+        );
+        let attention = if attention {
+            self.read_taps(&keep, &kept)?
+        } else {
+            Vec::new()
+        };
+        Ok(Classification {
+            top,
+            probabilities,
+            attention,
+        })
+    }
+
+    fn read_taps(&self, keep: &[ValueId], kept: &[Tensor]) -> Result<Vec<AttentionReading>> {
+        let value = |v: ValueId| -> Result<&Tensor> {
+            keep.iter()
+                .position(|&k| k == v)
+                .map(|i| &kept[i])
+                .ok_or_else(|| Error::Invalid(format!("value {v} was not kept")))
+        };
+        self.taps()
+            .iter()
+            .map(|tap| {
+                let maps = tap
+                    .maps
+                    .iter()
+                    .map(|m| {
+                        let t = value(m.value)?;
+                        if t.numel() != m.per_image {
+                            return Err(Error::Invalid(format!(
+                                "{}: the {} map expects {} values per image, the value has {}",
+                                tap.block,
+                                m.label,
+                                m.per_image,
+                                t.numel()
+                            )));
+                        }
+                        Ok(MapReading {
+                            label: m.label,
+                            rows: m.rows,
+                            cols: m.cols,
+                            data: m.slice(t.data(), 0)?.to_vec(),
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                Ok(AttentionReading {
+                    block: tap.block.clone(),
+                    kind: tap.kind,
+                    maps,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,143 @@
+//! `web/models/models.json`: the bundled demo models, read by the page and by `gaze classify
+//! --manifest` so that both classify a photo the same way.
+
+use serde::{Deserialize, Serialize};
+
+use super::Preprocess;
+use crate::error::{Error, Result};
+use crate::models::{self, Options};
+
+/// One model of the manifest.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    pub name: String,
+    /// An architecture of `gaze run --arch`.
+    pub arch: String,
+    /// The weights file, relative to the manifest.
+    pub weights: String,
+    pub labels: Vec<String>,
+    /// `[C, H, W]` of one image.
+    pub input: [usize; 3],
+    /// Per-channel normalization of pixels in [0, 1].
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    /// Photos become one gray channel (repeated to `C`), dark objects on light backgrounds
+    /// inverted, as the training images are light objects on black.
+    #[serde(default)]
+    pub grayscale: bool,
+    #[serde(default)]
+    pub options: Options,
+    pub pytorch_test_accuracy: Option<f64>,
+}
+
+impl ModelEntry {
+    pub fn preprocess(&self) -> Preprocess {
+        let [channels, height, width] = self.input;
+        Preprocess::Fit {
+            channels,
+            height,
+            width,
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+            grayscale: self.grayscale,
+        }
+    }
+
+    fn check(&self, source: &str) -> Result<()> {
+        let bad = |msg: String| {
+            Err(Error::Invalid(format!(
+                "{source}: model `{}`: {msg}",
+                self.name
+            )))
+        };
+        if !models::ARCHITECTURES.contains(&self.arch.as_str()) {
+            return bad(format!(
+                "unknown arch `{}` (known: {})",
+                self.arch,
+                models::ARCHITECTURES.join(", ")
+            ));
+        }
+        let [c, h, w] = self.input;
+        if c == 0 || h == 0 || w == 0 {
+            return bad(format!("input {:?} has an empty dimension", self.input));
+        }
+        if self.mean.len() != c || self.std.len() != c {
+            return bad(format!(
+                "mean and std need {c} values each (one per input channel), got {} and {}",
+                self.mean.len(),
+                self.std.len()
+            ));
+        }
+        if let Some(s) = self.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return bad(format!("std values must be positive, got {s}"));
+        }
+        if self.labels.is_empty() {
+            return bad("has no labels".into());
+        }
+        Ok(())
+    }
+}
+
+/// Parses and checks a manifest; `source` names it in errors.
+pub fn parse_manifest(text: &str, source: &str) -> Result<Vec<ModelEntry>> {
+    let entries: Vec<ModelEntry> = serde_json::from_str(text)
+        .map_err(|e| Error::Invalid(format!("{source}: not a models.json manifest: {e}")))?;
+    if entries.is_empty() {
+        return Err(Error::Invalid(format!("{source}: lists no models")));
+    }
+    for e in &entries {
+        e.check(source)?;
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENTRY: &str = r#"[{"name": "m", "arch": "mobilenet_v2_ta", "weights": "m.safetensors",
+        "labels": ["a", "b"], "input": [3, 28, 28], "mean": [0.5, 0.5, 0.5],
+        "std": [0.25, 0.25, 0.25], "grayscale": true, "pytorch_test_accuracy": 0.9}]"#;
+
+    #[test]
+    fn reads_an_entry() {
+        let e = &parse_manifest(ENTRY, "models.json").unwrap()[0];
+        assert_eq!((e.arch.as_str(), e.input), ("mobilenet_v2_ta", [3, 28, 28]));
+        assert!(e.grayscale);
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        let cases = [
+            (
+                ENTRY.replace("mobilenet_v2_ta", "vgg16"),
+                "unknown arch `vgg16`",
+            ),
+            (
+                ENTRY.replace("[0.5, 0.5, 0.5]", "[0.5]"),
+                "mean and std need 3 values",
+            ),
+            (
+                ENTRY.replace("[0.25, 0.25, 0.25]", "[0.25, 0, 0.25]"),
+                "must be positive",
+            ),
+            (
+                ENTRY.replace("\"labels\": [\"a\", \"b\"]", "\"labels\": []"),
+                "no labels",
+            ),
+            (
+                ENTRY.replace("\"grayscale\"", "\"greyscale\""),
+                "unknown field `greyscale`",
+            ),
+            ("[]".to_string(), "lists no models"),
+            ("{".to_string(), "not a models.json manifest"),
+        ];
+        for (text, want) in cases {
+            let err = parse_manifest(&text, "models.json")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{want}: got {err}");
+        }
+    }
+}

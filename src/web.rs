@@ -1,0 +1,247 @@
+//! The wasm API of the web demo (web/app.js): a `Session` holds one model on WebGPU, or on the
+//! CPU reference compiled to wasm when the browser has no WebGPU, and classifies photos with
+//! the same preprocessing and kernels as `gaze classify`.
+
+use std::rc::Rc;
+
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+
+use crate::classify::{decode, Classification, Classifier, Preprocess};
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, GpuOptions};
+use crate::models::{self, Options};
+use crate::weights::StateDict;
+
+/// What the page asks for; the fields of a models.json entry it needs, plus the device.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionConfig {
+    /// An architecture of `gaze run --arch`, or "auto": read from the checkpoint's keys.
+    arch: String,
+    #[serde(default)]
+    options: Options,
+    /// None: ImageNet's names for a 1000-class head, else "class i".
+    labels: Option<Vec<String>>,
+    /// `[C, H, W]` with mean, std and grayscale; None: the ImageNet evaluation transform.
+    input: Option<[usize; 3]>,
+    mean: Option<Vec<f32>>,
+    std: Option<Vec<f32>>,
+    #[serde(default)]
+    grayscale: bool,
+    /// "auto" (WebGPU when the browser has it), "gpu" or "cpu".
+    device: String,
+}
+
+impl SessionConfig {
+    fn preprocess(&self) -> Result<Preprocess> {
+        let Some([channels, height, width]) = self.input else {
+            return Ok(Preprocess::ImageNet);
+        };
+        let per_channel = |v: &Option<Vec<f32>>, what: &str| match v {
+            Some(v) if v.len() == channels => Ok(v.clone()),
+            _ => Err(Error::Invalid(format!("`{what}` needs {channels} values"))),
+        };
+        Ok(Preprocess::Fit {
+            channels,
+            height,
+            width,
+            mean: per_channel(&self.mean, "mean")?,
+            std: per_channel(&self.std, "std")?,
+            grayscale: self.grayscale,
+        })
+    }
+}
+
+fn js(e: Error) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+async fn open_gpu(device: &str) -> Result<Option<Gpu>> {
+    match device {
+        "cpu" => Ok(None),
+        "gpu" => Gpu::new(&GpuOptions::default()).await.map(Some),
+        // No WebGPU (or no adapter): the CPU reference, which the page says plainly.
+        "auto" => Ok(Gpu::new(&GpuOptions::default()).await.ok()),
+        other => Err(Error::Invalid(format!(
+            "device `{other}`: expected auto, gpu or cpu"
+        ))),
+    }
+}
+
+#[wasm_bindgen]
+pub struct Session {
+    model: Rc<Classifier>,
+    arch: String,
+}
+
+#[wasm_bindgen]
+impl Session {
+    /// Loads `weights` (.safetensors or torch.save bytes; `file_name` names them in errors)
+    /// with `config`, a JSON `SessionConfig`.
+    pub async fn create(
+        config: String,
+        weights: Vec<u8>,
+        file_name: String,
+    ) -> std::result::Result<Session, JsError> {
+        let config: SessionConfig = serde_json::from_str(&config)
+            .map_err(|e| JsError::new(&format!("session config: {e}")))?;
+        let sd = StateDict::from_bytes(&weights, &file_name).map_err(js)?;
+        let (arch, mut options) = if config.arch == "auto" {
+            models::infer(&sd).ok_or_else(|| {
+                JsError::new(&format!(
+                    "{file_name}: its keys match none of the architectures; choose one"
+                ))
+            })?
+        } else {
+            (config.arch.clone(), Options::new())
+        };
+        options.extend(config.options.clone());
+        let preprocess = config.preprocess().map_err(js)?;
+        let gpu = open_gpu(&config.device).await.map_err(js)?;
+        let model =
+            Classifier::new(&arch, &sd, &options, config.labels, preprocess, gpu).map_err(js)?;
+        Ok(Session {
+            model: Rc::new(model),
+            arch,
+        })
+    }
+
+    /// The architecture that runs (the one read from the keys for "auto").
+    pub fn arch(&self) -> String {
+        self.arch.clone()
+    }
+
+    /// The adapter and backend, or the CPU reference.
+    pub fn device(&self) -> String {
+        self.model.device()
+    }
+
+    pub fn on_gpu(&self) -> bool {
+        self.model.gpu().is_some()
+    }
+
+    /// `[{block, kind, maps: [{label, rows, cols}]}]` as JSON: the attention modules whose
+    /// maps `classify` returns.
+    pub fn attention_blocks(&self) -> String {
+        let blocks: Vec<serde_json::Value> = self
+            .model
+            .taps()
+            .iter()
+            .map(|t| {
+                let maps: Vec<serde_json::Value> = t
+                    .maps
+                    .iter()
+                    .map(|m| serde_json::json!({"label": m.label, "rows": m.rows, "cols": m.cols}))
+                    .collect();
+                serde_json::json!({"block": t.block, "kind": t.kind, "maps": maps})
+            })
+            .collect();
+        serde_json::Value::Array(blocks).to_string()
+    }
+
+    /// Classifies a JPEG or PNG; resolves to JSON `{top, probabilities, attention}`.
+    pub fn classify(&self, image: Vec<u8>, name: String) -> js_sys::Promise {
+        let model = self.model.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let c = model
+                .classify_image(&image, &name, true)
+                .await
+                .map_err(|e| JsValue::from(js(e)))?;
+            Ok(JsValue::from_str(&to_json(&c).to_string()))
+        })
+    }
+
+    /// `[H, W]` of the model input.
+    pub fn input_size(&self) -> Vec<u32> {
+        let s = self.model.preprocess().input_shape();
+        vec![s[2] as u32, s[3] as u32]
+    }
+
+    /// The image as the model sees it (resized, cropped or padded, gray or color) as RGBA bytes
+    /// of `input_size()`.
+    pub fn input_view(
+        &self,
+        image: Vec<u8>,
+        name: String,
+    ) -> std::result::Result<Vec<u8>, JsError> {
+        let p = self.model.preprocess();
+        let x = p.apply(&decode(&image, &name).map_err(js)?).map_err(js)?;
+        p.to_rgba(&x).map_err(js)
+    }
+
+    /// Times `iters` inferences of a fixed pseudo-random input (after one untimed run) and
+    /// resolves to JSON `{"times_ms": [...]}`, for side-by-side benchmarks in the browser.
+    pub fn benchmark(&self, iters: u32) -> js_sys::Promise {
+        let model = self.model.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let shape = model.preprocess().input_shape();
+            let x = crate::tensor::Tensor::from_fn(&shape, |i| {
+                ((i * 7919 % 1000) as f32) / 500.0 - 1.0
+            });
+            // performance.now(): sub-millisecond, unlike Date.now().
+            let performance = web_sys::window()
+                .and_then(|w| w.performance())
+                .ok_or_else(|| JsValue::from(JsError::new("no window.performance")))?;
+            let now = || performance.now();
+            model
+                .classify(x.clone(), false)
+                .await
+                .map_err(|e| JsValue::from(js(e)))?;
+            let mut times = Vec::with_capacity(iters as usize);
+            for _ in 0..iters {
+                let start = now();
+                model
+                    .classify(x.clone(), false)
+                    .await
+                    .map_err(|e| JsValue::from(js(e)))?;
+                times.push(now() - start);
+            }
+            Ok(JsValue::from_str(
+                &serde_json::json!({"times_ms": times}).to_string(),
+            ))
+        })
+    }
+
+    /// Destroys the GPU device as a driver reset would, so the page's recovery can be tested.
+    pub fn lose_device_for_test(&self) {
+        if let Some(gpu) = self.model.gpu() {
+            gpu.destroy_for_test();
+        }
+    }
+}
+
+fn to_json(c: &Classification) -> serde_json::Value {
+    let top: Vec<serde_json::Value> = c
+        .top
+        .iter()
+        .map(|p| serde_json::json!({"index": p.index, "label": p.label, "probability": p.probability}))
+        .collect();
+    let attention: Vec<serde_json::Value> = c
+        .attention
+        .iter()
+        .map(|a| {
+            let maps: Vec<serde_json::Value> = a
+                .maps
+                .iter()
+                .map(|m| serde_json::json!({"label": m.label, "rows": m.rows, "cols": m.cols, "data": m.data}))
+                .collect();
+            serde_json::json!({"block": a.block, "kind": a.kind, "maps": maps})
+        })
+        .collect();
+    serde_json::json!({"top": top, "probabilities": c.probabilities, "attention": attention})
+}
+
+/// Every architecture name, as JSON, for the page's picker.
+#[wasm_bindgen]
+pub fn architectures() -> String {
+    serde_json::json!(models::ARCHITECTURES).to_string()
+}
+
+#[wasm_bindgen(start)]
+fn start() {
+    // A panic would otherwise reach the console as a bare "unreachable".
+    std::panic::set_hook(Box::new(|info| {
+        web_sys::console::error_1(&format!("gaze: {info}").into());
+    }));
+}
