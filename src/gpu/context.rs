@@ -44,6 +44,11 @@ pub struct Gpu {
     pub(crate) pipelines: PipelineCache,
     lost: Arc<Mutex<Option<String>>>,
     errors: Arc<Mutex<Vec<String>>>,
+    // Held for the device's lifetime: in the browser, once the instance and adapter are
+    // garbage-collected the device is lost ("A valid external Instance reference no longer
+    // exists").
+    _adapter: wgpu::Adapter,
+    _instance: wgpu::Instance,
 }
 
 /// Features that speed things up when present; none is required.
@@ -184,6 +189,8 @@ impl Gpu {
             pipelines: PipelineCache::default(),
             lost,
             errors,
+            _adapter: adapter,
+            _instance: instance,
         })
     }
 
