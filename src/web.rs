@@ -238,6 +238,19 @@ pub fn architectures() -> String {
     serde_json::json!(models::ARCHITECTURES).to_string()
 }
 
+/// Every kernel the browser may run (those needing no device feature), as JSON
+/// `[{"name", "wgsl"}]`: the browser test compiles each in the browser's own WebGPU, because a
+/// shader naga accepts can still break a browser's compiler.
+#[wasm_bindgen(js_name = browserKernels)]
+pub fn browser_kernels() -> String {
+    let kernels: Vec<serde_json::Value> = crate::kernels::all()
+        .into_iter()
+        .filter(|k| k.features.is_empty())
+        .map(|k| serde_json::json!({"name": k.name, "wgsl": k.wgsl()}))
+        .collect();
+    serde_json::Value::Array(kernels).to_string()
+}
+
 #[wasm_bindgen(start)]
 fn start() {
     // A panic would otherwise reach the console as a bare "unreachable".

@@ -1,6 +1,6 @@
 // The demo page: loads a model into a gaze Session (WebGPU, or the CPU reference compiled to
 // wasm when the browser has no WebGPU), classifies photos and samples, and draws the attention.
-import init, { Session, architectures } from './pkg/gaze.js';
+import init, { Session, architectures, browserKernels } from './pkg/gaze.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -420,4 +420,20 @@ window.gazeDemo = {
   loseDevice: () => state.session?.lose_device_for_test(),
   device: () => deviceLabel(),
   onGpu: () => state.session?.on_gpu(),
+  // Compiles every browser kernel on a device of its own; one line per kernel that fails.
+  compileKernels: async () => {
+    const device = await (await navigator.gpu.requestAdapter()).requestDevice();
+    const kernels = JSON.parse(browserKernels());
+    const failures = [];
+    for (const { name, wgsl } of kernels) {
+      try {
+        const module = device.createShaderModule({ label: name, code: wgsl });
+        await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      } catch (err) {
+        failures.push(`${name}: ${message(err)}`);
+      }
+    }
+    device.destroy();
+    return { count: kernels.length, failures };
+  },
 };

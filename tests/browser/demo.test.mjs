@@ -88,6 +88,10 @@ async function main() {
     let browser = await chromium.launch({ executablePath, args: ['--enable-unsafe-webgpu'] });
     let page = await openPage(browser, url, errors);
     check(await page.evaluate(() => window.gazeDemo.onGpu()), `WebGPU session on ${await page.evaluate(() => window.gazeDemo.device())}`);
+    // Before any model runs: a kernel that breaks the browser's shader compiler (SwiftShader's
+    // GPU process once crashed on one naga accepts) is named here, not found as a lost device.
+    const compiled = await page.evaluate(() => window.gazeDemo.compileKernels());
+    check(compiled.failures.length === 0, `${compiled.count} browser kernels compile in Chromium's WebGPU${compiled.failures.length ? `: ${compiled.failures.join(' | ')}` : ''}`);
     await classifyAll(page, samples, expected, 'webgpu');
     await page.screenshot({ path: join(OUT, 'webgpu.png'), fullPage: true });
 
