@@ -120,9 +120,8 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
         }
     }
     let gpu_total: f64 = by_part.values().sum();
-    let mut ops: Vec<(String, f64)> = by_part.into_iter().collect();
-    ops.sort_by(|a, b| b.1.total_cmp(&a.1));
-    ops.truncate(10);
+    let kernels = largest(by_kernel(&by_part), usize::MAX);
+    let ops = largest(by_part, 10);
     let pct = |ms: f64| {
         if gpu_total > 0.0 {
             100.0 * ms / gpu_total
@@ -150,6 +149,7 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
             "weight_bytes": weight_bytes,
             "gpu_ms": gpu_total,
             "ops": ops.iter().map(|(name, ms)| serde_json::json!({"name": name, "ms": ms, "pct": pct(*ms)})).collect::<Vec<_>>(),
+            "kernels": kernels.iter().map(|(name, ms)| serde_json::json!({"name": name, "ms": ms, "pct": pct(*ms)})).collect::<Vec<_>>(),
         });
         return super::say(report);
     }
@@ -191,8 +191,30 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
             for (name, ms) in &ops {
                 super::say(format!("    {ms:9.3} ms {:5.1}%  {name}", pct(*ms)))?;
             }
+            super::say("  GPU time per kernel:".to_string())?;
+            for (name, ms) in &kernels {
+                super::say(format!("    {ms:9.3} ms {:5.1}%  {name}", pct(*ms)))?;
+            }
         }
         Err(e) => super::say(format!("  GPU time per op: not available ({e})"))?,
     }
     Ok(())
+}
+
+/// Per-op times summed by kernel: a label is `"<model part> <kernel>"`.
+fn by_kernel(by_part: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    let mut totals: BTreeMap<String, f64> = BTreeMap::new();
+    for (label, ms) in by_part {
+        let kernel = label.rsplit(' ').next().unwrap_or(label);
+        *totals.entry(kernel.to_string()).or_default() += ms;
+    }
+    totals
+}
+
+/// The `n` largest times, largest first.
+fn largest(times: BTreeMap<String, f64>, n: usize) -> Vec<(String, f64)> {
+    let mut sorted: Vec<(String, f64)> = times.into_iter().collect();
+    sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+    sorted.truncate(n);
+    sorted
 }
