@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use gaze::gpu::Recorder;
-use gaze::graph::gpu::GpuGraph;
 use gaze::kernels::coord as gpu_ops;
 use gaze::ops::conv::{Conv2d, Epilogue};
 use gaze::ops::coord::{CoordApply, CoordGateSpec, CoordPool};
@@ -168,53 +167,19 @@ fn apply_reference_is_x_times_a_w_then_a_h() {
 
 #[test]
 fn graph_runs_ca_in_four_dispatches_and_keeps_the_gates() {
-    let shape = vec![2, 40, 6, 9];
-    let graph = gaze::models::build_synthetic(
+    check_attention_graph(
         "coord_attention",
-        5,
-        std::slice::from_ref(&shape),
-        &Default::default(),
-    )
-    .unwrap();
-    let kinds: Vec<&str> = graph.nodes().iter().map(|n| n.op.kind()).collect();
-    assert_eq!(
-        kinds,
-        [
+        &[2, 40, 6, 9],
+        &[
             "input",
             "coord_pool",
             "conv2d",
             "coord_gates",
-            "coord_apply"
-        ]
+            "coord_apply",
+        ],
+        &[("h", 0, 40, 6), ("w", 240, 40, 9)],
+        4,
     );
-    let tap = &graph.taps()[0];
-    let maps: Vec<(&str, usize, usize, usize)> = tap
-        .maps
-        .iter()
-        .map(|m| (m.label, m.offset, m.rows, m.cols))
-        .collect();
-    assert_eq!(maps, [("h", 0, 40, 6), ("w", 240, 40, 9)]);
-    let x = Rng::new(37).tensor(&shape);
-    let keep = [tap.maps[0].value];
-    let (want, want_gates) =
-        gaze::graph::cpu::run_keeping(&graph, std::slice::from_ref(&x), &keep).unwrap();
-    let model = GpuGraph::new(gpu(), &graph).unwrap();
-    let mut rec = Recorder::new(gpu());
-    model
-        .record(gpu(), &mut rec, std::slice::from_ref(&x))
-        .unwrap();
-    assert_eq!(rec.dispatch_count(), 4);
-    drop(rec);
-    let (got, got_gates) = pollster::block_on(model.run_keeping(gpu(), &[x], &keep)).unwrap();
-    assert_close(&got, &want, FP32_REL_L2, "CA graph");
-    assert_close(&got_gates[0], &want_gates[0], FP32_REL_L2, "gates");
-    for m in &tap.maps {
-        assert_eq!(m.per_image, 40 * 15);
-        assert_eq!(
-            m.slice(got_gates[0].data(), 1).unwrap().len(),
-            m.rows * m.cols
-        );
-    }
 }
 
 #[test]

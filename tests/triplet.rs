@@ -5,7 +5,6 @@ mod common;
 
 use common::*;
 use gaze::gpu::{Gpu, GpuOptions, GpuTensor, LimitOverrides, Recorder};
-use gaze::graph::gpu::GpuGraph;
 use gaze::kernels::triplet as gpu_ops;
 use gaze::ops::triplet::{
     Gate, TripletCombine, TripletDims, TripletGateSpec, TripletGates, TripletPool, ZAxis, ZPool,
@@ -344,51 +343,14 @@ fn index_form_reference_equals_literal_reference() {
 
 #[test]
 fn graph_runs_ta_in_four_dispatches_and_keeps_the_gate_maps() {
-    let shape = vec![2, 6, 9, 11];
-    let graph = gaze::models::build_synthetic(
-        "triplet_attention",
-        3,
-        std::slice::from_ref(&shape),
-        &Default::default(),
-    )
-    .unwrap();
-    let kinds: Vec<&str> = graph.nodes().iter().map(|n| n.op.kind()).collect();
-    assert_eq!(
-        kinds,
-        ["input", "triplet_pool", "triplet_gates", "triplet_combine"]
-    );
-    let tap = &graph.taps()[0];
-    let labels: Vec<(&str, usize, usize, usize)> = tap
-        .maps
-        .iter()
-        .map(|m| (m.label, m.offset, m.rows, m.cols))
-        .collect();
-    assert_eq!(
-        labels,
-        [("hw", 0, 9, 11), ("cw", 99, 6, 11), ("hc", 165, 9, 6)]
-    );
-    let x = Rng::new(28).tensor(&shape);
-    let keep = [tap.maps[0].value];
-    let (want, want_maps) =
-        gaze::graph::cpu::run_keeping(&graph, std::slice::from_ref(&x), &keep).unwrap();
-    let model = GpuGraph::new(gpu(), &graph).unwrap();
-    let mut rec = Recorder::new(gpu());
-    model
-        .record(gpu(), &mut rec, std::slice::from_ref(&x))
-        .unwrap();
     // Pools (hw, then cw and hc by planes), gates, combine.
-    assert_eq!(rec.dispatch_count(), 4);
-    drop(rec);
-    let (got, got_maps) = pollster::block_on(model.run_keeping(gpu(), &[x], &keep)).unwrap();
-    assert_close(&got, &want, FP32_REL_L2, "TA graph");
-    assert_close(&got_maps[0], &want_maps[0], FP32_REL_L2, "gate maps");
-    for m in &tap.maps {
-        assert_eq!(m.per_image, 9 * 11 + 6 * 11 + 9 * 6);
-        assert_eq!(
-            m.slice(got_maps[0].data(), 1).unwrap().len(),
-            m.rows * m.cols
-        );
-    }
+    check_attention_graph(
+        "triplet_attention",
+        &[2, 6, 9, 11],
+        &["input", "triplet_pool", "triplet_gates", "triplet_combine"],
+        &[("hw", 0, 9, 11), ("cw", 99, 6, 11), ("hc", 165, 9, 6)],
+        4,
+    );
 }
 
 #[test]

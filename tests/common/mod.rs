@@ -107,3 +107,51 @@ pub fn run_on(
     rec.submit().expect("submit");
     gpu.read_blocking(&out).expect("read back")
 }
+
+/// One synthetic attention module (`gaze::models::build_synthetic`) on `shape`, end to end:
+/// its graph has the node `kinds` and a first attention tap with `maps` (label, offset, rows,
+/// cols); the GPU records `dispatches` dispatches, and its output and kept gates equal the CPU
+/// reference's within FP32_REL_L2, every map a `rows × cols` slice of an image's gates.
+pub fn check_attention_graph(
+    module: &str,
+    shape: &[usize],
+    kinds: &[&str],
+    maps: &[(&str, usize, usize, usize)],
+    dispatches: usize,
+) {
+    use gaze::graph::gpu::GpuGraph;
+    let shape = shape.to_vec();
+    let graph =
+        gaze::models::build_synthetic(module, 3, std::slice::from_ref(&shape), &Default::default())
+            .unwrap();
+    let got_kinds: Vec<&str> = graph.nodes().iter().map(|n| n.op.kind()).collect();
+    assert_eq!(got_kinds, kinds);
+    let tap = &graph.taps()[0];
+    let got_maps: Vec<(&str, usize, usize, usize)> = tap
+        .maps
+        .iter()
+        .map(|m| (m.label, m.offset, m.rows, m.cols))
+        .collect();
+    assert_eq!(got_maps, maps);
+
+    let x = Rng::new(28).tensor(&shape);
+    let keep = [tap.maps[0].value];
+    let (want, want_gates) =
+        gaze::graph::cpu::run_keeping(&graph, std::slice::from_ref(&x), &keep).unwrap();
+    let model = GpuGraph::new(gpu(), &graph).unwrap();
+    let mut rec = Recorder::new(gpu());
+    model
+        .record(gpu(), &mut rec, std::slice::from_ref(&x))
+        .unwrap();
+    assert_eq!(rec.dispatch_count(), dispatches);
+    drop(rec);
+    let (got, got_gates) = pollster::block_on(model.run_keeping(gpu(), &[x], &keep)).unwrap();
+    assert_close(&got, &want, FP32_REL_L2, &format!("{module} graph"));
+    assert_close(&got_gates[0], &want_gates[0], FP32_REL_L2, "gates");
+    let per_image: usize = maps.iter().map(|m| m.2 * m.3).sum();
+    for m in &tap.maps {
+        assert_eq!(m.per_image, per_image);
+        let slice = m.slice(got_gates[0].data(), 1).unwrap();
+        assert_eq!(slice.len(), m.rows * m.cols);
+    }
+}
