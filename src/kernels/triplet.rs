@@ -59,6 +59,13 @@ pub(crate) struct Target {
     pub strides: [usize; 2],
 }
 
+impl Target {
+    /// `max_at, mean_at, strides` as shader words.
+    fn words(&self) -> [usize; 4] {
+        [self.max_at, self.mean_at, self.strides[0], self.strides[1]]
+    }
+}
+
 /// One reduction job of the axis pool.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum PoolRole {
@@ -79,42 +86,17 @@ pub(crate) enum PoolRole {
 impl PoolRole {
     /// The role's parameter words for a batch of `n` images of `x [N,C,H,W]` (`kind, u, v, w`
     /// of `Params` in `triplet_pool.wgsl`) and its invocation count.
-    fn words(&self, n: usize, [c, h, w]: [usize; 3]) -> ([usize; 13], usize) {
+    fn words(&self, n: usize, [c, h, w]: [usize; 3]) -> (Vec<usize>, usize) {
         match *self {
-            PoolRole::Line { walk: l, to } => (
-                [
-                    0,
-                    l.b,
-                    l.a * l.b,
-                    l.count,
-                    l.stride_a,
-                    l.stride_b,
-                    l.stride_r,
-                    to.max_at,
-                    to.mean_at,
-                    to.strides[0],
-                    to.strides[1],
-                    0,
-                    0,
-                ],
-                n * l.a * l.b,
-            ),
+            PoolRole::Line { walk: l, to } => {
+                let walk = [l.b, l.a * l.b, l.count, l.stride_a, l.stride_b, l.stride_r];
+                (
+                    [&[0], &walk[..], &to.words(), &[0, 0]].concat(),
+                    n * l.a * l.b,
+                )
+            }
             PoolRole::Plane { rows, cols } => (
-                [
-                    1,
-                    h,
-                    w,
-                    c,
-                    0,
-                    rows.max_at,
-                    rows.mean_at,
-                    rows.strides[0],
-                    rows.strides[1],
-                    cols.max_at,
-                    cols.mean_at,
-                    cols.strides[0],
-                    cols.strides[1],
-                ],
+                [&[1, h, w, c, 0], &rows.words()[..], &cols.words()].concat(),
                 n * c,
             ),
             PoolRole::Finish {
@@ -122,21 +104,13 @@ impl PoolRole {
                 scratch_at,
                 to,
             } => (
+                // The hw map is one value per position: its strides go unused.
                 [
-                    2,
-                    h * w,
-                    groups,
-                    c,
-                    scratch_at,
-                    to.max_at,
-                    to.mean_at,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                    0,
-                ],
+                    &[2, h * w, groups, c, scratch_at],
+                    &to.words()[..2],
+                    &[0; 6],
+                ]
+                .concat(),
                 n * h * w,
             ),
         }
@@ -288,26 +262,11 @@ fn pool_planes_sg(
     let op = "triplet_pool";
     let n = x.shape()[0];
     let groups = dims.channel_groups();
+    let sizes = [n, dims.c, groups, dims.h, dims.w];
+    let layout = [dims.pooled_len(), dims.maps_len(), 0];
     let params = words(
         op,
-        &[
-            n,
-            dims.c,
-            groups,
-            dims.h,
-            dims.w,
-            dims.pooled_len(),
-            dims.maps_len(),
-            0,
-            rows.max_at,
-            rows.mean_at,
-            rows.strides[0],
-            rows.strides[1],
-            cols.max_at,
-            cols.mean_at,
-            cols.strides[0],
-            cols.strides[1],
-        ],
+        &[&sizes[..], &layout, &rows.words(), &cols.words()].concat(),
     )?;
     let grid = group_grid(rec, n * groups * GROUP)?;
     rec.dispatch(&POOL_SG, &[], &params, &[x, out], grid)
