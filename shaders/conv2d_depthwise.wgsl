@@ -1,6 +1,5 @@
 // Depthwise 3×3 convolution (groups == Cin == Cout, dilation 1, the same stride S ∈ {1, 2}
-// along both axes, any zero padding) with the fused epilogue v = conv + bias;
-// v = v*scale + shift; v = act(v); v = post_act(v + residual).
+// along both axes, any zero padding) with the fused epilogue (conv2d_epilogue.wgsl).
 //
 // One invocation computes a strip of `rows` output rows × 4 adjacent output columns of one
 // channel, sliding down the strip: the input rows it read for one output row stay in registers
@@ -8,8 +7,6 @@
 // 2 × 9 loads) for its 36 FMAs, and the 9 weights are loaded once. Consecutive invocations take
 // consecutive column quads of the same rows. Every invocation runs the same number of rows;
 // rows and columns past the output are computed from clamped, zero-masked reads and not stored.
-// Absent epilogue operands are bound to the weights and never read (`flags` says which are
-// present).
 
 override S: u32 = 1u;   // stride, 1 or 2
 
@@ -29,15 +26,6 @@ struct Params {
     act: u32,       // Activation::code, after bias and affine
     post_act: u32,  // Activation::code, after the residual add
 };
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> scale: array<f32>;
-@group(0) @binding(5) var<storage, read> shift: array<f32>;
-@group(0) @binding(6) var<storage, read> residual: array<f32>;
-@group(0) @binding(7) var<storage, read_write> y: array<f32>;
 
 // The input columns of a quad: S = 1 reads columns 0..5 of `lo`/`hi`, S = 2 columns 0..8
 // (`last` is column 8). Offsets are clamped to column 0 where the padding is read.
@@ -107,39 +95,6 @@ fn taps(r: Row, k: vec3<f32>) -> vec4<f32> {
     return fma(vec4(k.x), t0, fma(vec4(k.y), t1, vec4(k.z) * t2));
 }
 
-// The channel's epilogue operands: zero bias and shift, unit scale where absent.
-struct Terms {
-    bias: f32,
-    scale: f32,
-    shift: f32,
-};
-
-fn terms(ch: u32) -> Terms {
-    var t = Terms(0.0, 1.0, 0.0);
-    if ((p.flags & 1u) != 0u) {
-        t.bias = bias[ch];
-    }
-    if ((p.flags & 2u) != 0u) {
-        t.scale = scale[ch];
-        t.shift = shift[ch];
-    }
-    return t;
-}
-
-// The epilogue up to the residual: act((conv + bias)·scale + shift), 4 values at a time.
-fn pre_residual(conv: vec4<f32>, t: Terms) -> vec4<f32> {
-    let v = (conv + t.bias) * t.scale + t.shift;
-    return vec4(activate(v.x, p.act), activate(v.y, p.act), activate(v.z, p.act), activate(v.w, p.act));
-}
-
-// The rest of the epilogue for output index i: post_act(v + residual) when there is one.
-fn post_residual(v: f32, i: u32) -> f32 {
-    if ((p.flags & 4u) != 0u) {
-        return activate(v + residual[i], p.post_act);
-    }
-    return v;
-}
-
 // Stores output row `oh` at columns ow..ow+3 of the plane starting at `plane`.
 fn store_row(v: vec4<f32>, plane: u32, oh: u32, ow: u32) {
     if (oh >= p.out_h) {
@@ -171,7 +126,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let k0 = vec3(wt[wb], wt[wb + 1u], wt[wb + 2u]);
     let k1 = vec3(wt[wb + 3u], wt[wb + 4u], wt[wb + 5u]);
     let k2 = vec3(wt[wb + 6u], wt[wb + 7u], wt[wb + 8u]);
-    let t = terms(ch);
+    let t = splat_terms(ch);
     let cols = columns(ow * S - p.pw);
     let plane = nc * p.in_h * p.in_w;
     let out_plane = nc * p.out_h * p.out_w;

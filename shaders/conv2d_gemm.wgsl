@@ -14,29 +14,13 @@
 override RO_G: u32 = 4u;   // output channels per invocation / 4: 1, 2, 4 or 8
 override RP_Q: u32 = 4u;   // pixels per invocation / 4: 1, 2 or 4
 
-// Stores a 4-channel × 4-pixel block; `first` is the block's first pixel.
-fn store_block(a: mat4x4<f32>, o: u32, first: u32, oi: vec4<u32>) {
-    if (o >= p.cout) {
-        return;
-    }
-    let count = min(p.cout - o, 4u);
-    let t = terms(min(vec4(o) + vec4(0u, 1u, 2u, 3u), vec4(p.cout - 1u)));
-    let base = o * p.out_hw;
-    if (first < p.pixels) { store_pixel(pre_residual(a[0], t), count, oi.x + base); }
-    if (first + 1u < p.pixels) { store_pixel(pre_residual(a[1], t), count, oi.y + base); }
-    if (first + 2u < p.pixels) { store_pixel(pre_residual(a[2], t), count, oi.z + base); }
-    if (first + 3u < p.pixels) { store_pixel(pre_residual(a[3], t), count, oi.w + base); }
-}
-
 @compute @workgroup_size(64)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    // Pixel blocks spill from x into z past the per-dimension workgroup limit.
-    let block_id = wid.x + wid.z * nwg.x;
-    let first = (block_id * 64u + li) * (4u * RP_Q);
+    let first = first_pixel(wid, nwg, li);
     if (first >= p.pixels) {
         return;
     }
@@ -70,25 +54,15 @@ fn main(
         }
     }
 
-    // The stores and epilogue are written once, for the block a loop picks: unrolled over all
-    // blocks they would multiply the pipeline's compile time by RO_G * RP_Q (the loop bound is
-    // a parameter, so the compiler keeps the loop).
+    // One block at a time (a loop on a parameter, so the compiler keeps it: see nth_row).
     let yplane = p.cout * p.out_hw;
     for (var t = 0u; t < p.blocks; t++) {
         let g = t / RP_Q;
         let q = t - g * RP_Q;
-        var r = r0;
-        switch (g) {
-            case 1u: { r = r1; }
-            case 2u: { r = r2; }
-            case 3u: { r = r3; }
-            case 4u: { r = r4; }
-            case 5u: { r = r5; }
-            case 6u: { r = r6; }
-            case 7u: { r = r7; }
-            default: {}
-        }
+        let r = nth_row(g, r0, r1, r2, r3, r4, r5, r6, r7);
+        let o = o0 + 4u * g;
         let px = first + 4u * q;
-        store_block(block(r, q), o0 + 4u * g, px, offsets(px, yplane));
+        let epilogue = terms(min(vec4(o) + vec4(0u, 1u, 2u, 3u), vec4(p.cout - 1u)));
+        store_block(block(r, q), o, px, offsets(px, yplane), epilogue);
     }
 }

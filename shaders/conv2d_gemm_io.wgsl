@@ -1,8 +1,6 @@
 // The operands of the 1×1 convolution kernels (conv2d_gemm and conv2d_gemm_sg): a 1×1,
 // stride-1, unpadded, ungrouped convolution as a GEMM, y[n, o, p] = Σ_c w[o, c] x[n, c, p] over
-// the flattened pixels p of every image, with the fused epilogue v = conv + bias;
-// v = v*scale + shift; v = act(v); v = post_act(v + residual). Absent epilogue operands are
-// bound to the weights and never read (`flags` says which are present).
+// the flattened pixels p of every image, with the fused epilogue (conv2d_epilogue.wgsl).
 
 struct Params {
     pixels: u32,    // N * H * W
@@ -15,15 +13,6 @@ struct Params {
     post_act: u32,  // Activation::code, after the residual add
 };
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> scale: array<f32>;
-@group(0) @binding(5) var<storage, read> shift: array<f32>;
-@group(0) @binding(6) var<storage, read> residual: array<f32>;
-@group(0) @binding(7) var<storage, read_write> y: array<f32>;
-
 // Offsets of channel 0 of pixels first..first+3 (clamped to the last pixel) in a tensor whose
 // images are `plane` values apart.
 fn offsets(first: u32, plane: u32) -> vec4<u32> {
@@ -34,6 +23,14 @@ fn offsets(first: u32, plane: u32) -> vec4<u32> {
 
 fn gather(i: vec4<u32>) -> vec4<f32> {
     return vec4(x[i.x], x[i.y], x[i.z], x[i.w]);
+}
+
+// Stores a 4-channel × 4-pixel block with its channels' epilogue operands `t`; `first` is the
+// block's first pixel, `oi` the channel-0 output offsets of its pixels.
+fn store_block(a: mat4x4<f32>, o: u32, first: u32, oi: vec4<u32>, t: Terms) {
+    if (o < p.cout) {
+        store_block_pixels(a, t, min(p.cout - o, 4u), first, oi + vec4(o * p.out_hw));
+    }
 }
 
 // Where the weight rows of channels o..o+3 start (clamped to the last channel).

@@ -16,20 +16,6 @@
 override RO_G: u32 = 16u;   // output channels per invocation / 4: 1 to 16
 override RP_Q: u32 = 2u;    // pixels per invocation / 4: 1 to 4
 
-// Stores a 4-channel × 4-pixel block with its channels' epilogue operands `t`; `first` is the
-// block's first pixel.
-fn store_block(a: mat4x4<f32>, o: u32, first: u32, oi: vec4<u32>, t: Terms) {
-    if (o >= p.cout) {
-        return;
-    }
-    let count = min(p.cout - o, 4u);
-    let base = o * p.out_hw;
-    if (first < p.pixels) { store_pixel(pre_residual(a[0], t), count, oi.x + base); }
-    if (first + 1u < p.pixels) { store_pixel(pre_residual(a[1], t), count, oi.y + base); }
-    if (first + 2u < p.pixels) { store_pixel(pre_residual(a[2], t), count, oi.z + base); }
-    if (first + 3u < p.pixels) { store_pixel(pre_residual(a[3], t), count, oi.w + base); }
-}
-
 // The tile's weights at input channel c.
 fn chunk(o0: u32, c: u32) -> Chunk {
     var w: Chunk;
@@ -60,9 +46,7 @@ fn main(
     @builtin(subgroup_invocation_id) lane: u32,
     @builtin(subgroup_size) lanes: u32,
 ) {
-    // Pixel blocks spill from x into z past the per-dimension workgroup limit.
-    let block_id = wid.x + wid.z * nwg.x;
-    let first = (block_id * 64u + li) * (4u * RP_Q);
+    let first = first_pixel(wid, nwg, li);
     if (subgroupAll(first >= p.pixels)) {
         return;
     }
@@ -97,31 +81,13 @@ fn main(
         }
     }
 
-    // One channel quad at a time (a loop on a parameter, so it is not unrolled: see
-    // conv2d_gemm), its epilogue operands shared across the subgroup.
+    // One channel quad at a time (a loop on a parameter, so it is not unrolled: see nth_row),
+    // its epilogue operands shared across the subgroup.
     let yplane = p.cout * p.out_hw;
     for (var g = 0u; g < p.blocks / RP_Q; g++) {
         let o = o0 + 4u * g;
         let t = shared_terms(o, p.cout - 1u, lane);
-        var r = r0;
-        switch (g) {
-            case 1u: { r = r1; }
-            case 2u: { r = r2; }
-            case 3u: { r = r3; }
-            case 4u: { r = r4; }
-            case 5u: { r = r5; }
-            case 6u: { r = r6; }
-            case 7u: { r = r7; }
-            case 8u: { r = r8; }
-            case 9u: { r = r9; }
-            case 10u: { r = r10; }
-            case 11u: { r = r11; }
-            case 12u: { r = r12; }
-            case 13u: { r = r13; }
-            case 14u: { r = r14; }
-            case 15u: { r = r15; }
-            default: {}
-        }
+        let r = nth_row16(g, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15);
         for (var q = 0u; q < RP_Q; q++) {
             let px = first + 4u * q;
             store_block(block(r, q), o, px, offsets(px, yplane), t);

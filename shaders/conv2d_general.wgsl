@@ -31,9 +31,7 @@ fn main(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    // Pixel blocks spill from x into z past the per-dimension workgroup limit.
-    let block_id = wid.x + wid.z * nwg.x;
-    let first = (block_id * 64u + li) * (4u * RP_Q);
+    let first = first_pixel(wid, nwg, li);
     if (first >= p.pixels) {
         return;
     }
@@ -79,23 +77,11 @@ fn main(
         }
     }
 
-    // The stores and epilogue are written once, for the block a loop picks: unrolled over all
-    // blocks they would multiply the pipeline's compile time by RO_G * RP_Q (the loop bound is
-    // a parameter, so the compiler keeps the loop).
+    // One block at a time (a loop on a parameter, so the compiler keeps it: see nth_row).
     for (var t = 0u; t < p.tile_blocks; t++) {
         let cq = t / RP_Q;
         let q = t - cq * RP_Q;
-        var r = r0;
-        switch (cq) {
-            case 1u: { r = r1; }
-            case 2u: { r = r2; }
-            case 3u: { r = r3; }
-            case 4u: { r = r4; }
-            case 5u: { r = r5; }
-            case 6u: { r = r6; }
-            case 7u: { r = r7; }
-            default: {}
-        }
+        let r = nth_row(cq, r0, r1, r2, r3, r4, r5, r6, r7);
         let px = first + 4u * q;
         store_block(block(r, q), o0 + 4u * cq, room(c0 + 4u * cq), px, quad(px));
     }

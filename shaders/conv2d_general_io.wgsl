@@ -1,9 +1,7 @@
 // The operands of the general convolution kernels (conv2d_general and conv2d_general_sg): any
 // 2-D convolution (PyTorch Conv2d: cross-correlation, zero padding, weights
 // [Cout, Cin/groups, kh, kw]; any kernel, stride, padding, dilation and groups) as an implicit
-// GEMM, with the fused epilogue v = conv + bias; v = v*scale + shift; v = act(v);
-// v = post_act(v + residual). Absent epilogue operands are bound to the weights and never read
-// (`flags` says which are present).
+// GEMM, with the fused epilogue (conv2d_epilogue.wgsl).
 
 struct Params {
     pixels: u32,    // N * Ho * Wo
@@ -29,15 +27,6 @@ struct Params {
     act: u32,       // Activation::code, after bias and affine
     post_act: u32,  // Activation::code, after the residual add
 };
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> scale: array<f32>;
-@group(0) @binding(5) var<storage, read> shift: array<f32>;
-@group(0) @binding(6) var<storage, read> residual: array<f32>;
-@group(0) @binding(7) var<storage, read_write> y: array<f32>;
 
 // Where four consecutive output pixels (clamped to the last one) are: their image, and their
 // row and column.
@@ -84,10 +73,7 @@ fn rows(g: u32, c: u32, ksize: u32) -> vec4<u32> {
 // and whose positions are `q`, with those channels' epilogue operands `t`.
 fn store_quad(a: mat4x4<f32>, o: u32, count: u32, first: u32, q: Quad, t: Terms) {
     let oi = (q.n * p.cout + o) * p.out_hw + q.oh * p.out_w + q.ow;
-    if (first < p.pixels) { store_pixel(pre_residual(a[0], t), count, oi.x); }
-    if (first + 1u < p.pixels) { store_pixel(pre_residual(a[1], t), count, oi.y); }
-    if (first + 2u < p.pixels) { store_pixel(pre_residual(a[2], t), count, oi.z); }
-    if (first + 3u < p.pixels) { store_pixel(pre_residual(a[3], t), count, oi.w); }
+    store_block_pixels(a, t, count, first, oi);
 }
 
 // Channels the group has left from `c` (0 past its end).

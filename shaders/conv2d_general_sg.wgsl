@@ -43,9 +43,7 @@ fn main(
     @builtin(subgroup_invocation_id) lane: u32,
     @builtin(subgroup_size) lanes: u32,
 ) {
-    // Pixel blocks spill from x into z past the per-dimension workgroup limit.
-    let block_id = wid.x + wid.z * nwg.x;
-    let first = (block_id * 64u + li) * (4u * RP_Q);
+    let first = first_pixel(wid, nwg, li);
     if (subgroupAll(first >= p.pixels)) {
         return;
     }
@@ -90,32 +88,14 @@ fn main(
         }
     }
 
-    // One channel quad at a time (a loop on a parameter, so it is not unrolled: see
-    // conv2d_general), its epilogue operands shared across the subgroup.
+    // One channel quad at a time (a loop on a parameter, so it is not unrolled: see nth_row),
+    // its epilogue operands shared across the subgroup.
     let last = g * p.cout_g + p.cout_g - 1u;   // the group's last channel
     for (var cq = 0u; cq < p.tile_blocks / RP_Q; cq++) {
         let o = o0 + 4u * cq;
         let count = min(room(c0 + 4u * cq), 4u);
         let t = shared_terms(o, last, lane);
-        var r = r0;
-        switch (cq) {
-            case 1u: { r = r1; }
-            case 2u: { r = r2; }
-            case 3u: { r = r3; }
-            case 4u: { r = r4; }
-            case 5u: { r = r5; }
-            case 6u: { r = r6; }
-            case 7u: { r = r7; }
-            case 8u: { r = r8; }
-            case 9u: { r = r9; }
-            case 10u: { r = r10; }
-            case 11u: { r = r11; }
-            case 12u: { r = r12; }
-            case 13u: { r = r13; }
-            case 14u: { r = r14; }
-            case 15u: { r = r15; }
-            default: {}
-        }
+        let r = nth_row16(cq, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15);
         for (var q = 0u; q < RP_Q; q++) {
             let px = first + 4u * q;
             if (count > 0u) {

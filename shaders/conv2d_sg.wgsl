@@ -13,6 +13,18 @@ struct Chunk {
     w12: vec4<f32>, w13: vec4<f32>, w14: vec4<f32>, w15: vec4<f32>,
 };
 
+// `nth_row` over a tile of 16 rows.
+fn nth_row16(
+    i: u32,
+    r0: Row, r1: Row, r2: Row, r3: Row, r4: Row, r5: Row, r6: Row, r7: Row,
+    r8: Row, r9: Row, r10: Row, r11: Row, r12: Row, r13: Row, r14: Row, r15: Row,
+) -> Row {
+    if (i < 8u) {
+        return nth_row(i, r0, r1, r2, r3, r4, r5, r6, r7);
+    }
+    return nth_row(i - 8u, r8, r9, r10, r11, r12, r13, r14, r15);
+}
+
 // The values of `v` in lanes 0-3, in every lane.
 fn spread(v: f32) -> vec4<f32> {
     return vec4(
@@ -26,16 +38,6 @@ fn spread(v: f32) -> vec4<f32> {
 // The epilogue operands of channels o..o+3 (clamped to `last`): lanes 0-3 load one channel
 // each. Must be reached by the whole subgroup.
 fn shared_terms(o: u32, last: u32, lane: u32) -> Terms {
-    let c = min(o + (lane & 3u), last);
-    var b = 0.0;
-    var s = 1.0;
-    var h = 0.0;
-    if ((p.flags & 1u) != 0u) {
-        b = bias[c];
-    }
-    if ((p.flags & 2u) != 0u) {
-        s = scale[c];
-        h = shift[c];
-    }
-    return Terms(spread(b), spread(s), spread(h));
+    let t = channel_terms(min(o + (lane & 3u), last));
+    return Terms(spread(t.x), spread(t.y), spread(t.z));
 }

@@ -1,7 +1,13 @@
 // Register-tile helpers shared by the GEMM-shaped conv kernels (conv2d_gemm, conv2d_general
-// and their subgroup variants; src/kernels/conv.rs prepends this file): accumulators, the
-// fused epilogue and stores. They read the kernel's own `p` (flags, act, post_act, out_hw),
-// its `RP_Q` and its bias/scale/shift/residual/y.
+// and their subgroup variants; src/kernels/conv.rs prepends this file after
+// conv2d_epilogue.wgsl): accumulators and stores. They read the kernel's own `p` (pixels,
+// out_hw) and its `RP_Q`.
+
+// The first output pixel of an invocation's tile (workgroups of 64): pixel blocks spill from
+// x into z past the per-dimension workgroup limit.
+fn first_pixel(wid: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 {
+    return ((wid.x + wid.z * nwg.x) * 64u + li) * (4u * RP_Q);
+}
 
 fn weights(r: vec4<u32>) -> vec4<f32> {
     return vec4(wt[r.x], wt[r.y], wt[r.z], wt[r.w]);
@@ -49,6 +55,21 @@ fn accumulate(r: Row, w: vec4<f32>, xs: Pixels) -> Row {
     return s;
 }
 
+// Row i of a tile's rows: the stores and epilogue are written once, for the row a loop picks;
+// unrolled over every row they would multiply the pipeline's compile time by the tile's size.
+fn nth_row(i: u32, r0: Row, r1: Row, r2: Row, r3: Row, r4: Row, r5: Row, r6: Row, r7: Row) -> Row {
+    switch (i) {
+        case 1u: { return r1; }
+        case 2u: { return r2; }
+        case 3u: { return r3; }
+        case 4u: { return r4; }
+        case 5u: { return r5; }
+        case 6u: { return r6; }
+        case 7u: { return r7; }
+        default: { return r0; }
+    }
+}
+
 fn block(r: Row, q: u32) -> mat4x4<f32> {
     switch (q) {
         case 1u: { return r.q1; }
@@ -58,37 +79,13 @@ fn block(r: Row, q: u32) -> mat4x4<f32> {
     }
 }
 
-// The per-channel epilogue operands of 4 channels: zero bias and shift, unit scale where absent.
-struct Terms {
-    bias: vec4<f32>,
-    scale: vec4<f32>,
-    shift: vec4<f32>,
-};
-
-fn terms(o: vec4<u32>) -> Terms {
-    var t = Terms(vec4(0.0), vec4(1.0), vec4(0.0));
-    if ((p.flags & 1u) != 0u) {
-        t.bias = vec4(bias[o.x], bias[o.y], bias[o.z], bias[o.w]);
-    }
-    if ((p.flags & 2u) != 0u) {
-        t.scale = vec4(scale[o.x], scale[o.y], scale[o.z], scale[o.w]);
-        t.shift = vec4(shift[o.x], shift[o.y], shift[o.z], shift[o.w]);
-    }
-    return t;
-}
-
-// The epilogue up to the residual: act((conv + bias)·scale + shift), 4 values at a time.
-fn pre_residual(conv: vec4<f32>, t: Terms) -> vec4<f32> {
-    let v = (conv + t.bias) * t.scale + t.shift;
-    return vec4(activate(v.x, p.act), activate(v.y, p.act), activate(v.z, p.act), activate(v.w, p.act));
-}
-
-// The rest of the epilogue for output index i: post_act(v + residual) when there is one.
-fn post_residual(v: f32, i: u32) -> f32 {
-    if ((p.flags & 4u) != 0u) {
-        return activate(v + residual[i], p.post_act);
-    }
-    return v;
+// Stores channels o..o+count-1 (count ≤ 4) of the pixels first..first+3 of a 4-channel ×
+// 4-pixel block, those inside the output, whose channel-o output indices are `oi`.
+fn store_block_pixels(a: mat4x4<f32>, t: Terms, count: u32, first: u32, oi: vec4<u32>) {
+    if (first < p.pixels) { store_pixel(pre_residual(a[0], t), count, oi.x); }
+    if (first + 1u < p.pixels) { store_pixel(pre_residual(a[1], t), count, oi.y); }
+    if (first + 2u < p.pixels) { store_pixel(pre_residual(a[2], t), count, oi.z); }
+    if (first + 3u < p.pixels) { store_pixel(pre_residual(a[3], t), count, oi.w); }
 }
 
 // Stores channels o..o+count-1 (count ≤ 4) of one pixel whose channel-o output index is `oi`.

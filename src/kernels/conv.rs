@@ -19,6 +19,7 @@ use crate::ops::conv::{Conv2d, Epilogue};
 
 pub static CONV2D_GEMM: Kernel = kernel!(
     "conv2d_gemm",
+    "conv2d_epilogue.wgsl",
     "conv2d_tile.wgsl",
     "conv2d_gemm_io.wgsl",
     "conv2d_gemm.wgsl"
@@ -26,14 +27,20 @@ pub static CONV2D_GEMM: Kernel = kernel!(
 pub static CONV2D_GEMM_SG: Kernel = kernel!(
     features wgpu::Features::SUBGROUP;
     "conv2d_gemm_sg",
+    "conv2d_epilogue.wgsl",
     "conv2d_tile.wgsl",
     "conv2d_sg.wgsl",
     "conv2d_gemm_io.wgsl",
     "conv2d_gemm_sg.wgsl"
 );
-pub static CONV2D_DEPTHWISE: Kernel = kernel!("conv2d_depthwise", "conv2d_depthwise.wgsl");
+pub static CONV2D_DEPTHWISE: Kernel = kernel!(
+    "conv2d_depthwise",
+    "conv2d_epilogue.wgsl",
+    "conv2d_depthwise.wgsl"
+);
 pub static CONV2D_GENERAL: Kernel = kernel!(
     "conv2d_general",
+    "conv2d_epilogue.wgsl",
     "conv2d_tile.wgsl",
     "conv2d_general_io.wgsl",
     "conv2d_general.wgsl"
@@ -41,6 +48,7 @@ pub static CONV2D_GENERAL: Kernel = kernel!(
 pub static CONV2D_GENERAL_SG: Kernel = kernel!(
     features wgpu::Features::SUBGROUP;
     "conv2d_general_sg",
+    "conv2d_epilogue.wgsl",
     "conv2d_tile.wgsl",
     "conv2d_sg.wgsl",
     "conv2d_general_io.wgsl",
