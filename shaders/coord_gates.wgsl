@@ -5,6 +5,9 @@
 // An invocation computes 8 channels x 8 positions: per m it loads 8 f values and 8 weights
 // for 64 products (loads, not arithmetic, are what a CPU device pays for). Loads past an edge
 // are clamped; their results are not stored.
+// The 8 channels are spelled out as named variables on purpose: lavapipe does not unroll loops,
+// so accumulators in an indexed array would live in memory (the loop form of triplet_gates.wgsl
+// costs 2.5x its unrolled form there).
 
 // Small workgroups, so that a few hundred invocations still spread over every CPU thread.
 const GROUP: u32 = 8u;

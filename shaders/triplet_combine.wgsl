@@ -6,6 +6,7 @@
 // serves ROWS outputs, each g_hw and g_hc value 8 and 4 (loads, not arithmetic, are what a CPU
 // device pays for; so are integer divisions, done once per invocation). Loads past an edge are
 // clamped to the last row/column/channel; their results are not stored.
+// The 8 channels are named variables, not an indexed array, for lavapipe (see coord_gates.wgsl).
 
 override HAS_HW: bool = true;
 override HAS_RESIDUAL: bool = false;
