@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# gaze beside its peers on this machine, same model and weights (torchvision's ResNet-50 and
+# MobileNetV2, seeded random weights, 224×224, batch 1), warm medians:
+#   - gaze native (`gaze bench`, the wgpu adapter: lavapipe here);
+#   - gaze's wasm build and ONNX Runtime Web's WebGPU backend, each in a fresh page of the same
+#     headless Chromium (--enable-unsafe-webgpu: SwiftShader here), output read back every run.
+# wonnx is not run: there is no wonnx install to drive here.
+# Needs python3 with torch, torchvision and onnx (for bench/out), node, npm and Debian's chromium.
+#   bash bench/compare.sh [--iters N] [--browser-iters N] [ARCH...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+
+iters=5
+browser_iters=3
+archs=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --iters) iters="$2"; shift 2 ;;
+    --browser-iters) browser_iters="$2"; shift 2 ;;
+    *) archs+=("$1"); shift ;;
+  esac
+done
+[ ${#archs[@]} -gt 0 ] || archs=(resnet50 mobilenet_v2)
+
+for arch in "${archs[@]}"; do
+  [ -f "bench/out/$arch.onnx" ] || python3 bench/export_models.py "$arch"
+done
+cargo build --release --quiet
+[ -f web/pkg/gaze_bg.wasm ] || bash web/build.sh
+(cd bench && npm ci --no-audit --no-fund --silent)
+
+results=$(mktemp)
+for arch in "${archs[@]}"; do
+  target/release/gaze bench --arch "$arch" --weights "bench/out/$arch.pth" --iters "$iters" --json \
+    | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({"runtime": "native", "arch": d["arch"], "cold_ms": d["cold_ms"], "median_ms": d["median_ms"], "device": d["adapter"]}))' \
+    >> "$results"
+done
+browser_status=0
+node bench/compare.mjs --iters "$browser_iters" "${archs[@]}" >> "$results" || browser_status=$?
+
+python3 - "$results" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+by = {(r["runtime"], r["arch"]): r for r in rows}
+def ms(r):
+    return "failed: " + r["error"] if "error" in r else f'{r["median_ms"]:.0f} ms (cold {r["cold_ms"] / 1000:.1f} s)'
+native = next((r["device"] for r in rows if r["runtime"] == "native"), "?")
+print(f"| arch | gaze native ({native}) | gaze wasm, WebGPU | ONNX Runtime Web, WebGPU | ORT-Web / gaze wasm |")
+print("|---|---|---|---|---|")
+for arch in dict.fromkeys(r["arch"] for r in rows):
+    cells = [by.get((rt, arch)) for rt in ("native", "gaze", "ort")]
+    ratio = "—"
+    if all(c and "median_ms" in c for c in cells[1:]):
+        ratio = f'{cells[2]["median_ms"] / cells[1]["median_ms"]:.1f}×'
+    print(f"| {arch} | " + " | ".join(ms(c) if c else "not run" for c in cells) + f" | {ratio} |")
+PY
+rm -f "$results"
+exit "$browser_status"
