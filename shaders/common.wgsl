@@ -20,3 +20,15 @@ fn activate(x: f32, kind: u32) -> f32 {
         default: { return x; }
     }
 }
+
+// R(i, L) of MODULES.md §9.2 (SAN): index i of an axis of `len` mirrored once at its ends, the
+// edge not repeated (PyTorch's ReflectionPad: -1 -> 1, len -> len - 2).
+fn reflect_index(i: i32, len: i32) -> i32 {
+    if (i < 0) {
+        return -i;
+    }
+    if (i >= len) {
+        return 2 * (len - 1) - i;
+    }
+    return i;
+}

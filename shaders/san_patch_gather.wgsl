@@ -18,16 +18,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read> shift: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-fn reflect_index(i: i32, len: i32) -> i32 {
-    if (i < 0) {
-        return -i;
-    }
-    if (i >= len) {
-        return 2 * (len - 1) - i;
-    }
-    return i;
-}
-
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_id(gid, nwg);
