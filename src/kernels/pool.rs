@@ -4,10 +4,9 @@ use crate::gpu::{GpuTensor, Kernel, Recorder, WG};
 use crate::kernel;
 use crate::ops::pool::{AvgPool2d, MaxPool2d, SpatialMean};
 
-pub static MAX_POOL: Kernel = kernel!("pool_max", "pool_max.wgsl");
-pub static AVG_POOL: Kernel = kernel!("pool_avg", "pool_avg.wgsl");
+pub static WINDOW_POOL: Kernel = kernel!("pool_window", "pool_window.wgsl");
 pub static SPATIAL_MEAN: Kernel = kernel!("pool_mean", "pool_mean.wgsl");
-pub const KERNELS: &[&Kernel] = &[&MAX_POOL, &AVG_POOL, &SPATIAL_MEAN];
+pub const KERNELS: &[&Kernel] = &[&WINDOW_POOL, &SPATIAL_MEAN];
 
 /// Invocations that share one reduction of `count` contiguous elements: a power of two (so a
 /// tree halves cleanly) no larger than a workgroup, and no more than there are elements.
@@ -15,26 +14,37 @@ pub(crate) fn lanes_for(count: usize) -> u32 {
     count.next_power_of_two().min(WG as usize) as u32
 }
 
-/// Params shared by the window kernels: total, in_h, in_w, out_h, out_w, kernel, stride, padding.
-fn window_params(
+/// How `pool_window.wgsl` reduces a window.
+enum Reduce {
+    Max,
+    Average { count_include_pad: bool },
+}
+
+/// One dispatch of `pool_window.wgsl` per batch chunk; `window` is kernel, stride, padding.
+fn window_pool(
+    rec: &mut Recorder,
     op: &'static str,
-    x: &[usize],
-    out: &[usize],
+    x: &GpuTensor,
+    out: &GpuTensor,
     window: [usize; 3],
-) -> Result<Vec<u32>> {
-    [
-        out.iter().product(),
-        x[2],
-        x[3],
-        out[2],
-        out[3],
-        window[0],
-        window[1],
-        window[2],
-    ]
-    .into_iter()
-    .map(|v| u32_param(op, v))
-    .collect()
+    reduce: Reduce,
+) -> Result<()> {
+    let (average, count_include_pad) = match reduce {
+        Reduce::Max => (false, false),
+        Reduce::Average { count_include_pad } => (true, count_include_pad),
+    };
+    let constants = [("AVERAGE", if average { 1.0 } else { 0.0 })];
+    rec.batched(&[x], out, |rec, ins, out| {
+        let (x, o) = (ins[0].shape(), out.shape());
+        let [kernel, stride, padding] = window;
+        let params: Vec<u32> = [o.iter().product(), x[2], x[3], o[2], o[3], kernel, stride]
+            .into_iter()
+            .chain([padding, count_include_pad as usize])
+            .map(|v| u32_param(op, v))
+            .collect::<Result<_>>()?;
+        let grid = rec.grid(out.numel() as u64)?;
+        rec.dispatch(&WINDOW_POOL, &constants, &params, &[ins[0], out], grid)
+    })
 }
 
 pub fn max_pool(
@@ -46,11 +56,7 @@ pub fn max_pool(
     let op = "max_pool";
     expect_shape(op, out, &spec.out_shape(x.shape())?)?;
     let window = [spec.kernel, spec.stride, spec.padding];
-    rec.batched(&[x], out, |rec, ins, out| {
-        let params = window_params(op, ins[0].shape(), out.shape(), window)?;
-        let grid = rec.grid(out.numel() as u64)?;
-        rec.dispatch(&MAX_POOL, &[], &params, &[ins[0], out], grid)
-    })
+    window_pool(rec, op, x, out, window, Reduce::Max)
 }
 
 pub fn avg_pool(
@@ -62,12 +68,10 @@ pub fn avg_pool(
     let op = "avg_pool";
     expect_shape(op, out, &spec.out_shape(x.shape())?)?;
     let window = [spec.kernel, spec.stride, spec.padding];
-    rec.batched(&[x], out, |rec, ins, out| {
-        let mut params = window_params(op, ins[0].shape(), out.shape(), window)?;
-        params.push(spec.count_include_pad as u32);
-        let grid = rec.grid(out.numel() as u64)?;
-        rec.dispatch(&AVG_POOL, &[], &params, &[ins[0], out], grid)
-    })
+    let reduce = Reduce::Average {
+        count_include_pad: spec.count_include_pad,
+    };
+    window_pool(rec, op, x, out, window, reduce)
 }
 
 pub fn spatial_mean(
