@@ -4,6 +4,19 @@ use super::Gpu;
 use crate::error::{Error, Result};
 use crate::tensor::{numel, Tensor};
 
+/// A pending `map_async` of a readback buffer (`Gpu::mapped` completes it).
+pub(crate) type MapRequest =
+    futures_channel::oneshot::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>;
+
+/// Asks to map a `MAP_READ` buffer whose copies have been submitted.
+pub(crate) fn request_map(buffer: &wgpu::Buffer) -> MapRequest {
+    let (sender, receiver) = futures_channel::oneshot::channel();
+    buffer.map_async(wgpu::MapMode::Read, .., move |r| {
+        let _ = sender.send(r);
+    });
+    receiver
+}
+
 /// A float32 tensor in a storage buffer. Cloning shares the buffer.
 #[derive(Clone, Debug)]
 pub struct GpuTensor {
@@ -158,40 +171,47 @@ impl Gpu {
             })
             .collect();
         self.queue.submit([encoder.finish()]);
-        let receivers: Vec<_> = staging
-            .iter()
-            .map(|buffer| {
-                let (sender, receiver) = futures_channel::oneshot::channel();
-                buffer.map_async(wgpu::MapMode::Read, .., move |r| {
-                    let _ = sender.send(r);
-                });
-                receiver
-            })
-            .collect();
+        // Every mapping is requested before the one wait, so they complete together.
+        let requests: Vec<MapRequest> = staging.iter().map(request_map).collect();
         self.wait()?;
         let mut out = Vec::with_capacity(ts.len());
-        for ((t, buffer), receiver) in ts.iter().zip(&staging).zip(receivers) {
-            let mapped = receiver
-                .await
-                .map_err(|_| Error::Gpu("readback was cancelled".into()))
-                .and_then(|r| r.map_err(|e| Error::Gpu(format!("readback failed: {e}"))));
-            if let Err(e) = mapped {
-                // A lost device fails the mapping; say that, not the symptom.
-                self.check_lost()?;
-                return Err(e);
-            }
-            let data: Vec<f32> = {
-                let view = buffer
-                    .slice(..)
-                    .get_mapped_range()
-                    .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
-                bytemuck::cast_slice(&view[..t.bytes() as usize]).to_vec()
-            };
-            buffer.unmap();
+        for ((t, buffer), request) in ts.iter().zip(&staging).zip(requests) {
+            let data = self
+                .mapped::<f32>(buffer, request, t.bytes(), "readback")
+                .await?;
             out.push(Tensor::new(t.shape().to_vec(), data)?);
         }
         self.check_lost()?;
         Ok(out)
+    }
+
+    /// The first `len` bytes of a `MAP_READ` buffer, as `T`s, once its `request_map` completes
+    /// (after `wait`); the buffer is unmapped again. A mapping that fails on a lost device
+    /// reports the loss, the cause, rather than the failed mapping.
+    pub(crate) async fn mapped<T: bytemuck::Pod>(
+        &self,
+        buffer: &wgpu::Buffer,
+        request: MapRequest,
+        len: u64,
+        what: &str,
+    ) -> Result<Vec<T>> {
+        let mapped = request
+            .await
+            .map_err(|_| Error::Gpu(format!("{what} was cancelled")))
+            .and_then(|r| r.map_err(|e| Error::Gpu(format!("{what} failed: {e}"))));
+        if let Err(e) = mapped {
+            self.check_lost()?;
+            return Err(e);
+        }
+        let data = {
+            let view = buffer
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu(format!("{what} failed: {e}")))?;
+            bytemuck::cast_slice(&view[..len as usize]).to_vec()
+        };
+        buffer.unmap();
+        Ok(data)
     }
 
     #[cfg(not(target_arch = "wasm32"))]

@@ -284,23 +284,14 @@ impl<'g> Recorder<'g> {
         self.encoder
             .copy_buffer_to_buffer(&resolve, 0, &readback, 0, bytes);
         self.gpu.queue.submit([self.encoder.finish()]);
-        let (sender, receiver) = std::sync::mpsc::channel();
-        readback.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = sender.send(r);
-        });
+        let request = super::buffer::request_map(&readback);
         self.gpu.wait()?;
-        receiver
-            .recv()
-            .map_err(|_| Error::Gpu("timestamp readback was cancelled".into()))?
-            .map_err(|e| Error::Gpu(format!("timestamp readback failed: {e}")))?;
-        let ticks: Vec<u64> = {
-            let view = readback
-                .slice(..)
-                .get_mapped_range()
-                .map_err(|e| Error::Gpu(format!("timestamp readback failed: {e}")))?;
-            bytemuck::cast_slice(&view[..(count * 16) as usize]).to_vec()
-        };
-        readback.unmap();
+        let ticks: Vec<u64> = pollster::block_on(self.gpu.mapped(
+            &readback,
+            request,
+            count * 16,
+            "timestamp readback",
+        ))?;
         let ns_per_tick = self.gpu.queue.get_timestamp_period() as f64;
         Ok(profiler
             .labels
