@@ -21,17 +21,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= p.total) {
         return;
     }
-    var rest = i;
-    var ia = 0u;
-    var ib = 0u;
-    for (var d = 3; d >= 0; d--) {
-        let k = rest % p.out_dims[d];
-        rest = rest / p.out_dims[d];
-        ia += k * p.a_strides[d];
-        ib += k * p.b_strides[d];
-    }
-    let u = a[ia];
-    let v = b[ib];
+    let u = a[broadcast_offset(i, p.out_dims, p.a_strides)];
+    let v = b[broadcast_offset(i, p.out_dims, p.b_strides)];
     var r = u + v;
     if (p.op == 1u) { r = u - v; }
     if (p.op == 2u) { r = u * v; }

@@ -21,12 +21,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= p.total) {
         return;
     }
-    var rest = i;
-    var iw = 0u;
-    for (var d = 3; d >= 0; d--) {
-        iw += (rest % p.dims[d]) * p.w_strides[d];
-        rest = rest / p.dims[d];
-    }
-    let wv = w[iw];
+    let wv = w[broadcast_offset(i, p.dims, p.w_strides)];
     y[i] = p.k * (x[i] * wv + r[i] * (1.0 - wv));
 }

@@ -32,3 +32,15 @@ fn reflect_index(i: i32, len: i32) -> i32 {
     }
     return i;
 }
+
+// Offset of element i of a rank-4 output of shape `dims` in an operand broadcast to it (the
+// operand's strides are 0 on its broadcast axes).
+fn broadcast_offset(i: u32, dims: vec4<u32>, strides: vec4<u32>) -> u32 {
+    var rest = i;
+    var offset = 0u;
+    for (var d = 3; d >= 0; d--) {
+        offset += (rest % dims[d]) * strides[d];
+        rest = rest / dims[d];
+    }
+    return offset;
+}
