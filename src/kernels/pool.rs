@@ -1,18 +1,12 @@
 use super::{expect_shape, u32_param};
 use crate::error::Result;
-use crate::gpu::{GpuTensor, Kernel, Recorder, WG};
+use crate::gpu::{GpuTensor, Kernel, Recorder};
 use crate::kernel;
 use crate::ops::pool::{AvgPool2d, MaxPool2d, SpatialMean};
 
 pub static WINDOW_POOL: Kernel = kernel!("pool_window", "pool_window.wgsl");
 pub static SPATIAL_MEAN: Kernel = kernel!("pool_mean", "pool_mean.wgsl");
 pub const KERNELS: &[&Kernel] = &[&WINDOW_POOL, &SPATIAL_MEAN];
-
-/// Invocations that share one reduction of `count` contiguous elements: a power of two (so a
-/// tree halves cleanly) no larger than a workgroup, and no more than there are elements.
-pub(crate) fn lanes_for(count: usize) -> u32 {
-    count.next_power_of_two().min(WG as usize) as u32
-}
 
 /// How `pool_window.wgsl` reduces a window.
 enum Reduce {
@@ -85,13 +79,6 @@ pub fn spatial_mean(
     let (h, w) = (x.shape()[2], x.shape()[3]);
     let rows = if spec.over.reduces_h() { h } else { 1 };
     let cols = if spec.over.reduces_w() { w } else { 1 };
-    // Along H alone the reduced elements are a row apart while neighbouring outputs are
-    // neighbours in memory, so one invocation per output reads coalesced.
-    let lanes = if spec.over.reduces_w() {
-        lanes_for(rows * cols)
-    } else {
-        1
-    };
     rec.batched(&[x], out, |rec, ins, out| {
         let params = [
             out.numel(),
@@ -105,13 +92,7 @@ pub fn spatial_mean(
         .into_iter()
         .map(|v| u32_param(op, v))
         .collect::<Result<Vec<u32>>>()?;
-        let grid = rec.grid(out.numel() as u64 * lanes as u64)?;
-        rec.dispatch(
-            &SPATIAL_MEAN,
-            &[("LANES", lanes as f64)],
-            &params,
-            &[ins[0], out],
-            grid,
-        )
+        let grid = rec.grid(out.numel() as u64)?;
+        rec.dispatch(&SPATIAL_MEAN, &[], &params, &[ins[0], out], grid)
     })
 }
