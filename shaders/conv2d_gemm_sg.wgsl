@@ -53,31 +53,13 @@ fn main(
     let o0 = wid.y * (4u * RO_G);
     let xi = quads(first);
 
-    var r0 = zero_row(); var r1 = zero_row(); var r2 = zero_row(); var r3 = zero_row();
-    var r4 = zero_row(); var r5 = zero_row(); var r6 = zero_row(); var r7 = zero_row();
-    var r8 = zero_row(); var r9 = zero_row(); var r10 = zero_row(); var r11 = zero_row();
-    var r12 = zero_row(); var r13 = zero_row(); var r14 = zero_row(); var r15 = zero_row();
+    var tile = zero_tile();
     for (var c0 = 0u; c0 < p.cin; c0 += lanes) {
         let w = chunk(o0, min(c0 + lane, p.cin - 1u));
         let count = min(lanes, p.cin - c0);
         for (var k = 0u; k < count; k++) {
             let xs = pixels(xi, c0 + k);
-            r0 = accumulate(r0, subgroupShuffle(w.w0, k), xs);
-            if (RO_G > 1u) { r1 = accumulate(r1, subgroupShuffle(w.w1, k), xs); }
-            if (RO_G > 2u) { r2 = accumulate(r2, subgroupShuffle(w.w2, k), xs); }
-            if (RO_G > 3u) { r3 = accumulate(r3, subgroupShuffle(w.w3, k), xs); }
-            if (RO_G > 4u) { r4 = accumulate(r4, subgroupShuffle(w.w4, k), xs); }
-            if (RO_G > 5u) { r5 = accumulate(r5, subgroupShuffle(w.w5, k), xs); }
-            if (RO_G > 6u) { r6 = accumulate(r6, subgroupShuffle(w.w6, k), xs); }
-            if (RO_G > 7u) { r7 = accumulate(r7, subgroupShuffle(w.w7, k), xs); }
-            if (RO_G > 8u) { r8 = accumulate(r8, subgroupShuffle(w.w8, k), xs); }
-            if (RO_G > 9u) { r9 = accumulate(r9, subgroupShuffle(w.w9, k), xs); }
-            if (RO_G > 10u) { r10 = accumulate(r10, subgroupShuffle(w.w10, k), xs); }
-            if (RO_G > 11u) { r11 = accumulate(r11, subgroupShuffle(w.w11, k), xs); }
-            if (RO_G > 12u) { r12 = accumulate(r12, subgroupShuffle(w.w12, k), xs); }
-            if (RO_G > 13u) { r13 = accumulate(r13, subgroupShuffle(w.w13, k), xs); }
-            if (RO_G > 14u) { r14 = accumulate(r14, subgroupShuffle(w.w14, k), xs); }
-            if (RO_G > 15u) { r15 = accumulate(r15, subgroupShuffle(w.w15, k), xs); }
+            tile = accumulate_lane(tile, w, k, xs);
         }
     }
 
@@ -87,7 +69,7 @@ fn main(
     for (var g = 0u; g < p.blocks / RP_Q; g++) {
         let o = o0 + 4u * g;
         let t = shared_terms(o, p.cout - 1u, lane);
-        let r = nth_row16(g, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15);
+        let r = nth_row16(g, tile);
         for (var q = 0u; q < RP_Q; q++) {
             let px = first + 4u * q;
             store_block(block(r, q), o, px, offsets(px, yplane), t);

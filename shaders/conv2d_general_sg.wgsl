@@ -54,10 +54,7 @@ fn main(
     let ksize = p.kh * p.kw;
     let in_hw = p.in_h * p.in_w;
 
-    var r0 = zero_row(); var r1 = zero_row(); var r2 = zero_row(); var r3 = zero_row();
-    var r4 = zero_row(); var r5 = zero_row(); var r6 = zero_row(); var r7 = zero_row();
-    var r8 = zero_row(); var r9 = zero_row(); var r10 = zero_row(); var r11 = zero_row();
-    var r12 = zero_row(); var r13 = zero_row(); var r14 = zero_row(); var r15 = zero_row();
+    var tile = zero_tile();
     for (var ka = 0u; ka < p.kh; ka++) {
         for (var kb = 0u; kb < p.kw; kb++) {
             let t = taps(win, ka * p.dh, kb * p.dw);
@@ -67,22 +64,7 @@ fn main(
                 let count = min(lanes, p.cin_g - c);
                 for (var j = 0u; j < count; j++) {
                     let xs = pixels(t, (c + j) * in_hw);
-                    r0 = accumulate(r0, subgroupShuffle(w.w0, j), xs);
-                    if (RO_G > 1u) { r1 = accumulate(r1, subgroupShuffle(w.w1, j), xs); }
-                    if (RO_G > 2u) { r2 = accumulate(r2, subgroupShuffle(w.w2, j), xs); }
-                    if (RO_G > 3u) { r3 = accumulate(r3, subgroupShuffle(w.w3, j), xs); }
-                    if (RO_G > 4u) { r4 = accumulate(r4, subgroupShuffle(w.w4, j), xs); }
-                    if (RO_G > 5u) { r5 = accumulate(r5, subgroupShuffle(w.w5, j), xs); }
-                    if (RO_G > 6u) { r6 = accumulate(r6, subgroupShuffle(w.w6, j), xs); }
-                    if (RO_G > 7u) { r7 = accumulate(r7, subgroupShuffle(w.w7, j), xs); }
-                    if (RO_G > 8u) { r8 = accumulate(r8, subgroupShuffle(w.w8, j), xs); }
-                    if (RO_G > 9u) { r9 = accumulate(r9, subgroupShuffle(w.w9, j), xs); }
-                    if (RO_G > 10u) { r10 = accumulate(r10, subgroupShuffle(w.w10, j), xs); }
-                    if (RO_G > 11u) { r11 = accumulate(r11, subgroupShuffle(w.w11, j), xs); }
-                    if (RO_G > 12u) { r12 = accumulate(r12, subgroupShuffle(w.w12, j), xs); }
-                    if (RO_G > 13u) { r13 = accumulate(r13, subgroupShuffle(w.w13, j), xs); }
-                    if (RO_G > 14u) { r14 = accumulate(r14, subgroupShuffle(w.w14, j), xs); }
-                    if (RO_G > 15u) { r15 = accumulate(r15, subgroupShuffle(w.w15, j), xs); }
+                    tile = accumulate_lane(tile, w, j, xs);
                 }
             }
         }
@@ -95,7 +77,7 @@ fn main(
         let o = o0 + 4u * cq;
         let count = min(room(c0 + 4u * cq), 4u);
         let t = shared_terms(o, last, lane);
-        let r = nth_row16(cq, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15);
+        let r = nth_row16(cq, tile);
         for (var q = 0u; q < RP_Q; q++) {
             let px = first + 4u * q;
             if (count > 0u) {
