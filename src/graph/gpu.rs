@@ -155,7 +155,21 @@ impl GpuGraph {
     /// The memory plan for these input shapes.
     pub fn memory_plan(&self, input_shapes: &[Vec<usize>]) -> Result<MemoryPlan> {
         let refs: Vec<&[usize]> = input_shapes.iter().map(Vec::as_slice).collect();
-        plan(&self.graph, &self.graph.shapes(&refs)?, &[])
+        plan(
+            &self.graph,
+            &self.graph.shapes(&refs)?,
+            &self.kept_with(&[]),
+        )
+    }
+
+    /// The values a plan keeps intact: the attention taps always (small maps), so reading them
+    /// or not from one inference to the next does not replan and reallocate, plus `extra`.
+    fn kept_with(&self, extra: &[ValueId]) -> Vec<ValueId> {
+        let mut kept = self.graph.tap_values();
+        kept.extend_from_slice(extra);
+        kept.sort_unstable();
+        kept.dedup();
+        kept
     }
 
     /// Records the whole inference on `rec` after writing the inputs; returns the output tensor.
@@ -176,11 +190,11 @@ impl GpuGraph {
             .prepared
             .lock()
             .map_err(|_| Error::Gpu("a previous run panicked".into()))?;
-        if guard
-            .as_ref()
-            .is_none_or(|p| p.input_shapes != input_shapes || p.keep != keep)
-        {
-            *guard = Some(self.prepare(gpu, &input_shapes, keep)?);
+        let stale = |p: &Prepared| {
+            p.input_shapes != input_shapes || keep.iter().any(|v| !p.keep.contains(v))
+        };
+        if guard.as_ref().is_none_or(stale) {
+            *guard = Some(self.prepare(gpu, &input_shapes, &self.kept_with(keep))?);
         }
         let prepared = guard
             .as_ref()
@@ -312,5 +326,46 @@ fn encode(
             k::coord::coord_gates(rec, x(), weight, bias, out, spec)
         }
         Op::CoordApply(s) => k::coord::coord_apply(rec, ins[0], ins[1], out, s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::GpuOptions;
+
+    /// The demo reads the attention maps on some inferences and not on others; neither may
+    /// replan and reallocate the buffers (the output buffer would change).
+    #[test]
+    fn reading_the_taps_or_not_keeps_the_buffers() {
+        let gpu = Gpu::new_blocking(&GpuOptions::default())
+            .expect("GPU tests need an adapter (lavapipe in CI)");
+        let shape = vec![1, 6, 9, 11];
+        let graph = crate::models::build_synthetic(
+            "triplet_attention",
+            3,
+            std::slice::from_ref(&shape),
+            &Default::default(),
+        )
+        .unwrap();
+        let model = GpuGraph::new(&gpu, &graph).unwrap();
+        let x = Tensor::from_fn(&shape, |i| (i % 17) as f32 / 8.0 - 1.0);
+        let output_buffer = || {
+            let mut rec = Recorder::new(&gpu);
+            let out = model
+                .record(&gpu, &mut rec, std::slice::from_ref(&x))
+                .unwrap();
+            rec.submit().unwrap();
+            out.buffer
+        };
+        let taps = graph.tap_values();
+        let with_taps = || {
+            let run = model.run_keeping(&gpu, std::slice::from_ref(&x), &taps);
+            pollster::block_on(run).unwrap();
+        };
+        with_taps();
+        let first = output_buffer();
+        with_taps();
+        assert!(first == output_buffer());
     }
 }
