@@ -52,11 +52,18 @@ pub struct Gpu {
 }
 
 /// Features that speed things up when present; none is required.
-fn helpful_features() -> wgpu::Features {
-    wgpu::Features::TIMESTAMP_QUERY
+fn helpful_features(backend: wgpu::Backend) -> wgpu::Features {
+    let all = wgpu::Features::TIMESTAMP_QUERY
         | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
         | wgpu::Features::SHADER_F16
-        | wgpu::Features::SUBGROUP
+        | wgpu::Features::SUBGROUP;
+    // The browser's WGSL needs `enable subgroups;`, which naga (every shader's validator here)
+    // cannot parse yet: there the subgroup kernels cannot be built, so the device goes without.
+    if backend == wgpu::Backend::BrowserWebGpu {
+        all - wgpu::Features::SUBGROUP
+    } else {
+        all
+    }
 }
 
 fn feature_names(f: wgpu::Features) -> Vec<&'static str> {
@@ -146,7 +153,7 @@ impl Gpu {
             limits.max_storage_buffer_binding_size =
                 limits.max_storage_buffer_binding_size.min(max);
         }
-        let features = adapter.features() & helpful_features();
+        let features = adapter.features() & helpful_features(info.backend);
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("gaze"),
             required_features: features,
@@ -220,12 +227,6 @@ impl Gpu {
     /// lavapipe: its SIMD width in 32-bit lanes).
     pub fn subgroup_sizes(&self) -> (u32, u32) {
         (self.info.subgroup_min_size, self.info.subgroup_max_size)
-    }
-
-    /// Whether the backend is the browser's WebGPU, whose WGSL needs `enable` directives that
-    /// naga does not parse yet.
-    pub fn is_browser(&self) -> bool {
-        self.info.backend == wgpu::Backend::BrowserWebGpu
     }
 
     /// Bytes one storage binding may cover.

@@ -161,12 +161,10 @@ impl ConvKernel {
 
 /// The subgroup size the shared tiles are planned for on `gpu`, or `None` where they cannot
 /// run: the device lacks subgroups, its subgroups may be wider than a workgroup (64) or
-/// narrower than the 4 lanes that hand round epilogue operands, or it is the browser (whose
-/// WGSL needs `enable subgroups;`, which naga cannot parse yet).
+/// narrower than the 4 lanes that hand round epilogue operands.
 pub fn subgroup_lanes(gpu: &Gpu) -> Option<usize> {
     let (min, max) = gpu.subgroup_sizes();
     let usable = gpu.features().contains(wgpu::Features::SUBGROUP)
-        && !gpu.is_browser()
         && min >= 4
         && max <= LANES as u32;
     usable.then_some(min as usize)

@@ -165,12 +165,10 @@ pub(crate) fn axis_pool(
 }
 
 /// Whether `gpu` can finish the hw pool from subgroup partials (`triplet_pool_sg.wgsl`):
-/// subgroups of at least `HW_GROUP` lanes, and not the browser, whose WGSL needs
-/// `enable subgroups;`, which naga cannot parse yet.
+/// subgroups of at least `HW_GROUP` lanes.
 pub fn subgroup_pool(gpu: &Gpu) -> bool {
     let (min, _) = gpu.subgroup_sizes();
     gpu.features().contains(wgpu::Features::SUBGROUP)
-        && !gpu.is_browser()
         && min as usize >= HW_GROUP
 }
 
