@@ -11,7 +11,7 @@
 //! tile shape is picked per conv from the tensor shapes (`Tile::choose`,
 //! `Tile::choose_shared`). `examples/conv_layers.rs` measures them.
 
-use super::{expect_shape, u32_param};
+use super::{expect_shape, u32_param, u32_params};
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder};
 use crate::kernel;
@@ -164,9 +164,8 @@ impl ConvKernel {
 /// narrower than the 4 lanes that hand round epilogue operands.
 pub fn subgroup_lanes(gpu: &Gpu) -> Option<usize> {
     let (min, max) = gpu.subgroup_sizes();
-    let usable = gpu.features().contains(wgpu::Features::SUBGROUP)
-        && min >= 4
-        && max <= LANES as u32;
+    let usable =
+        gpu.features().contains(wgpu::Features::SUBGROUP) && min >= 4 && max <= LANES as u32;
     usable.then_some(min as usize)
 }
 
@@ -367,7 +366,7 @@ pub fn conv2d_with(
                 general_launch(rec, input, w.shape(), out.shape(), spec, tile)?
             }
         };
-        let params = words(&[&params[..], &epilogue[..]].concat())?;
+        let params = u32_params(OP, &[&params[..], &epilogue[..]].concat())?;
         // Absent operands bind the (read-only) weights; the flags keep the shader off them.
         let bias = ep.bias.unwrap_or(w);
         let (scale, shift) = ep.affine.unwrap_or((w, w));
@@ -393,10 +392,6 @@ fn epilogue_words(ep: &Epilogue<GpuTensor>, spec: &Conv2d) -> [usize; 3] {
         spec.act.code() as usize,
         spec.post_act.code() as usize,
     ]
-}
-
-fn words(values: &[usize]) -> Result<Vec<u32>> {
-    values.iter().map(|&v| u32_param(OP, v)).collect()
 }
 
 /// Workgroups for `pixels` output pixels in tiles of `tile` (x, spilling into z past the

@@ -1,7 +1,7 @@
 //! Coordinate Attention's own ops (`crate::ops::coord`): pool, gates, apply — one dispatch each.
 
 use super::triplet::{axis_pool, group_grid, next_start, plane_fits, PoolRole, Target};
-use super::{expect_shape, u32_param};
+use super::{expect_shape, u32_params};
 use crate::error::Result;
 use crate::gpu::{GpuTensor, Kernel, Recorder};
 use crate::kernel;
@@ -11,10 +11,6 @@ use crate::ops::triplet::{ZAxis, ZPool};
 pub static GATES: Kernel = kernel!("coord_gates", "coord_gates.wgsl");
 pub static APPLY: Kernel = kernel!("coord_apply", "coord_apply.wgsl");
 pub const KERNELS: &[&Kernel] = &[&GATES, &APPLY];
-
-fn words(op: &'static str, values: &[usize]) -> Result<Vec<u32>> {
-    values.iter().map(|&v| u32_param(op, v)).collect()
-}
 
 /// `[N,C,H+W,1]`: both directional means in one dispatch.
 pub fn coord_pool(
@@ -76,13 +72,13 @@ pub fn coord_gates(
     let (h, w) = (spec.h, spec.w);
     rec.batched(&[f], out, |rec, ins, out| {
         let n = ins[0].shape()[0];
-        let mut params = words(op, &[n, c, mip, h + w])?;
+        let mut params = u32_params(op, &[n, c, mip, h + w])?;
         let mut start = 0;
         // (positions, first row of f, first output, part)
         for (count, from, to, part) in [(h, 0, 0, 0), (w, h, c * h, 1)] {
             let position_tiles = count.div_ceil(8);
             let tiles = c.div_ceil(8) * position_tiles;
-            params.extend(words(
+            params.extend(u32_params(
                 op,
                 &[
                     start,
@@ -115,7 +111,7 @@ pub fn coord_apply(
     expect_shape(op, out, x.shape())?;
     rec.batched(&[x, gates], out, |rec, ins, out| {
         let [n, c, h, w] = [0, 1, 2, 3].map(|i| out.shape()[i]);
-        let params = words(op, &[n, c, h, w])?;
+        let params = u32_params(op, &[n, c, h, w])?;
         let tiles = n * c * h.div_ceil(8) * w.div_ceil(4);
         let grid = rec.grid(tiles as u64)?;
         rec.dispatch(&APPLY, &[], &params, &[ins[0], ins[1], out], grid)

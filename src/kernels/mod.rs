@@ -46,3 +46,8 @@ pub(crate) fn expect_shape(op: &'static str, out: &GpuTensor, shape: &[usize]) -
 pub(crate) fn u32_param(op: &'static str, v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| shape_err(op, format!("size {v} exceeds a 32-bit index")))
 }
+
+/// `u32_param` of each value: a kernel's parameter words.
+pub(crate) fn u32_params(op: &'static str, values: &[usize]) -> Result<Vec<u32>> {
+    values.iter().map(|&v| u32_param(op, v)).collect()
+}

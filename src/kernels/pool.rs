@@ -1,4 +1,4 @@
-use super::{expect_shape, u32_param};
+use super::{expect_shape, u32_params};
 use crate::error::Result;
 use crate::gpu::{GpuTensor, Kernel, Recorder};
 use crate::kernel;
@@ -31,11 +31,21 @@ fn window_pool(
     rec.batched(&[x], out, |rec, ins, out| {
         let (x, o) = (ins[0].shape(), out.shape());
         let [kernel, stride, padding] = window;
-        let params: Vec<u32> = [o.iter().product(), x[2], x[3], o[2], o[3], kernel, stride]
-            .into_iter()
-            .chain([padding, count_include_pad as usize])
-            .map(|v| u32_param(op, v))
-            .collect::<Result<_>>()?;
+        let total = o.iter().product();
+        let params = u32_params(
+            op,
+            &[
+                total,
+                x[2],
+                x[3],
+                o[2],
+                o[3],
+                kernel,
+                stride,
+                padding,
+                count_include_pad as usize,
+            ],
+        )?;
         let grid = rec.grid(out.numel() as u64)?;
         rec.dispatch(&WINDOW_POOL, &constants, &params, &[ins[0], out], grid)
     })
@@ -80,18 +90,8 @@ pub fn spatial_mean(
     let rows = if spec.over.reduces_h() { h } else { 1 };
     let cols = if spec.over.reduces_w() { w } else { 1 };
     rec.batched(&[x], out, |rec, ins, out| {
-        let params = [
-            out.numel(),
-            h,
-            w,
-            out.shape()[2],
-            out.shape()[3],
-            rows,
-            cols,
-        ]
-        .into_iter()
-        .map(|v| u32_param(op, v))
-        .collect::<Result<Vec<u32>>>()?;
+        let o = out.shape();
+        let params = u32_params(op, &[out.numel(), h, w, o[2], o[3], rows, cols])?;
         let grid = rec.grid(out.numel() as u64)?;
         rec.dispatch(&SPATIAL_MEAN, &[], &params, &[ins[0], out], grid)
     })

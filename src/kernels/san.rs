@@ -1,6 +1,6 @@
 //! Launchers of the SAN primitives (MODULES.md §9.2, §9.3).
 
-use super::{expect_shape, u32_param};
+use super::{expect_shape, u32_params};
 use crate::error::Result;
 use crate::gpu::{GpuTensor, Kernel, Recorder};
 use crate::kernel;
@@ -21,10 +21,6 @@ pub const KERNELS: &[&Kernel] = &[
     &UNFOLD,
     &PATCH_GATHER,
 ];
-
-fn params(op: &'static str, values: &[usize]) -> Result<Vec<u32>> {
-    values.iter().map(|&v| u32_param(op, v)).collect()
-}
 
 /// Scale/shift bindings of an epilogue; without them `placeholder` is bound (and not read),
 /// since every binding a shader declares must be bound.
@@ -56,7 +52,7 @@ pub fn subtraction2(
     let win: Window = spec.window;
     let (_, wo) = win.output_size(op, h, w)?;
     rec.batched(&[x1, x2], out, |rec, ins, out| {
-        let mut p = params(
+        let mut p = u32_params(
             op,
             &[
                 out.numel(),
@@ -104,7 +100,7 @@ pub fn aggregation(
     let (c, h, w) = (x.shape()[1], x.shape()[2], x.shape()[3]);
     let (cw, win) = (wt.shape()[1], spec.window);
     rec.batched(&[x, wt], out, |rec, ins, out| {
-        let mut p = params(
+        let mut p = u32_params(
             op,
             &[
                 out.numel(),
@@ -149,7 +145,7 @@ pub fn reflection_pad(
     expect_shape(op, out, &shape)?;
     let (h, w) = (x.shape()[2], x.shape()[3]);
     rec.batched(&[x], out, |rec, ins, out| {
-        let p = params(op, &[out.numel(), h, w, spec.pad])?;
+        let p = u32_params(op, &[out.numel(), h, w, spec.pad])?;
         let grid = rec.grid(out.numel() as u64)?;
         rec.dispatch(&REFLECT_PAD, &[], &p, &[ins[0], out], grid)
     })
@@ -162,7 +158,7 @@ pub fn unfold(rec: &mut Recorder, x: &GpuTensor, out: &GpuTensor, spec: &Unfold)
     expect_shape(op, out, &shape)?;
     let (h, w) = (x.shape()[2], x.shape()[3]);
     rec.batched(&[x], out, |rec, ins, out| {
-        let p = params(
+        let p = u32_params(
             op,
             &[out.numel(), h, w, spec.kernel, spec.stride, lw, shape[2]],
         )?;
@@ -186,7 +182,7 @@ pub fn patch_gather(
     expect_shape(op, out, &shape)?;
     let (h, w) = (x.shape()[2], x.shape()[3]);
     rec.batched(&[x], out, |rec, ins, out| {
-        let mut p = params(op, &[out.numel(), h, w, spec.kernel, shape[1]])?;
+        let mut p = u32_params(op, &[out.numel(), h, w, spec.kernel, shape[1]])?;
         p.extend([spec.epilogue.act.code(), u32::from(spec.epilogue.affine)]);
         let (scale, shift) = epilogue_bindings(scale_shift, ins[0]);
         let grid = rec.grid(out.numel() as u64)?;

@@ -1,7 +1,7 @@
 //! Triplet Attention as three dispatches (`crate::ops::triplet`), and the axis pooling that
 //! Coordinate Attention shares.
 
-use super::{expect_shape, u32_param};
+use super::{expect_shape, u32_params};
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder, WG};
 use crate::kernel;
@@ -29,10 +29,6 @@ const COMBINE_ROWS: usize = 8;
 
 /// Outputs along the slide axis and rows of one gate tile (`triplet_gates.wgsl`).
 const GATE_TILE: (usize, usize) = (32, 4);
-
-fn words(op: &'static str, values: &[usize]) -> Result<Vec<u32>> {
-    values.iter().map(|&v| u32_param(op, v)).collect()
-}
 
 /// Invocations per workgroup of the attention kernels (`GROUP` in their shaders): small, so
 /// that a dispatch of a few hundred invocations still spreads over every thread of a CPU device.
@@ -127,8 +123,8 @@ impl PoolRole {
         let op = "axis_pool";
         let [n, c, h, w] = nchw(op, x.shape())?;
         let (body, count) = self.words(n, [c, h, w]);
-        let mut params = words(op, &[c * h * w, out.numel() / n.max(1), count])?;
-        params.extend(words(op, &body)?);
+        let mut params = u32_params(op, &[c * h * w, out.numel() / n.max(1), count])?;
+        params.extend(u32_params(op, &body)?);
         let grid = group_grid(rec, count)?;
         let max = [("HAS_MAX", if with_max { 1.0 } else { 0.0 })];
         rec.dispatch(&POOL, &max, &params, &[x, out], grid)
@@ -168,8 +164,7 @@ pub(crate) fn axis_pool(
 /// subgroups of at least `HW_GROUP` lanes.
 pub fn subgroup_pool(gpu: &Gpu) -> bool {
     let (min, _) = gpu.subgroup_sizes();
-    gpu.features().contains(wgpu::Features::SUBGROUP)
-        && min as usize >= HW_GROUP
+    gpu.features().contains(wgpu::Features::SUBGROUP) && min as usize >= HW_GROUP
 }
 
 /// `[N, pooled_len]`: the Z-pools of every branch, packed (`TripletPool`), in two passes over
@@ -262,7 +257,7 @@ fn pool_planes_sg(
     let groups = dims.channel_groups();
     let sizes = [n, dims.c, groups, dims.h, dims.w];
     let layout = [dims.pooled_len(), dims.maps_len(), 0];
-    let params = words(
+    let params = u32_params(
         op,
         &[&sizes[..], &layout, &rows.words(), &cols.words()].concat(),
     )?;
@@ -300,13 +295,13 @@ pub fn triplet_gates(
     let images = [spec.dims.pooled_len(), spec.dims.gates_len()];
     rec.batched(&[pooled], out, |rec, ins, out| {
         let n = ins[0].shape()[0];
-        let mut params = words(op, &[n, images[0], images[1], planes.len()])?;
+        let mut params = u32_params(op, &[n, images[0], images[1], planes.len()])?;
         let mut start = 0;
         for (g, plane) in planes.iter().enumerate() {
             let [rows, len, p_row, p_slide, w_row, w_slide] = orientation(plane, k);
             let slide_tiles = len.div_ceil(GATE_TILE.0);
             let tiles = rows.div_ceil(GATE_TILE.1) * slide_tiles;
-            params.extend(words(
+            params.extend(u32_params(
                 op,
                 &[
                     start,
@@ -370,7 +365,7 @@ pub fn triplet_combine(
     let inputs = [x, gates, residual.unwrap_or(x)];
     rec.batched(&inputs, out, |rec, ins, out| {
         let [n, c, h, w] = [0, 1, 2, 3].map(|i| out.shape()[i]);
-        let mut params = words(op, &[n, c, h, w, dims.gates_len(), off_cw, off_hc])?;
+        let mut params = u32_params(op, &[n, c, h, w, dims.gates_len(), off_cw, off_hc])?;
         params.push(branch_scale(spec.has_hw).to_bits());
         let tiles = n * c.div_ceil(8) * h.div_ceil(COMBINE_ROWS);
         let grid = group_grid(rec, tiles)?;
