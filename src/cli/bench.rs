@@ -96,15 +96,8 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
     let macs: u64 = graph
         .nodes()
         .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let ins: Vec<&[usize]> = n
-                .inputs
-                .iter()
-                .map(|&v| value_shapes[v].as_slice())
-                .collect();
-            n.op.macs(&ins, &value_shapes[i])
-        })
+        .zip(&value_shapes)
+        .map(|(n, out)| n.op.macs(out))
         .sum();
     let gflops = 2.0 * macs as f64 / (median_ms / 1e3) / 1e9;
     let peak_gflops = peak::measure_gflops(&gpu)?;

@@ -96,10 +96,6 @@ fn eval(op: &Op<Tensor>, ins: &[&Tensor], inputs: &[Tensor]) -> Result<Tensor> {
         Op::Linear { spec, weight, bias } => r::linear::linear(x(), weight, bias.as_ref(), spec),
         Op::Softmax(s) => r::linear::softmax(x(), s),
         Op::Concat(s) => r::tensor_ops::concat(ins, s),
-        Op::SplitPart { spec, index } => r::tensor_ops::split(x(), spec)?
-            .into_iter()
-            .nth(*index)
-            .ok_or_else(|| Error::Invalid(format!("split has no part {index}"))),
         Op::Reshape(tail) => {
             let shape: Vec<usize> = std::iter::once(x().shape()[0])
                 .chain(tail.iter().copied())

@@ -306,7 +306,6 @@ fn encode(
         }
         Op::Softmax(s) => k::linear::softmax(rec, x(), out, s),
         Op::Concat(s) => k::tensor_ops::concat(rec, ins, out, s),
-        Op::SplitPart { spec, index } => k::tensor_ops::split_part(rec, x(), out, spec, *index),
         Op::Subtraction(s) => k::san::subtraction2(rec, ins[0], ins[1], out, s),
         Op::Aggregation { spec, scale_shift } => {
             k::san::aggregation(rec, ins[0], ins[1], pair(scale_shift), out, spec)

@@ -15,7 +15,7 @@ use crate::ops::pool::{AvgPool2d, MaxPool2d, SpatialMean};
 use crate::ops::san::{
     aggregation_shape, patch_gather_shape, subtraction_shape, Aggregation, PatchGather, Subtraction,
 };
-use crate::ops::tensor_ops::{concat_shape, split_shapes, Concat, Split};
+use crate::ops::tensor_ops::{concat_shape, Concat};
 use crate::ops::triplet::{TripletCombine, TripletGateSpec, TripletPool};
 use crate::tensor::numel;
 
@@ -103,8 +103,6 @@ pub enum Op<T> {
     Softmax(Softmax),
     /// `[x0, x1, ...]`
     Concat(Concat),
-    /// `[x]`: part `index` of a split.
-    SplitPart { spec: Split, index: usize },
     /// `[x]`: the same values as `[N, tail...]` (no copy on the GPU).
     Reshape(Vec<usize>),
     /// `[x1, x2]`
@@ -303,10 +301,6 @@ impl<T> Graph<T> {
                     },
                     Op::Softmax(s) => Op::Softmax(*s),
                     Op::Concat(s) => Op::Concat(*s),
-                    Op::SplitPart { spec, index } => Op::SplitPart {
-                        spec: spec.clone(),
-                        index: *index,
-                    },
                     Op::Reshape(tail) => Op::Reshape(tail.clone()),
                     Op::Subtraction(s) => Op::Subtraction(*s),
                     Op::Aggregation { spec, scale_shift } => Op::Aggregation {
@@ -368,7 +362,6 @@ impl<T: Shaped> Op<T> {
             Op::Linear { .. } => "linear",
             Op::Softmax(_) => "softmax",
             Op::Concat(_) => "concat",
-            Op::SplitPart { .. } => "split",
             Op::Reshape(_) => "reshape",
             Op::Subtraction(_) => "subtraction",
             Op::Aggregation { .. } => "aggregation",
@@ -384,7 +377,7 @@ impl<T: Shaped> Op<T> {
 
     /// Multiply-accumulates of the op's convolutions, matrix products and aggregations for
     /// these shapes (pointwise work is not counted).
-    pub fn macs(&self, _ins: &[&[usize]], out: &[usize]) -> u64 {
+    pub fn macs(&self, out: &[usize]) -> u64 {
         let numel = |s: &[usize]| s.iter().product::<usize>() as u64;
         match self {
             // Each output value sums Cin/groups · kh · kw products.
@@ -450,10 +443,6 @@ pub(crate) fn output_shape<T: Shaped>(
                 .to_vec()
         }
         Op::Concat(s) => concat_shape(s, ins)?.to_vec(),
-        Op::SplitPart { spec, index } => split_shapes(spec, x())?
-            .get(*index)
-            .ok_or_else(|| shape_err("split", format!("no part {index} in {:?}", spec.sizes)))?
-            .to_vec(),
         Op::Reshape(tail) => {
             let n = *x()
                 .first()

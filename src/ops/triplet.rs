@@ -23,10 +23,6 @@ pub enum ZAxis {
     W,
 }
 
-impl ZAxis {
-    pub const ALL: [ZAxis; 3] = [ZAxis::C, ZAxis::H, ZAxis::W];
-}
-
 /// `[max, mean]` over one axis, stacked as 2 channels (channel 0 = max, 1 = mean = sum/count).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ZPool {
