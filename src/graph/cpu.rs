@@ -56,13 +56,14 @@ pub fn run_keeping(
             }
         }
     }
-    let take = |v: ValueId| {
-        values[v]
-            .clone()
-            .ok_or_else(|| Error::Invalid(format!("value {v} was never computed")))
-    };
-    let kept = keep.iter().map(|&v| take(v)).collect::<Result<_>>()?;
-    Ok((take(graph.output()?)?, kept))
+    let missing = |v: ValueId| Error::Invalid(format!("value {v} was never computed"));
+    // Kept values are cloned (one may be the output too); the output is moved out.
+    let kept = keep
+        .iter()
+        .map(|&v| values[v].clone().ok_or_else(|| missing(v)))
+        .collect::<Result<_>>()?;
+    let out = graph.output()?;
+    Ok((values[out].take().ok_or_else(|| missing(out))?, kept))
 }
 
 fn eval(op: &Op<Tensor>, ins: &[&Tensor], inputs: &[Tensor]) -> Result<Tensor> {
