@@ -2,7 +2,7 @@
 //! maps of its attention modules read back for display. `gaze classify` and the web page both
 //! classify through it, so they give the same numbers.
 
-use super::{decode, imagenet_labels, top_k, Preprocess};
+use super::{decode, imagenet_labels, softmax, top_k, Preprocess};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::graph::gpu::GpuGraph;
@@ -45,14 +45,15 @@ pub struct Classification {
     pub attention: Vec<AttentionReading>,
 }
 
+/// The model where it runs: on the GPU only its device copy is kept (the host weights are
+/// dropped after upload, which halves a browser tab's memory), on the CPU the host graph.
 enum Backend {
     // Boxed: a device is large and there is one per classifier.
     Gpu(Box<(Gpu, GpuGraph)>),
-    Cpu,
+    Cpu(Graph<Tensor>),
 }
 
 pub struct Classifier {
-    graph: Graph<Tensor>,
     backend: Backend,
     labels: Vec<String>,
     preprocess: Preprocess,
@@ -82,8 +83,8 @@ impl Classifier {
                 )))
             }
         };
-        let imagenet = imagenet_labels();
         let labels = labels.unwrap_or_else(|| {
+            let imagenet = imagenet_labels();
             if classes == imagenet.len() {
                 imagenet.iter().map(|s| s.to_string()).collect()
             } else {
@@ -102,10 +103,9 @@ impl Classifier {
                 let on_gpu = GpuGraph::new(&gpu, &graph)?;
                 Backend::Gpu(Box::new((gpu, on_gpu)))
             }
-            None => Backend::Cpu,
+            None => Backend::Cpu(graph),
         };
         Ok(Self {
-            graph,
             backend,
             labels,
             preprocess,
@@ -116,20 +116,23 @@ impl Classifier {
     pub fn device(&self) -> String {
         match &self.backend {
             Backend::Gpu(on) => format!("{} ({})", on.0.adapter_name(), on.0.backend()),
-            Backend::Cpu => "CPU reference (no GPU)".into(),
+            Backend::Cpu(_) => "CPU reference (no GPU)".into(),
         }
     }
 
     pub fn gpu(&self) -> Option<&Gpu> {
         match &self.backend {
             Backend::Gpu(on) => Some(&on.0),
-            Backend::Cpu => None,
+            Backend::Cpu(_) => None,
         }
     }
 
     /// The attention modules whose maps `classify` can return.
     pub fn taps(&self) -> &[AttentionTap] {
-        self.graph.taps()
+        match &self.backend {
+            Backend::Gpu(on) => on.1.graph().taps(),
+            Backend::Cpu(graph) => graph.taps(),
+        }
     }
 
     pub fn preprocess(&self) -> &Preprocess {
@@ -150,13 +153,16 @@ impl Classifier {
     /// Classifies one preprocessed image `[1, C, H, W]`.
     pub async fn classify(&self, x: Tensor, attention: bool) -> Result<Classification> {
         let keep = if attention {
-            self.graph.tap_values()
+            match &self.backend {
+                Backend::Gpu(on) => on.1.graph().tap_values(),
+                Backend::Cpu(graph) => graph.tap_values(),
+            }
         } else {
             Vec::new()
         };
         let (logits, kept) = match &self.backend {
             Backend::Gpu(on) => on.1.run_keeping(&on.0, &[x], &keep).await?,
-            Backend::Cpu => cpu::run_keeping(&self.graph, &[x], &keep)?,
+            Backend::Cpu(graph) => cpu::run_keeping(graph, &[x], &keep)?,
         };
         if logits.data().iter().any(|v| !v.is_finite()) {
             return Err(Error::Invalid(
@@ -164,7 +170,8 @@ impl Classifier {
                     .into(),
             ));
         }
-        let top = top_k(logits.data(), 5)
+        let probabilities = softmax(logits.data());
+        let top = top_k(&probabilities, 5)
             .into_iter()
             .map(|(index, probability)| Prediction {
                 index,
@@ -172,13 +179,6 @@ impl Classifier {
                 probability,
             })
             .collect();
-        let probabilities = top_k(logits.data(), logits.numel()).into_iter().fold(
-            vec![0.0; logits.numel()],
-            |mut p, (i, v)| {
-                p[i] = v;
-                p
-            },
-        );
         let attention = if attention {
             self.read_taps(&keep, &kept)?
         } else {

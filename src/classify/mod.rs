@@ -217,17 +217,22 @@ fn fit(img: &GrayImage, w: u32, h: u32) -> GrayImage {
     image::imageops::resize(&canvas, w, h, FilterType::Triangle)
 }
 
-/// The `k` most probable classes of one row of logits, with softmax probabilities.
-pub fn top_k(logits: &[f32], k: usize) -> Vec<(usize, f32)> {
+/// Softmax of one row of logits (in f64, then rounded).
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exp: Vec<f64> = logits.iter().map(|&v| ((v - max) as f64).exp()).collect();
     let sum: f64 = exp.iter().sum();
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    order.sort_by(|&a, &b| exp[b].total_cmp(&exp[a]));
+    exp.iter().map(|&e| (e / sum) as f32).collect()
+}
+
+/// The `k` largest probabilities, with their classes, largest first.
+pub fn top_k(probabilities: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let mut order: Vec<usize> = (0..probabilities.len()).collect();
+    order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
     order
         .into_iter()
         .take(k)
-        .map(|i| (i, (exp[i] / sum) as f32))
+        .map(|i| (i, probabilities[i]))
         .collect()
 }
 
@@ -314,7 +319,7 @@ mod tests {
 
     #[test]
     fn top_k_orders_by_probability() {
-        let top = top_k(&[0.0, 3.0, 1.0, 2.0], 2);
+        let top = top_k(&softmax(&[0.0, 3.0, 1.0, 2.0]), 2);
         assert_eq!(top.iter().map(|t| t.0).collect::<Vec<_>>(), vec![1, 3]);
         assert!(
             (top[0].1 - 3f32.exp() / (1.0 + 3f32.exp() + 1f32.exp() + 2f32.exp())).abs() < 1e-6
