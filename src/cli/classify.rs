@@ -79,10 +79,11 @@ fn classifier(args: &ClassifyArgs, gpu: Option<Gpu>) -> Result<Classifier> {
     let dir = Path::new(manifest).parent().unwrap_or(Path::new("."));
     let weights = dir.join(&entry.weights).to_string_lossy().into_owned();
     let sd = StateDict::load(&weights)?;
-    let mut opts = opts;
-    opts.extend(entry.options.clone());
+    // The command line's --opt wins over the manifest's options.
+    let mut merged = entry.options.clone();
+    merged.extend(opts);
     let labels = Some(entry.labels.clone());
-    Classifier::new(&entry.arch, &sd, &opts, labels, entry.preprocess(), gpu)
+    Classifier::new(&entry.arch, &sd, &merged, labels, entry.preprocess(), gpu)
 }
 
 fn report(path: &str, c: &Classification, device: &str, json: bool) -> Result<()> {
