@@ -11,7 +11,6 @@ const state = {
   coldMs: null,
   result: null,
   view: null, // {width, height, rgba}: the model input, for the overlay
-  image: null, // {bytes, name}: the last image, to run again after recovery
   manifest: [],
   busy: Promise.resolve(),
 };
@@ -116,7 +115,6 @@ async function runOnce(bytes, name) {
 // Classifies an image; the session's first run is timed cold, then run again warm.
 async function classify(bytes, name) {
   if (!state.session) throw new Error('Load a model first.');
-  state.image = { bytes, name };
   $('busy').hidden = false;
   try {
     const size = state.session.input_size();
