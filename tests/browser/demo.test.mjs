@@ -80,8 +80,9 @@ async function main() {
   mkdirSync(OUT, { recursive: true });
   const samples = JSON.parse(readFileSync(join(ROOT, 'web', 'samples', 'samples.json'), 'utf8'));
   const expected = native(samples);
-  const { server, url } = await serve();
+  // Before the server starts: a missing browser must not leave `gaze serve` running.
   const executablePath = execSync('command -v chromium', { encoding: 'utf8' }).trim();
+  const { server, url } = await serve();
   try {
     // WebGPU: Chromium's SwiftShader adapter.
     let errors = [];
