@@ -4,7 +4,8 @@
 #   - gaze native (`gaze bench`, the wgpu adapter: lavapipe here);
 #   - gaze's wasm build and ONNX Runtime Web's WebGPU backend, each in a fresh page of the same
 #     headless Chromium (--enable-unsafe-webgpu: SwiftShader here), output read back every run.
-# wonnx is not run: there is no wonnx install to drive here.
+#   - wonnx 0.5 (bench/wonnx, a small driver built with its own, older wgpu) on the same
+#     native adapter as gaze, on the same ONNX file ORT-Web runs.
 # Needs python3 with torch, torchvision and onnx (for bench/out), node, npm and Debian's chromium.
 #   bash bench/compare.sh [--iters N] [--browser-iters N] [ARCH...]
 set -euo pipefail
@@ -27,6 +28,7 @@ for arch in "${archs[@]}"; do
   [ -f "bench/out/$arch.onnx" ] || python3 bench/export_models.py "$arch"
 done
 cargo build --release --quiet
+cargo build --release --quiet --manifest-path bench/wonnx/Cargo.toml
 [ -f web/pkg/gaze_bg.wasm ] || bash web/build.sh
 (cd bench && npm ci --no-audit --no-fund --silent)
 
@@ -35,6 +37,10 @@ for arch in "${archs[@]}"; do
   target/release/gaze bench --arch "$arch" --weights "bench/out/$arch.pth" --iters "$iters" --json \
     | python3 -c 'import json,sys; d=json.load(sys.stdin); print(json.dumps({"runtime": "native", "arch": d["arch"], "cold_ms": d["cold_ms"], "median_ms": d["median_ms"], "device": d["adapter"]}))' \
     >> "$results"
+  # The driver prints its own error line when wonnx refuses the model; a crash prints none.
+  line=$(bench/wonnx/target/release/gaze-bench-wonnx "$arch" "bench/out/$arch.onnx" "$iters") \
+    || [ -n "$line" ] || line="{\"runtime\": \"wonnx\", \"arch\": \"$arch\", \"error\": \"crashed\"}"
+  echo "$line" >> "$results"
 done
 browser_status=0
 node bench/compare.mjs --iters "$browser_iters" "${archs[@]}" >> "$results" || browser_status=$?
@@ -45,15 +51,19 @@ rows = [json.loads(line) for line in open(sys.argv[1])]
 by = {(r["runtime"], r["arch"]): r for r in rows}
 def ms(r):
     return "failed: " + r["error"] if "error" in r else f'{r["median_ms"]:.0f} ms (cold {r["cold_ms"] / 1000:.1f} s)'
-native = next((r["device"] for r in rows if r["runtime"] == "native"), "?")
-print(f"| arch | gaze native ({native}) | gaze wasm, WebGPU | ONNX Runtime Web, WebGPU | ORT-Web / gaze wasm |")
-print("|---|---|---|---|---|")
+device = next((r["device"] for r in rows if r["runtime"] == "native"), "?")
+def ratio(slow, fast):
+    if slow and fast and "median_ms" in slow and "median_ms" in fast:
+        return f'{slow["median_ms"] / fast["median_ms"]:.1f}×'
+    return "—"
+print(f"| arch | gaze native ({device}) | wonnx, same adapter | wonnx / gaze | gaze wasm, WebGPU "
+      "| ONNX Runtime Web, WebGPU | ORT-Web / gaze wasm |")
+print("|---|---|---|---|---|---|---|")
 for arch in dict.fromkeys(r["arch"] for r in rows):
-    cells = [by.get((rt, arch)) for rt in ("native", "gaze", "ort")]
-    ratio = "—"
-    if all(c and "median_ms" in c for c in cells[1:]):
-        ratio = f'{cells[2]["median_ms"] / cells[1]["median_ms"]:.1f}×'
-    print(f"| {arch} | " + " | ".join(ms(c) if c else "not run" for c in cells) + f" | {ratio} |")
+    native, wonnx, wasm, ort = (by.get((rt, arch)) for rt in ("native", "wonnx", "gaze", "ort"))
+    cell = lambda c: ms(c) if c else "not run"
+    print(f"| {arch} | {cell(native)} | {cell(wonnx)} | {ratio(wonnx, native)} | {cell(wasm)} "
+          f"| {cell(ort)} | {ratio(ort, wasm)} |")
 PY
 rm -f "$results"
 exit "$browser_status"
