@@ -35,21 +35,15 @@ struct SessionConfig {
 
 impl SessionConfig {
     fn preprocess(&self) -> Result<Preprocess> {
-        let Some([channels, height, width]) = self.input else {
+        let Some(input) = self.input else {
             return Ok(Preprocess::ImageNet);
         };
-        let per_channel = |v: &Option<Vec<f32>>, what: &str| match v {
-            Some(v) if v.len() == channels => Ok(v.clone()),
-            _ => Err(Error::Invalid(format!("`{what}` needs {channels} values"))),
+        let (Some(mean), Some(std)) = (&self.mean, &self.std) else {
+            return Err(Error::Invalid(
+                "an `input` needs its `mean` and `std` (one per channel)".into(),
+            ));
         };
-        Ok(Preprocess::Fit {
-            channels,
-            height,
-            width,
-            mean: per_channel(&self.mean, "mean")?,
-            std: per_channel(&self.std, "std")?,
-            grayscale: self.grayscale,
-        })
+        Preprocess::fit(input, mean.clone(), std.clone(), self.grayscale)
     }
 }
 

@@ -32,16 +32,13 @@ pub struct ModelEntry {
 }
 
 impl ModelEntry {
-    pub fn preprocess(&self) -> Preprocess {
-        let [channels, height, width] = self.input;
-        Preprocess::Fit {
-            channels,
-            height,
-            width,
-            mean: self.mean.clone(),
-            std: self.std.clone(),
-            grayscale: self.grayscale,
-        }
+    pub fn preprocess(&self) -> Result<Preprocess> {
+        Preprocess::fit(
+            self.input,
+            self.mean.clone(),
+            self.std.clone(),
+            self.grayscale,
+        )
     }
 
     fn check(&self, source: &str) -> Result<()> {
@@ -58,19 +55,8 @@ impl ModelEntry {
                 models::ARCHITECTURES.join(", ")
             ));
         }
-        let [c, h, w] = self.input;
-        if c == 0 || h == 0 || w == 0 {
-            return bad(format!("input {:?} has an empty dimension", self.input));
-        }
-        if self.mean.len() != c || self.std.len() != c {
-            return bad(format!(
-                "mean and std need {c} values each (one per input channel), got {} and {}",
-                self.mean.len(),
-                self.std.len()
-            ));
-        }
-        if let Some(s) = self.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-            return bad(format!("std values must be positive, got {s}"));
+        if let Err(e) = self.preprocess() {
+            return bad(e.to_string());
         }
         if self.labels.is_empty() {
             return bad("has no labels".into());

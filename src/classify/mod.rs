@@ -84,6 +84,37 @@ pub enum Preprocess {
 }
 
 impl Preprocess {
+    /// `Fit` to an input of `[C, H, W]`, checked: no empty dimension, one finite mean and one
+    /// positive std per channel (a zero std would turn every pixel into ±inf).
+    pub fn fit(input: [usize; 3], mean: Vec<f32>, std: Vec<f32>, grayscale: bool) -> Result<Self> {
+        let [channels, height, width] = input;
+        let bad = |msg: String| Err(Error::Invalid(msg));
+        if channels == 0 || height == 0 || width == 0 {
+            return bad(format!("input {input:?} has an empty dimension"));
+        }
+        if mean.len() != channels || std.len() != channels {
+            return bad(format!(
+                "mean and std need {channels} values each (one per input channel), got {} and {}",
+                mean.len(),
+                std.len()
+            ));
+        }
+        if let Some(m) = mean.iter().find(|m| !m.is_finite()) {
+            return bad(format!("mean values must be finite, got {m}"));
+        }
+        if let Some(s) = std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return bad(format!("std values must be positive, got {s}"));
+        }
+        Ok(Preprocess::Fit {
+            channels,
+            height,
+            width,
+            mean,
+            std,
+            grayscale,
+        })
+    }
+
     /// The model input shape of one image.
     pub fn input_shape(&self) -> Vec<usize> {
         match self {
@@ -285,6 +316,31 @@ mod tests {
             grayscale: true,
         };
         p.apply(&img).unwrap()
+    }
+
+    #[test]
+    fn fit_refuses_what_would_give_no_or_infinite_pixels() {
+        let fit = |input, mean: &[f32], std: &[f32]| {
+            Preprocess::fit(input, mean.to_vec(), std.to_vec(), false)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert!(fit([3, 28, 28], &[0.5; 3], &[0.25; 3]).is_ok());
+        let refused = [
+            (fit([0, 28, 28], &[], &[]), "empty dimension"),
+            (fit([3, 28, 28], &[0.5; 2], &[0.25; 3]), "need 3 values"),
+            (
+                fit([1, 28, 28], &[f32::NAN], &[0.25]),
+                "mean values must be finite",
+            ),
+            (
+                fit([1, 28, 28], &[0.5], &[0.0]),
+                "std values must be positive",
+            ),
+        ];
+        for (got, want) in refused {
+            assert!(got.as_ref().is_err_and(|e| e.contains(want)), "{got:?}");
+        }
     }
 
     #[test]

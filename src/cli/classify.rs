@@ -83,7 +83,7 @@ fn classifier(args: &ClassifyArgs, gpu: Option<Gpu>) -> Result<Classifier> {
     let mut merged = entry.options.clone();
     merged.extend(opts);
     let labels = Some(entry.labels.clone());
-    Classifier::new(&entry.arch, &sd, &merged, labels, entry.preprocess(), gpu)
+    Classifier::new(&entry.arch, &sd, &merged, labels, entry.preprocess()?, gpu)
 }
 
 fn report(path: &str, c: &Classification, device: &str, json: bool) -> Result<()> {
