@@ -3,15 +3,15 @@
 // role r owns the invocations [start, start + N*tiles) (starts are multiples of GROUP, so a
 // workgroup lies in one role and the role, and with it every weight index, is uniform across
 // it: a CPU device then loads each weight once per workgroup, not once per lane).
-// An invocation computes a tile of 2 rows x SLIDE = 16 outputs along the "slide" axis. Each
-// of the K + 1 input rows of its receptive field is read once into a 16-wide window that slides
-// one step per kernel column (one new value per step) and feeds both output rows: a row costs
-// 16 + K - 1 pooled loads for 2*16*K products. Loads, not arithmetic, are what a CPU device
-// pays for.
-// The window and the accumulators are named vec4s, not arrays: lavapipe does not unroll loops,
-// so an indexed array would live in memory (2x the time of this form). The tile stays this
-// small because Chromium's SwiftShader crashes its GPU process compiling larger hand-written
-// tiles (4 rows x 32 did).
+// An invocation computes a tile of ROWS = 4 rows x SLIDE = 16 outputs along the "slide" axis.
+// Each of the K + 3 input rows of its receptive field is read once into a 16-wide window that
+// slides one step per kernel column (one new value per step) and feeds every output row it
+// meets: a row costs 16 + K - 1 pooled loads for up to 4*16*K products. Loads, not arithmetic,
+// are what a CPU device pays for.
+// The window and the accumulators are structs of named vec4s (`Span`), not arrays: lavapipe
+// does not unroll loops, so an indexed array would live in memory (2x the time of this form).
+// The tile stays this small because Chromium's SwiftShader crashes its GPU process compiling
+// larger hand-written tiles (4 rows x 32 did).
 // The slide axis is the plane's column axis, or its row axis for planes narrower than a
 // window (cw of a 7x7 map), through the strides: a pooled/gate value (row r, slide s) lies at
 // r*p_row + s*p_slide, kernel tap (row u, slide v) of branch input i at w_off + i*K*K +
@@ -22,7 +22,8 @@ override K: u32 = 7u;
 // Small workgroups, so that a few hundred invocations still spread over every CPU thread.
 const GROUP: u32 = 8u;
 
-// Outputs per invocation along the slide axis (GATE_TILE in src/kernels/triplet.rs; 2 rows).
+// The tile of an invocation (GATE_TILE in src/kernels/triplet.rs): ROWS rows of SLIDE outputs.
+const ROWS: u32 = 4u;
 const SLIDE: u32 = 16u;
 
 struct Role {
@@ -54,6 +55,45 @@ fn tap(row: u32, s: i32, len: i32, stride: u32) -> f32 {
     return pooled[row + u32(s) * stride];
 }
 
+// 16 consecutive values along the slide axis: a window, or one output row's accumulators.
+struct Span {
+    q0: vec4<f32>,
+    q1: vec4<f32>,
+    q2: vec4<f32>,
+    q3: vec4<f32>,
+};
+
+// Slide positions s .. s + 15 of the row starting at `row`.
+fn window(row: u32, s: i32, len: i32, stride: u32) -> Span {
+    return Span(
+        vec4<f32>(tap(row, s, len, stride), tap(row, s + 1, len, stride),
+            tap(row, s + 2, len, stride), tap(row, s + 3, len, stride)),
+        vec4<f32>(tap(row, s + 4, len, stride), tap(row, s + 5, len, stride),
+            tap(row, s + 6, len, stride), tap(row, s + 7, len, stride)),
+        vec4<f32>(tap(row, s + 8, len, stride), tap(row, s + 9, len, stride),
+            tap(row, s + 10, len, stride), tap(row, s + 11, len, stride)),
+        vec4<f32>(tap(row, s + 12, len, stride), tap(row, s + 13, len, stride),
+            tap(row, s + 14, len, stride), tap(row, s + 15, len, stride)),
+    );
+}
+
+// The window one step on, `next` entering at its end.
+fn slide(w: Span, next: f32) -> Span {
+    return Span(
+        vec4<f32>(w.q0.yzw, w.q1.x),
+        vec4<f32>(w.q1.yzw, w.q2.x),
+        vec4<f32>(w.q2.yzw, w.q3.x),
+        vec4<f32>(w.q3.yzw, next),
+    );
+}
+
+// acc + k * w.
+fn add_scaled(acc: Span, k: f32, w: Span) -> Span {
+    let kk = vec4<f32>(k);
+    return Span(fma(kk, w.q0, acc.q0), fma(kk, w.q1, acc.q1), fma(kk, w.q2, acc.q2),
+        fma(kk, w.q3, acc.q3));
+}
+
 // The gates of slide positions s..s+3 of the row at `at`, those inside the plane.
 fn put(at: u32, s: u32, len: u32, stride: u32, v: vec4<f32>) {
     let g = 1.0 / (1.0 + exp(-v));
@@ -61,6 +101,21 @@ fn put(at: u32, s: u32, len: u32, stride: u32, v: vec4<f32>) {
     if (s + 1u < len) { y[at + (s + 1u) * stride] = g.y; }
     if (s + 2u < len) { y[at + (s + 2u) * stride] = g.z; }
     if (s + 3u < len) { y[at + (s + 3u) * stride] = g.w; }
+}
+
+// Output row `at` (its first slide position s0) of the tile, if inside the plane's `rows`.
+fn put_row(at: u32, r: u32, rows: u32, s0: u32, len: u32, stride: u32, v: Span) {
+    if (r < rows) {
+        put(at, s0, len, stride, v.q0);
+        put(at, s0 + 4u, len, stride, v.q1);
+        put(at, s0 + 8u, len, stride, v.q2);
+        put(at, s0 + 12u, len, stride, v.q3);
+    }
+}
+
+// Whether input row ir of a tile meets kernel row ir - j of the tile's output row j.
+fn feeds(ir: u32, j: u32) -> bool {
+    return ir >= j && ir - j < K;
 }
 
 @compute @workgroup_size(8)
@@ -87,78 +142,47 @@ fn main(
     let len = i32(role.ext.y);
     let p_row = role.ext.z;
     let p_slide = role.ext.w;
-    let r0 = (tile / role.head.z) * 2u;
+    let r0 = (tile / role.head.z) * ROWS;
     let s0 = i32((tile % role.head.z) * SLIDE);
     let pad = i32(K / 2u);
     let plane = rows * role.ext.y;
 
-    // a0..a3: slide positions s0 .. s0 + 15 of output row r0; b0..b3: the same of row r0 + 1.
+    // Output rows r0 .. r0 + 3, slide positions s0 .. s0 + 15.
     let b = vec4<f32>(bias[role.head.w]);
-    var a0 = b;
-    var a1 = b;
-    var a2 = b;
-    var a3 = b;
-    var b0 = b;
-    var b1 = b;
-    var b2 = b;
-    var b3 = b;
+    var a = Span(b, b, b, b);
+    var c = a;
+    var d = a;
+    var e = a;
     for (var i = 0u; i < 2u; i++) {
         let map = n * p.pooled_image + role.offs.x + i * plane;
         let w_map = role.offs.z + i * K * K;
-        // Input row r0 - pad + ir: kernel row ir of output row r0, ir - 1 of row r0 + 1.
-        for (var ir = 0u; ir <= K; ir++) {
+        // Input row r0 - pad + ir meets kernel row ir - j of output row r0 + j.
+        for (var ir = 0u; ir < K + ROWS - 1u; ir++) {
             let in_row = i32(r0) - pad + i32(ir);
             if (in_row < 0 || in_row >= i32(rows)) {
                 continue;
             }
             let row = map + u32(in_row) * p_row;
             let s = s0 - pad;
-            // The window: slide positions s .. s + 15 of the input row.
-            var w0 = vec4<f32>(tap(row, s, len, p_slide), tap(row, s + 1, len, p_slide),
-                tap(row, s + 2, len, p_slide), tap(row, s + 3, len, p_slide));
-            var w1 = vec4<f32>(tap(row, s + 4, len, p_slide), tap(row, s + 5, len, p_slide),
-                tap(row, s + 6, len, p_slide), tap(row, s + 7, len, p_slide));
-            var w2 = vec4<f32>(tap(row, s + 8, len, p_slide), tap(row, s + 9, len, p_slide),
-                tap(row, s + 10, len, p_slide), tap(row, s + 11, len, p_slide));
-            var w3 = vec4<f32>(tap(row, s + 12, len, p_slide), tap(row, s + 13, len, p_slide),
-                tap(row, s + 14, len, p_slide), tap(row, s + 15, len, p_slide));
+            var win = window(row, s, len, p_slide);
             let w_row = w_map + ir * role.wstr.x;
             for (var v = 0u; v < K; v++) {
-                let w_col = v * role.wstr.y;
-                // Branches on uniform values: no lane diverges.
-                if (ir < K) {
-                    let k = weight[w_row + w_col];
-                    a0 += k * w0;
-                    a1 += k * w1;
-                    a2 += k * w2;
-                    a3 += k * w3;
-                }
-                if (ir > 0u) {
-                    let k = weight[w_row - role.wstr.x + w_col];
-                    b0 += k * w0;
-                    b1 += k * w1;
-                    b2 += k * w2;
-                    b3 += k * w3;
-                }
-                let next = tap(row, s + i32(SLIDE + v), len, p_slide);
-                w0 = vec4<f32>(w0.yzw, w1.x);
-                w1 = vec4<f32>(w1.yzw, w2.x);
-                w2 = vec4<f32>(w2.yzw, w3.x);
-                w3 = vec4<f32>(w3.yzw, next);
+                // Weight w_row - j * w_row_stride + v * w_slide for output row j; the
+                // conditions are uniform, so no lane diverges.
+                let tap_at = w_row + v * role.wstr.y;
+                if (feeds(ir, 0u)) { a = add_scaled(a, weight[tap_at], win); }
+                if (feeds(ir, 1u)) { c = add_scaled(c, weight[tap_at - role.wstr.x], win); }
+                if (feeds(ir, 2u)) { d = add_scaled(d, weight[tap_at - 2u * role.wstr.x], win); }
+                if (feeds(ir, 3u)) { e = add_scaled(e, weight[tap_at - 3u * role.wstr.x], win); }
+                win = slide(win, tap(row, s + i32(SLIDE + v), len, p_slide));
             }
         }
     }
     let at = n * p.gates_image + role.offs.y + r0 * p_row;
     let s = u32(s0);
-    put(at, s, role.ext.y, p_slide, a0);
-    put(at, s + 4u, role.ext.y, p_slide, a1);
-    put(at, s + 8u, role.ext.y, p_slide, a2);
-    put(at, s + 12u, role.ext.y, p_slide, a3);
-    if (r0 + 1u < rows) {
-        let below = at + p_row;
-        put(below, s, role.ext.y, p_slide, b0);
-        put(below, s + 4u, role.ext.y, p_slide, b1);
-        put(below, s + 8u, role.ext.y, p_slide, b2);
-        put(below, s + 12u, role.ext.y, p_slide, b3);
-    }
+    let slide_len = role.ext.y;
+    put_row(at, r0, rows, s, slide_len, p_slide, a);
+    put_row(at + p_row, r0 + 1u, rows, s, slide_len, p_slide, c);
+    put_row(at + 2u * p_row, r0 + 2u, rows, s, slide_len, p_slide, d);
+    put_row(at + 3u * p_row, r0 + 3u, rows, s, slide_len, p_slide, e);
 }

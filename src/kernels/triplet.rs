@@ -28,7 +28,7 @@ const POOL_MAX_WIDTH: usize = 128;
 const COMBINE_ROWS: usize = 8;
 
 /// Outputs along the slide axis and rows of one gate tile (`triplet_gates.wgsl`).
-const GATE_TILE: (usize, usize) = (16, 2);
+const GATE_TILE: (usize, usize) = (16, 4);
 
 /// Invocations per workgroup of the attention kernels (`GROUP` in their shaders): small, so
 /// that a dispatch of a few hundred invocations still spreads over every thread of a CPU device.
