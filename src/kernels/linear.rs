@@ -1,8 +1,9 @@
 //! Launchers of the fully connected layer and softmax.
 
+use super::triplet::group_grid;
 use super::{expect_shape, u32_param};
 use crate::error::Result;
-use crate::gpu::{GpuTensor, Kernel, Recorder, WG};
+use crate::gpu::{GpuTensor, Kernel, Recorder};
 use crate::kernel;
 use crate::ops::linear::{linear_dims, softmax_view, Linear, Softmax};
 
@@ -23,16 +24,16 @@ pub fn linear(
     let dims = linear_dims(x.shape(), w.shape(), b.map(|b| b.shape()))?;
     expect_shape(op, out, &dims.out_shape())?;
     rec.batched(&[x], out, |rec, ins, out| {
-        let outputs = out.numel();
+        let rows = out.shape()[0];
         let params = [
-            u32_param(op, outputs)?,
+            u32_param(op, rows)?,
             u32_param(op, dims.f)?,
             u32_param(op, dims.o)?,
             spec.act.code(),
             u32::from(b.is_some()),
         ];
-        // One workgroup per output element.
-        let grid = rec.grid(outputs as u64 * WG as u64)?;
+        // One invocation per 4 outputs of a row.
+        let grid = group_grid(rec, rows * dims.o.div_ceil(4))?;
         let bias = b.unwrap_or(w);
         rec.dispatch(&LINEAR, &[], &params, &[ins[0], w, bias, out], grid)
     })
