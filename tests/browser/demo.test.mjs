@@ -21,6 +21,10 @@ const MANIFEST = join(ROOT, 'web', 'models', 'models.json');
 // wasm vs x86 CPU reference); softmax probabilities then differ by ~1e-6. 1e-4 is the
 // issue's bound and still catches any wrong weight, preprocessing step or kernel.
 const PROBABILITY_TOLERANCE = 1e-4;
+// Looked up first, so that a missing browser fails before `gaze serve` starts.
+const EXECUTABLE = execSync('command -v chromium', { encoding: 'utf8' }).trim();
+// The first session compiles every kernel in SwiftShader: about 30 s here.
+const READY_TIMEOUT_MS = 180_000;
 
 let failures = 0;
 function check(ok, what) {
@@ -51,8 +55,26 @@ async function openPage(browser, url, errors) {
   page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
   page.on('pageerror', (err) => errors.push(String(err)));
   await page.goto(url);
-  await page.evaluate(() => window.gazeDemo.ready);
+  // A page that never gets ready fails here, named, instead of hanging the run.
+  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error(`the page was not ready after ${READY_TIMEOUT_MS / 1000} s`)), READY_TIMEOUT_MS));
+  await Promise.race([page.evaluate(() => window.gazeDemo.ready), timeout]);
   return page;
+}
+
+// Chromium's SwiftShader GPU process has been seen (once in many runs) to hang while the first
+// session starts. That start is tried twice, each try in a fresh browser, and a retry is printed.
+async function launchReady(url, errors, args) {
+  for (let attempt = 1; ; attempt++) {
+    const browser = await chromium.launch({ executablePath: EXECUTABLE, args });
+    try {
+      return { browser, page: await openPage(browser, url, errors) };
+    } catch (err) {
+      await browser.close().catch(() => {});
+      if (attempt === 2) throw err;
+      console.log(`retry: the page did not start (${String(err.message ?? err).split('\n')[0]}); a fresh browser`);
+      errors.length = 0;
+    }
+  }
 }
 
 function compare(label, web, expected) {
@@ -80,14 +102,11 @@ async function main() {
   mkdirSync(OUT, { recursive: true });
   const samples = JSON.parse(readFileSync(join(ROOT, 'web', 'samples', 'samples.json'), 'utf8'));
   const expected = native(samples);
-  // Before the server starts: a missing browser must not leave `gaze serve` running.
-  const executablePath = execSync('command -v chromium', { encoding: 'utf8' }).trim();
   const { server, url } = await serve();
   try {
     // WebGPU: Chromium's SwiftShader adapter.
     let errors = [];
-    let browser = await chromium.launch({ executablePath, args: ['--enable-unsafe-webgpu'] });
-    let page = await openPage(browser, url, errors);
+    let { browser, page } = await launchReady(url, errors, ['--enable-unsafe-webgpu']);
     check(await page.evaluate(() => window.gazeDemo.onGpu()), `WebGPU session on ${await page.evaluate(() => window.gazeDemo.device())}`);
     // Before any model runs: a kernel that breaks the browser's shader compiler (SwiftShader's
     // GPU process once crashed on one naga accepts) is named here, not found as a lost device.
@@ -111,8 +130,7 @@ async function main() {
 
     // No WebGPU adapter: the CPU reference compiled to wasm.
     errors = [];
-    browser = await chromium.launch({ executablePath, args: [] });
-    page = await openPage(browser, url, errors);
+    ({ browser, page } = await launchReady(url, errors, []));
     check(!(await page.evaluate(() => window.gazeDemo.onGpu())), `CPU fallback: ${await page.evaluate(() => window.gazeDemo.device())}`);
     check(await page.isVisible('#fallback'), 'the page says it runs without WebGPU');
     await classifyAll(page, samples, expected, 'cpu-wasm');
