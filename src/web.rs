@@ -7,7 +7,7 @@ use std::rc::Rc;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
-use crate::classify::{decode, Classification, Classifier, Preprocess};
+use crate::classify::{decode, Classifier, Preprocess};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuOptions};
 use crate::models::{self, Options};
@@ -142,7 +142,7 @@ impl Session {
                 .classify_image(&image, &name, true)
                 .await
                 .map_err(|e| JsValue::from(js(e)))?;
-            Ok(JsValue::from_str(&to_json(&c).to_string()))
+            Ok(JsValue::from_str(&serde_json::json!(c).to_string()))
         })
     }
 
@@ -203,27 +203,6 @@ impl Session {
             gpu.destroy_for_test();
         }
     }
-}
-
-fn to_json(c: &Classification) -> serde_json::Value {
-    let top: Vec<serde_json::Value> = c
-        .top
-        .iter()
-        .map(|p| serde_json::json!({"index": p.index, "label": p.label, "probability": p.probability}))
-        .collect();
-    let attention: Vec<serde_json::Value> = c
-        .attention
-        .iter()
-        .map(|a| {
-            let maps: Vec<serde_json::Value> = a
-                .maps
-                .iter()
-                .map(|m| serde_json::json!({"label": m.label, "rows": m.rows, "cols": m.cols, "data": m.data}))
-                .collect();
-            serde_json::json!({"block": a.block, "kind": a.kind, "maps": maps})
-        })
-        .collect();
-    serde_json::json!({"top": top, "probabilities": c.probabilities, "attention": attention})
 }
 
 /// Every architecture name, as JSON, for the page's picker.

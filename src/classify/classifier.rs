@@ -2,6 +2,8 @@
 //! maps of its attention modules read back for display. `gaze classify` and the web page both
 //! classify through it, so they give the same numbers.
 
+use serde::Serialize;
+
 use super::{decode, imagenet_labels, softmax, top_k, Preprocess};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -12,7 +14,7 @@ use crate::tensor::Tensor;
 use crate::weights::StateDict;
 
 /// One class with its softmax probability.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Prediction {
     pub index: usize,
     pub label: String,
@@ -20,7 +22,7 @@ pub struct Prediction {
 }
 
 /// One attention map, `rows × cols` row-major.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MapReading {
     pub label: &'static str,
     pub rows: usize,
@@ -29,14 +31,14 @@ pub struct MapReading {
 }
 
 /// The maps of one attention module.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AttentionReading {
     pub block: String,
     pub kind: &'static str,
     pub maps: Vec<MapReading>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Classification {
     /// The five most probable classes (fewer if the model has fewer).
     pub top: Vec<Prediction>,

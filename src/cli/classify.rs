@@ -88,15 +88,10 @@ fn classifier(args: &ClassifyArgs, gpu: Option<Gpu>) -> Result<Classifier> {
 
 fn report(path: &str, c: &Classification, device: &str, json: bool) -> Result<()> {
     if json {
-        let top: Vec<serde_json::Value> = c
-            .top
-            .iter()
-            .map(|p| serde_json::json!({"index": p.index, "label": p.label, "probability": p.probability}))
-            .collect();
         let line = serde_json::json!({
             "image": path,
             "device": device,
-            "top": top,
+            "top": c.top,
             "probabilities": c.probabilities,
         });
         return super::say(line);
