@@ -9,6 +9,16 @@ fn flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * WG;
 }
 
+// Threads per workgroup of the small-workgroup kernels (attention, linear): small, so that a
+// dispatch of a few hundred invocations still spreads over every thread of a CPU device.
+// src/kernels/mod.rs `GROUP` says the same.
+const GROUP: u32 = 8u;
+
+// `flat_id` of a grid of GROUP-wide workgroups (kernels::group_grid).
+fn group_flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * GROUP;
+}
+
 // Activation codes: `Activation::code` in src/ops/mod.rs.
 fn activate(x: f32, kind: u32) -> f32 {
     switch kind {

@@ -9,9 +9,6 @@
 // so accumulators in an indexed array would live in memory (the loop form of triplet_gates.wgsl
 // costs 2.5x its unrolled form there).
 
-// Small workgroups, so that a few hundred invocations still spread over every CPU thread.
-const GROUP: u32 = 8u;
-
 struct Role {
     head: vec4<u32>,   // start, tiles per image, position tiles, positions (H or W)
     offs: vec4<u32>,   // first row of f, first output, first weight, first bias
@@ -52,9 +49,9 @@ fn f4(base: u32, js: vec4<u32>) -> vec4<f32> {
     return vec4<f32>(f[base + js.x], f[base + js.y], f[base + js.z], f[base + js.w]);
 }
 
-@compute @workgroup_size(8)
+@compute @workgroup_size(GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = gid.x + gid.y * nwg.x * GROUP;
+    let t = group_flat_id(gid, nwg);
     var r = 0u;
     if (t >= p.role[1].head.x) {
         r = 1u;

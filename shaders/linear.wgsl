@@ -2,10 +2,8 @@
 // one row of x over every feature, in registers: each x value it loads serves 4 products, and
 // there is no workgroup reduction (on a CPU device each barrier is a coroutine switch, which
 // made the former 64-thread tree per output cost 17 ms for MobileNetV2's classifier).
-// Workgroups are small, so that a classifier's few hundred invocations still spread over every
-// thread of a CPU device. Rows of w past the last output are clamped and never stored.
-
-const GROUP: u32 = 8u;
+// Workgroups are GROUP wide (common.wgsl). Rows of w past the last output are clamped and never
+// stored.
 
 struct Params {
     rows: u32,      // N
@@ -31,9 +29,9 @@ fn put(n: u32, o: u32, v: f32) {
     }
 }
 
-@compute @workgroup_size(8)
+@compute @workgroup_size(GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = gid.x + gid.y * nwg.x * GROUP;
+    let t = group_flat_id(gid, nwg);
     let quads = (p.out_features + 3u) / 4u;
     if (t >= p.rows * quads) {
         return;

@@ -14,9 +14,6 @@ override ACT: u32 = 0u;
 
 const ROWS: u32 = 8u;
 
-// Small workgroups, so that a few hundred invocations still spread over every CPU thread.
-const GROUP: u32 = 8u;
-
 struct Params {
     n: u32,
     c: u32,
@@ -68,9 +65,9 @@ fn emit(row: u32, cols: vec4<u32>, w0: u32, g_hw: vec4<f32>, g_cw: vec4<f32>, g_
     if (w0 + 3u < p.w) { y[row + w0 + 3u] = out.w; }
 }
 
-@compute @workgroup_size(8)
+@compute @workgroup_size(GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = gid.x + gid.y * nwg.x * GROUP;
+    let t = group_flat_id(gid, nwg);
     let bands = (p.h + ROWS - 1u) / ROWS;
     let image_tiles = ((p.c + 7u) / 8u) * bands;
     if (t >= p.n * image_tiles) {

@@ -19,9 +19,6 @@
 
 override K: u32 = 7u;
 
-// Small workgroups, so that a few hundred invocations still spread over every CPU thread.
-const GROUP: u32 = 8u;
-
 // The tile of an invocation (GATE_TILE in src/kernels/triplet.rs): ROWS rows of SLIDE outputs.
 const ROWS: u32 = 4u;
 const SLIDE: u32 = 16u;
@@ -118,7 +115,7 @@ fn feeds(ir: u32, j: u32) -> bool {
     return ir >= j && ir - j < K;
 }
 
-@compute @workgroup_size(8)
+@compute @workgroup_size(GROUP)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,

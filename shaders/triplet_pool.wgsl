@@ -18,7 +18,6 @@
 
 override HAS_MAX: bool = true;
 
-const GROUP: u32 = 8u;
 const MAXW: u32 = 128u;
 
 struct Role {
@@ -116,9 +115,9 @@ fn finish(o: u32, role: Role) {
     put(out + q, role.v.xy, m, s / f32(role.u.z));
 }
 
-@compute @workgroup_size(8)
+@compute @workgroup_size(GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let o = gid.x + gid.y * nwg.x * GROUP;
+    let o = group_flat_id(gid, nwg);
     if (o >= p.outputs) {
         return;
     }

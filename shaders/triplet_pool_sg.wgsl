@@ -8,7 +8,6 @@
 // Lanes past the last channel repeat it (harmless to a max) and add 0 to the sum; they store
 // nothing else. No lane leaves early, so the subgroup reductions see the whole subgroup.
 
-const GROUP: u32 = 8u;
 const MAXW: u32 = 128u;
 
 struct Params {
@@ -28,7 +27,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
-@compute @workgroup_size(8)
+@compute @workgroup_size(GROUP)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,

@@ -1,7 +1,7 @@
 //! Coordinate Attention's own ops (`crate::ops::coord`): pool, gates, apply — one dispatch each.
 
-use super::triplet::{axis_pool, group_grid, next_start, plane_fits, PoolRole, Target};
-use super::{expect_shape, u32_params};
+use super::triplet::{axis_pool, plane_fits, PoolRole, Target};
+use super::{expect_shape, group_grid, next_start, u32_params};
 use crate::error::Result;
 use crate::gpu::{GpuTensor, Kernel, Recorder};
 use crate::kernel;

@@ -1,7 +1,6 @@
 //! Launchers of the fully connected layer and softmax.
 
-use super::triplet::group_grid;
-use super::{expect_shape, u32_param};
+use super::{expect_shape, group_grid, u32_param};
 use crate::error::Result;
 use crate::gpu::{GpuTensor, Kernel, Recorder};
 use crate::kernel;

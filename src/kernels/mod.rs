@@ -12,7 +12,7 @@ pub mod tensor_ops;
 pub mod triplet;
 
 use crate::error::{shape_err, Result};
-use crate::gpu::{GpuTensor, Kernel};
+use crate::gpu::{GpuTensor, Kernel, Recorder, WG};
 
 /// Every kernel of the crate, for validation and pipeline warm-up.
 pub fn all() -> Vec<&'static Kernel> {
@@ -50,4 +50,21 @@ pub(crate) fn u32_param(op: &'static str, v: usize) -> Result<u32> {
 /// `u32_param` of each value: a kernel's parameter words.
 pub(crate) fn u32_params(op: &'static str, values: &[usize]) -> Result<Vec<u32>> {
     values.iter().map(|&v| u32_param(op, v)).collect()
+}
+
+/// Invocations per workgroup of the small-workgroup kernels (attention, linear; `GROUP` in
+/// common.wgsl): small, so that a dispatch of a few hundred invocations still spreads over every
+/// thread of a CPU device.
+pub(crate) const GROUP: usize = 8;
+
+/// The grid of `invocations` in whole `GROUP`-wide workgroups, spilling into y like
+/// `Recorder::grid` (shaders index them by `group_flat_id`).
+pub(crate) fn group_grid(rec: &Recorder, invocations: usize) -> Result<[u32; 3]> {
+    // `Recorder::grid` counts WG-wide workgroups.
+    rec.grid((invocations.div_ceil(GROUP) * WG as usize) as u64)
+}
+
+/// The first invocation at or after `end` that starts a workgroup, so no workgroup mixes roles.
+pub(crate) fn next_start(end: usize) -> usize {
+    end.div_ceil(GROUP) * GROUP
 }

@@ -1,9 +1,9 @@
 //! Triplet Attention as three dispatches (`crate::ops::triplet`), and the axis pooling that
 //! Coordinate Attention shares.
 
-use super::{expect_shape, u32_params};
+use super::{expect_shape, group_grid, next_start, u32_params, GROUP};
 use crate::error::{shape_err, Error, Result};
-use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder, WG};
+use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder};
 use crate::kernel;
 use crate::ops::triplet::{
     branch_scale, Branch, Plane, TripletCombine, TripletDims, TripletGateSpec, TripletPool, ZPool,
@@ -29,22 +29,6 @@ const COMBINE_ROWS: usize = 8;
 
 /// Outputs along the slide axis and rows of one gate tile (`triplet_gates.wgsl`).
 const GATE_TILE: (usize, usize) = (16, 4);
-
-/// Invocations per workgroup of the attention kernels (`GROUP` in their shaders): small, so
-/// that a dispatch of a few hundred invocations still spreads over every thread of a CPU device.
-pub(crate) const GROUP: usize = 8;
-
-/// The grid of `invocations` in whole `GROUP`-wide workgroups, spilling into y like
-/// `Recorder::grid` (shaders index `gid.x + gid.y * nwg.x * GROUP`).
-pub(crate) fn group_grid(rec: &Recorder, invocations: usize) -> Result<[u32; 3]> {
-    // `Recorder::grid` counts WG-wide workgroups.
-    rec.grid((invocations.div_ceil(GROUP) * WG as usize) as u64)
-}
-
-/// The first invocation at or after `end` that starts a workgroup, so no workgroup mixes roles.
-pub(crate) fn next_start(end: usize) -> usize {
-    end.div_ceil(GROUP) * GROUP
-}
 
 /// Where a pool role writes: value `(i, j)` of an image's result goes to `mean_at + i·strides[0]
 /// + j·strides[1]` of that image's output (its max to `max_at + …`, when maxima are kept).
