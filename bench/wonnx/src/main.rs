@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use wonnx::utils::{InputTensor, OutputTensor};
 use serde_json::json;
+use wonnx::utils::{InputTensor, OutputTensor};
 use wonnx::Session;
 
 /// The input's value at `i`: a fixed pattern in [-1, 1); timing does not need an image.
