@@ -6,7 +6,7 @@ use crate::error::{shape_err, Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder};
 use crate::kernel;
 use crate::ops::triplet::{
-    branch_scale, Branch, Plane, TripletCombine, TripletDims, TripletGateSpec, TripletPool, ZPool,
+    branch_scale, Plane, TripletCombine, TripletDims, TripletGateSpec, TripletPool, ZPool,
     ZPoolLayout, HW_GROUP,
 };
 use crate::tensor::nchw;
@@ -187,12 +187,10 @@ pub fn triplet_pool_with(
         mean_at: plane.pooled + plane.len(),
         strides,
     };
-    let missing = |b: Branch| shape_err(op, format!("no {} plane", b.label()));
-    let cw = dims.plane(Branch::Cw).ok_or_else(|| missing(Branch::Cw))?;
-    let hc = dims.plane(Branch::Hc).ok_or_else(|| missing(Branch::Hc))?;
+    let (cw, hc) = (dims.cw(), dims.hc());
     // hc[h, c] is row h of plane c; cw[c, w] is its column w.
     let (rows, cols) = (target(&hc, [hc.cols, 1]), target(&cw, [cw.cols, 1]));
-    let hw = dims.plane(Branch::Hw);
+    let hw = dims.hw();
     if let (Some(hw), true, true) = (hw, subgroups, plane_fits(x.shape())) {
         let finish = PoolRole::Finish {
             groups: dims.channel_groups(),
@@ -333,12 +331,7 @@ pub fn triplet_combine(
     let op = "triplet_combine";
     let dims = spec.check(x.shape(), gates.shape(), residual.map(|r| r.shape()))?;
     expect_shape(op, out, x.shape())?;
-    let offset = |b: Branch| {
-        dims.plane(b)
-            .map(|p| p.gate)
-            .ok_or_else(|| shape_err(op, format!("no {} plane", b.label())))
-    };
-    let (off_cw, off_hc) = (offset(Branch::Cw)?, offset(Branch::Hc)?);
+    let (off_cw, off_hc) = (dims.cw().gate, dims.hc().gate);
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
     let constants = [
         ("HAS_HW", flag(spec.has_hw)),

@@ -153,29 +153,45 @@ impl TripletDims {
 
     /// The planes in packing order, with their offsets.
     pub fn planes(&self) -> Vec<Plane> {
+        let (hw, cw, hc) = self.layout();
+        hw.into_iter().chain([cw, hc]).collect()
+    }
+
+    /// The hw plane: `H × W`, absent in the `no_spatial` form.
+    pub fn hw(&self) -> Option<Plane> {
+        self.layout().0
+    }
+
+    /// The cw plane: `C × W`.
+    pub fn cw(&self) -> Plane {
+        self.layout().1
+    }
+
+    /// The hc plane: `H × C`.
+    pub fn hc(&self) -> Plane {
+        self.layout().2
+    }
+
+    /// hw (if kept), cw and hc, each placed after the one before.
+    fn layout(&self) -> (Option<Plane>, Plane, Plane) {
         let (c, h, w) = (self.c, self.h, self.w);
-        let shapes = [(Branch::Hw, h, w), (Branch::Cw, c, w), (Branch::Hc, h, c)];
         let (mut pooled, mut gate) = (0, 0);
-        let mut planes = Vec::with_capacity(3);
-        for (branch, rows, cols) in shapes {
-            if branch == Branch::Hw && !self.has_hw {
-                continue;
-            }
-            planes.push(Plane {
+        let mut place = |branch, rows, cols| {
+            let plane = Plane {
                 branch,
                 rows,
                 cols,
                 pooled,
                 gate,
-            });
+            };
             pooled += 2 * rows * cols;
             gate += rows * cols;
-        }
-        planes
-    }
-
-    pub fn plane(&self, branch: Branch) -> Option<Plane> {
-        self.planes().into_iter().find(|p| p.branch == branch)
+            plane
+        };
+        let hw = self.has_hw.then(|| place(Branch::Hw, h, w));
+        let cw = place(Branch::Cw, c, w);
+        let hc = place(Branch::Hc, h, c);
+        (hw, cw, hc)
     }
 
     /// Values per image of the pooled maps: a max and a mean map per plane.

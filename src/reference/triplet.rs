@@ -7,8 +7,7 @@
 use super::activate;
 use crate::error::{shape_err, Result};
 use crate::ops::triplet::{
-    branch_scale, Branch, Gate, TripletCombine, TripletGateSpec, TripletGates, TripletPool, ZAxis,
-    ZPool,
+    branch_scale, Gate, TripletCombine, TripletGateSpec, TripletGates, TripletPool, ZAxis, ZPool,
 };
 use crate::ops::Activation;
 use crate::tensor::{nchw, Tensor};
@@ -152,11 +151,7 @@ pub fn triplet_combine(
     let s = nchw("triplet_combine", x.shape())?;
     let [_, c, h, w] = s;
     let len = dims.gates_len();
-    let at = |b: Branch| dims.plane(b).map(|p| p.gate);
-    let (hw, cw, hc) = (at(Branch::Hw), at(Branch::Cw), at(Branch::Hc));
-    let (cw, hc) = cw
-        .zip(hc)
-        .ok_or_else(|| shape_err("triplet_combine", "missing a gate plane"))?;
+    let (hw, cw, hc) = (dims.hw().map(|p| p.gate), dims.cw().gate, dims.hc().gate);
     let scale = branch_scale(spec.has_hw);
     let g = gates.data();
     let mut y = Tensor::zeros(&s);
