@@ -336,8 +336,9 @@ pub fn conv2d(
     out: &GpuTensor,
     spec: &Conv2d,
 ) -> Result<()> {
-    let plan = kernel_for(x.shape(), w.shape(), spec, subgroup_lanes(rec.gpu()))?;
-    conv2d_with(rec, x, w, ep, out, spec, plan)
+    let shape = checked(x, w, ep, out, spec)?;
+    let plan = ConvKernel::plan(w.shape(), &shape, spec, subgroup_lanes(rec.gpu()));
+    record(rec, x, w, ep, out, spec, plan)
 }
 
 /// `conv2d` on a kernel of the caller's choosing (tests use it to run every kernel and tile on
@@ -351,9 +352,34 @@ pub fn conv2d_with(
     spec: &Conv2d,
     plan: ConvKernel,
 ) -> Result<()> {
+    checked(x, w, ep, out, spec)?;
+    plan.check_fits(rec.gpu(), w.shape(), spec)?;
+    record(rec, x, w, ep, out, spec, plan)
+}
+
+/// The output shape of the conv after checking every operand, `out` among them.
+fn checked(
+    x: &GpuTensor,
+    w: &GpuTensor,
+    ep: &Epilogue<GpuTensor>,
+    out: &GpuTensor,
+    spec: &Conv2d,
+) -> Result<Vec<usize>> {
     let shape = spec.check(x, w, ep)?;
     expect_shape(OP, out, &shape)?;
-    plan.check_fits(rec.gpu(), w.shape(), spec)?;
+    Ok(shape)
+}
+
+/// Records the checked conv on `plan`, a kernel that fits it.
+fn record(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    w: &GpuTensor,
+    ep: &Epilogue<GpuTensor>,
+    out: &GpuTensor,
+    spec: &Conv2d,
+    plan: ConvKernel,
+) -> Result<()> {
     let mut inputs = vec![x];
     inputs.extend(ep.residual);
     rec.batched(&inputs, out, |rec, ins, out| {
