@@ -76,8 +76,7 @@ pub fn run(args: &EvalArgs, gpu_options: &GpuOptions) -> Result<()> {
         )
         .map_err(|e| Error::Invalid(e.to_string()))?,
     );
-    let mut correct = 0;
-    let mut predictions: Vec<usize> = Vec::with_capacity(total);
+    let (mut correct, mut differ) = (0, 0);
     let mut models_by_size: Vec<(usize, crate::graph::Graph<crate::Tensor>, Option<GpuGraph>)> =
         Vec::new();
     for start in (0..total).step_by(batch) {
@@ -104,17 +103,14 @@ pub fn run(args: &EvalArgs, gpu_options: &GpuOptions) -> Result<()> {
                 .max_by(|a, b| a.1.total_cmp(b.1))
                 .map_or(0, |(j, _)| j);
             correct += usize::from(best == set.labels[start + i] as usize);
-            predictions.push(best);
+            if let Some(reference) = &reference {
+                differ += usize::from(best != reference[start + i] as usize);
+            }
         }
         bar.inc(n as u64);
     }
     bar.finish_and_clear();
-    if let (Some(reference), Some(path)) = (&reference, &args.compare) {
-        let differ = predictions
-            .iter()
-            .zip(reference)
-            .filter(|(a, b)| **a != **b as usize)
-            .count();
+    if let Some(path) = &args.compare {
         super::say(format!("differ from {path}: {differ}/{total} predictions"))?;
     }
     super::say(format!(
