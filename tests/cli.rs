@@ -344,3 +344,56 @@ fn serve_refuses_an_unbuilt_page() {
         "the page is not built (pkg/gaze_bg.wasm is missing): run `bash web/build.sh` first",
     );
 }
+
+#[test]
+fn bench_reports_json_and_pairs_against_a_baseline() {
+    let args = [
+        "bench",
+        "--arch",
+        "triplet_attention",
+        "--size",
+        "8",
+        "8",
+        "--iters",
+        "3",
+        "--top",
+        "2",
+        "--json",
+        "--against",
+        "coord_attention",
+    ];
+    let out = gaze(&args);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for key in [
+        "cold_ms",
+        "median_ms",
+        "p90_ms",
+        "throughput_ips",
+        "gflops",
+        "peak_gflops",
+    ] {
+        let v = report[key].as_f64().unwrap_or(f64::NAN);
+        assert!(v.is_finite() && v > 0.0, "{key} = {}", report[key]);
+    }
+    assert_eq!(report["arch"], "triplet_attention");
+    assert_eq!(report["size"], serde_json::json!([8, 8]));
+    assert!(report["peak_buffer_bytes"].as_u64().unwrap_or(0) > 0);
+    let ops = report["ops"].as_array().unwrap();
+    assert!(!ops.is_empty() && ops.len() <= 2, "--top 2 gave {ops:?}");
+    let against = &report["against"];
+    assert_eq!(against["arch"], "coord_attention");
+    let (ms, ratio) = (against["median_ms"].as_f64(), against["ratio"].as_f64());
+    assert!(
+        ms.is_some_and(|v| v > 0.0) && ratio.is_some_and(|v| v > 0.0),
+        "{against}"
+    );
+
+    let unknown = ["bench", "--arch", "resnet50", "--against", "resnet51"];
+    fails(&unknown, "resnet51");
+}

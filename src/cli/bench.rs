@@ -35,6 +35,75 @@ pub struct BenchArgs {
     json: bool,
     #[arg(long = "opt")]
     opts: Vec<String>,
+    /// Also time this architecture (deterministic weights, same batch and size), run for run
+    /// alternately with --arch, and report the median of the paired latency ratios: a
+    /// machine's drift then moves both sides of each ratio alike.
+    #[arg(long, value_name = "ARCH")]
+    against: Option<String>,
+    /// Ops listed by GPU time.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+}
+
+/// A model on the device with its inputs.
+struct Loaded {
+    graph: Graph<Tensor>,
+    model: GpuGraph,
+    shapes: Vec<Vec<usize>>,
+    inputs: Vec<Tensor>,
+}
+
+/// The model's graph on the host, with its input shapes.
+fn host_graph(
+    arch: &str,
+    weights: Option<&str>,
+    args: &BenchArgs,
+) -> Result<(Graph<Tensor>, Vec<Vec<usize>>)> {
+    let opts = models::parse_options(&args.opts)?;
+    let shapes = input_shapes(arch, args.batch, args.size[0], args.size[1]);
+    let graph = match weights {
+        Some(path) => models::build(arch, &StateDict::load(path)?, &shapes, &opts)?,
+        None => models::build_synthetic(arch, 0, &shapes, &opts)?,
+    };
+    Ok((graph, shapes))
+}
+
+impl Loaded {
+    /// Puts a host graph on the device and runs it once: the time this takes is the cold
+    /// start it returns.
+    fn new(gpu: &Gpu, (graph, shapes): (Graph<Tensor>, Vec<Vec<usize>>)) -> Result<(Self, f64)> {
+        let inputs: Vec<Tensor> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| crate::weights::synthetic::tensor(&format!("input{i}"), s, 1))
+            .collect();
+        let start = Instant::now();
+        let model = GpuGraph::new(gpu, &graph)?;
+        model.run_blocking(gpu, &inputs)?;
+        let cold_ms = start.elapsed().as_secs_f64() * 1e3;
+        let loaded = Self {
+            graph,
+            model,
+            shapes,
+            inputs,
+        };
+        Ok((loaded, cold_ms))
+    }
+
+    /// Wall-clock milliseconds of one run, output read back.
+    fn time(&self, gpu: &Gpu) -> Result<f64> {
+        let t = Instant::now();
+        self.model.run_blocking(gpu, &self.inputs)?;
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    }
+}
+
+/// Paired timing against a baseline model: medians of both and of the per-round ratios.
+struct Paired {
+    arch: String,
+    median_ms: f64,
+    ratio: f64,
+    ratio_of_medians: f64,
 }
 
 /// Input shapes: images for networks, 64-channel maps for standalone modules.
@@ -51,6 +120,12 @@ fn input_shapes(arch: &str, batch: usize, h: usize, w: usize) -> Vec<Vec<usize>>
     vec![vec![batch, c, h, w]; models::input_count(arch)]
 }
 
+/// Sorts `v` and returns its median.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    percentile(v, 0.5)
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i]
@@ -63,33 +138,56 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
             "--batch, --iters and --size must be at least 1".into(),
         ));
     }
-    let opts = models::parse_options(&args.opts)?;
-    let shapes = input_shapes(&args.arch, args.batch, h, w);
-    let graph: Graph<Tensor> = match &args.weights {
-        Some(path) => models::build(&args.arch, &StateDict::load(path)?, &shapes, &opts)?,
-        None => models::build_synthetic(&args.arch, 0, &shapes, &opts)?,
+    // Both graphs first, so that a bad --against fails before any upload.
+    let main = host_graph(&args.arch, args.weights.as_deref(), args)?;
+    let baseline = match &args.against {
+        Some(arch) => Some((arch, host_graph(arch, None, args)?)),
+        None => None,
     };
-    let inputs: Vec<Tensor> = shapes
-        .iter()
-        .enumerate()
-        .map(|(i, s)| crate::weights::synthetic::tensor(&format!("input{i}"), s, 1))
-        .collect();
     let gpu = Gpu::new_blocking(gpu_options)?;
-
-    let start = Instant::now();
-    let model = GpuGraph::new(&gpu, &graph)?;
-    model.run_blocking(&gpu, &inputs)?;
-    let cold_ms = start.elapsed().as_secs_f64() * 1e3;
-    let mut times: Vec<f64> = (0..args.iters)
-        .map(|_| {
-            let t = Instant::now();
-            model
-                .run_blocking(&gpu, &inputs)
-                .map(|_| t.elapsed().as_secs_f64() * 1e3)
-        })
-        .collect::<Result<_>>()?;
-    times.sort_by(f64::total_cmp);
-    let (median_ms, p90_ms) = (percentile(&times, 0.5), percentile(&times, 0.9));
+    // The baseline goes up second: it would otherwise warm the pipeline cache for --arch.
+    let (main, cold_ms) = Loaded::new(&gpu, main)?;
+    let baseline = match baseline {
+        Some((arch, host)) => Some((arch, Loaded::new(&gpu, host)?.0)),
+        None => None,
+    };
+    let mut times = Vec::with_capacity(args.iters);
+    let mut base_times = Vec::with_capacity(args.iters);
+    let mut ratios = Vec::with_capacity(args.iters);
+    for round in 0..args.iters {
+        let Some((_, b)) = &baseline else {
+            times.push(main.time(&gpu)?);
+            continue;
+        };
+        // Alternate which goes first, so neither always runs on a warmer machine.
+        let (t, tb) = if round % 2 == 0 {
+            let t = main.time(&gpu)?;
+            (t, b.time(&gpu)?)
+        } else {
+            let tb = b.time(&gpu)?;
+            (main.time(&gpu)?, tb)
+        };
+        times.push(t);
+        base_times.push(tb);
+        ratios.push(t / tb);
+    }
+    let median_ms = median(&mut times);
+    let p90_ms = percentile(&times, 0.9);
+    let paired = baseline.map(|(arch, _)| {
+        let base_ms = median(&mut base_times);
+        Paired {
+            arch: arch.clone(),
+            median_ms: base_ms,
+            ratio: median(&mut ratios),
+            ratio_of_medians: median_ms / base_ms,
+        }
+    });
+    let Loaded {
+        graph,
+        model,
+        shapes,
+        inputs,
+    } = main;
 
     let refs: Vec<&[usize]> = shapes.iter().map(Vec::as_slice).collect();
     let value_shapes = graph.shapes(&refs)?;
@@ -114,7 +212,7 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
     }
     let gpu_total: f64 = by_part.values().sum();
     let kernels = largest(by_kernel(&by_part), usize::MAX);
-    let ops = largest(by_part, 10);
+    let ops = largest(by_part, args.top);
     let pct = |ms: f64| {
         if gpu_total > 0.0 {
             100.0 * ms / gpu_total
@@ -143,6 +241,12 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
             "gpu_ms": gpu_total,
             "ops": ops.iter().map(|(name, ms)| serde_json::json!({"name": name, "ms": ms, "pct": pct(*ms)})).collect::<Vec<_>>(),
             "kernels": kernels.iter().map(|(name, ms)| serde_json::json!({"name": name, "ms": ms, "pct": pct(*ms)})).collect::<Vec<_>>(),
+            "against": paired.as_ref().map(|p| serde_json::json!({
+                "arch": p.arch,
+                "median_ms": p.median_ms,
+                "ratio": p.ratio,
+                "ratio_of_medians": p.ratio_of_medians,
+            })),
         });
         return super::say(report);
     }
@@ -160,6 +264,12 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
         "  warm latency over {} runs: median {median_ms:.2} ms, p90 {p90_ms:.2} ms",
         args.iters
     ))?;
+    if let Some(p) = &paired {
+        super::say(format!(
+            "  against {} (runs alternated): median {:.2} ms; ratio {:.3} (median of {} paired ratios; ratio of medians {:.3})",
+            p.arch, p.median_ms, p.ratio, args.iters, p.ratio_of_medians
+        ))?;
+    }
     super::say(format!(
         "  throughput: {:.1} images/s",
         args.batch as f64 / (median_ms / 1e3)
