@@ -1,19 +1,25 @@
 // Triplet-attention pools in one pass over x, for devices with subgroups of 8 lanes or more.
-// A workgroup is one subgroup holding 8 consecutive channels of one image; each invocation
-// streams its channel's H x W plane once, finishing the reductions over W (rows: the hc pool)
-// and over H (columns: the cw pool) in registers like the plane role of triplet_pool.wgsl,
-// while subgroup reductions across the 8 channels give, at every position, the max and the
-// sum of the group, stored as scratch from which the finish role of triplet_pool.wgsl
-// completes the hw pool: the hw pool costs a quarter load per element instead of one.
-// Lanes past the last channel repeat it (harmless to a max) and add 0 to the sum; they store
-// nothing else. No lane leaves early, so the subgroup reductions see the whole subgroup.
+// A workgroup is one subgroup holding a group of 32 channels of one image, 4 per lane: lane l
+// has channels g*32 + k*8 + l for k = 0..3, the components of its vec4s. Each invocation
+// streams its 4 channels' H x W planes together, once, finishing the reductions over W (rows:
+// the hc pool) and over H (columns: the cw pool) in registers like the plane role of
+// triplet_pool.wgsl; at every position it reduces its 4 channels, and subgroup reductions
+// across the 8 lanes give the max and the sum of the 32, stored as scratch from which the
+// finish role of triplet_pool.wgsl completes the hw pool. Per element that is a quarter of a
+// column-accumulator update (4 channels share a vec4 entry) and an eighth of a subgroup
+// reduction, and the finish reads a 32nd of C per position.
+// Channels past the last repeat it (harmless to a max) and add 0 to the sum; they store
+// nothing. No lane leaves early, so the subgroup reductions see the whole subgroup.
 
 const MAXW: u32 = 128u;
+
+// Channels per group (HW_GROUP in src/ops/triplet.rs): GROUP lanes of 4.
+const CHANNELS: u32 = 4u * GROUP;
 
 struct Params {
     n: u32,
     c: u32,
-    groups: u32,       // ceil(C / GROUP)
+    groups: u32,       // ceil(C / CHANNELS)
     h: u32,
     w: u32,
     out_image: u32,
@@ -26,6 +32,18 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+fn load4(at: vec4<u32>) -> vec4<f32> {
+    return vec4<f32>(x[at.x], x[at.y], x[at.z], x[at.w]);
+}
+
+// The max or mean of each live channel at its own offset `at` (+ `role_at`).
+fn put4(at: vec4<u32>, live: vec4<bool>, role_at: vec2<u32>, m: vec4<f32>, mean: vec4<f32>) {
+    if (live.x) { y[at.x + role_at.x] = m.x; y[at.x + role_at.y] = mean.x; }
+    if (live.y) { y[at.y + role_at.x] = m.y; y[at.y + role_at.y] = mean.y; }
+    if (live.z) { y[at.z + role_at.x] = m.z; y[at.z + role_at.y] = mean.z; }
+    if (live.w) { y[at.w + role_at.x] = m.w; y[at.w + role_at.y] = mean.w; }
+}
 
 @compute @workgroup_size(GROUP)
 fn main(
@@ -40,48 +58,43 @@ fn main(
     }
     let n = group / p.groups;
     let g = group % p.groups;
-    let live = g * GROUP + lane < p.c;
-    let c = min(g * GROUP + lane, p.c - 1u);
+    let c_all = vec4(g * CHANNELS + lane) + vec4(0u, 1u, 2u, 3u) * GROUP;
+    let live = c_all < vec4(p.c);
+    let c = min(c_all, vec4(p.c - 1u));
     let h = p.h;
     let w = p.w;
     let plane = h * w;
     let base = (n * p.c + c) * plane;
     let out = n * p.out_image;
     let scratch = out + p.scratch_at + g * 2u * plane;
-    var col_max: array<f32, MAXW>;
-    var col_sum: array<f32, MAXW>;
+    let keep = select(vec4(0.0), vec4(1.0), live);
+    var col_max: array<vec4<f32>, MAXW>;
+    var col_sum: array<vec4<f32>, MAXW>;
     for (var j = 0u; j < w; j++) {
-        col_max[j] = x[base + j];
-        col_sum[j] = 0.0;
+        col_max[j] = load4(base + j);
+        col_sum[j] = vec4(0.0);
     }
     for (var i = 0u; i < h; i++) {
         let row = base + i * w;
-        var m = x[row];
-        var s = 0.0;
+        var m = load4(row);
+        var s = vec4(0.0);
         for (var j = 0u; j < w; j++) {
-            let v = x[row + j];
+            let v = load4(row + j);
             m = max(m, v);
             s += v;
             col_max[j] = max(col_max[j], v);
             col_sum[j] += v;
-            let group_max = subgroupMax(v);
-            let group_sum = subgroupAdd(select(0.0, v, live));
+            let kept = v * keep;
+            let group_max = subgroupMax(max(max(v.x, v.y), max(v.z, v.w)));
+            let group_sum = subgroupAdd((kept.x + kept.y) + (kept.z + kept.w));
             if (lane == 0u) {
                 y[scratch + i * w + j] = group_max;
                 y[scratch + plane + i * w + j] = group_sum;
             }
         }
-        if (live) {
-            let at = out + i * p.rows.z + c * p.rows.w;
-            y[at + p.rows.x] = m;
-            y[at + p.rows.y] = s / f32(w);
-        }
+        put4(out + vec4(i * p.rows.z) + c * p.rows.w, live, p.rows.xy, m, s / f32(w));
     }
-    if (live) {
-        for (var j = 0u; j < w; j++) {
-            let at = out + c * p.cols.z + j * p.cols.w;
-            y[at + p.cols.x] = col_max[j];
-            y[at + p.cols.y] = col_sum[j] / f32(h);
-        }
+    for (var j = 0u; j < w; j++) {
+        put4(out + c * p.cols.z + vec4(j * p.cols.w), live, p.cols.xy, col_max[j], col_sum[j] / f32(h));
     }
 }

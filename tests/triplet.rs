@@ -105,7 +105,7 @@ fn zpool_reference_by_hand() {
                                     1.0, 101.0, 11.0, 111.0]);
     assert_eq!(pool(ZAxis::W), over_w);
     // Packed: the three Z-pools one after the other, each max map then mean map, then the
-    // scratch (one group of 8 channels: a max and a sum map [H, W]).
+    // scratch (one group of HW_GROUP channels: a max and a sum map [H, W]).
     let spec = TripletPool { has_hw: true };
     let d = dims([1, 2, 2, 3], true);
     assert_eq!((d.maps_len(), d.scratch_len()), (32, 12));

@@ -21,6 +21,9 @@ pub static GATES: Kernel = kernel!("triplet_gates", "triplet_gates.wgsl");
 pub static COMBINE: Kernel = kernel!("triplet_combine", "triplet_combine.wgsl");
 pub const KERNELS: &[&Kernel] = &[&POOL, &POOL_SG, &GATES, &COMBINE];
 
+// triplet_pool_sg.wgsl gives each of a workgroup's GROUP lanes 4 channels of the group.
+const _: () = assert!(HW_GROUP == 4 * GROUP);
+
 /// The widest plane the pool streams in one pass (`MAXW` in `triplet_pool.wgsl`).
 const POOL_MAX_WIDTH: usize = 128;
 
@@ -145,10 +148,11 @@ pub(crate) fn axis_pool(
 }
 
 /// Whether `gpu` can finish the hw pool from subgroup partials (`triplet_pool_sg.wgsl`):
-/// subgroups of at least `HW_GROUP` lanes.
+/// subgroups of at least `GROUP` lanes (a workgroup, whose lanes take `HW_GROUP / GROUP`
+/// channels each).
 pub fn subgroup_pool(gpu: &Gpu) -> bool {
     let (min, _) = gpu.subgroup_sizes();
-    gpu.features().contains(wgpu::Features::SUBGROUP) && min as usize >= HW_GROUP
+    gpu.features().contains(wgpu::Features::SUBGROUP) && min as usize >= GROUP
 }
 
 /// `[N, pooled_len]`: the Z-pools of every branch, packed (`TripletPool`), in two passes over

@@ -226,7 +226,7 @@ impl TripletDims {
 }
 
 /// Channels per group of the hw scratch (`TripletDims::scratch_len`).
-pub const HW_GROUP: usize = 8;
+pub const HW_GROUP: usize = 32;
 
 /// `x [N,C,H,W] → [N, pooled_len]`: per plane the max map, then the mean map (= sum/count), i.e.
 /// the `[2, rows, cols]` Z-pool output of that branch; then scratch whose contents are not part
