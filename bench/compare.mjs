@@ -1,6 +1,8 @@
-// gaze's wasm build and ONNX Runtime Web's WebGPU backend on the same model and weights
-// (bench/out, from export_models.py), in one headless Chromium with WebGPU. Prints one JSON
-// line per (runtime, arch): cold ms, warm times, median. Run by bench/compare.sh.
+// gaze's wasm build, ONNX Runtime Web's and TF.js's WebGPU backends on the same model and
+// weights (bench/out, from export_models.py), in one headless Chromium with WebGPU. Prints one
+// JSON line per (runtime, arch): cold ms, warm times, median, and for the peers the largest
+// difference of their logits from PyTorch's, relative to PyTorch's largest logit. Run by
+// bench/compare.sh.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { execSync } from 'node:child_process';
@@ -33,7 +35,10 @@ const browser = await chromium.launch({ executablePath, args: ['--enable-unsafe-
 let failed = false;
 try {
   for (const arch of archs) {
-    for (const runtime of ['gaze', 'ort']) {
+    const expected = JSON.parse(await readFile(join(ROOT, `bench/out/${arch}.expected.json`), 'utf8')).logits;
+    const scale = Math.max(...expected.map(Math.abs));
+    const runners = { gaze: 'runGaze', ort: 'runOrt', tfjs: 'runTfjs' };
+    for (const runtime of Object.keys(runners)) {
       // A fresh page per run: neither runtime inherits the other's device or caches.
       const page = await browser.newPage();
       const errors = [];
@@ -41,8 +46,13 @@ try {
       await page.goto(url);
       await page.waitForFunction(() => window.ready);
       try {
-        const r = await page.evaluate(([rt, a, n]) => (rt === 'gaze' ? window.runGaze(a, n) : window.runOrt(a, n)), [runtime, arch, iters]);
-        console.log(JSON.stringify({ runtime, arch, cold_ms: r.cold, times_ms: r.times, median_ms: median(r.times) }));
+        const r = await page.evaluate(([f, a, n]) => window[f](a, n), [runners[runtime], arch, iters]);
+        const line = { runtime, arch, cold_ms: r.cold, times_ms: r.times, median_ms: median(r.times) };
+        if (r.logits) {
+          const err = r.logits.length === expected.length ? Math.max(...r.logits.map((v, i) => Math.abs(v - expected[i]))) : Infinity;
+          line.rel_err = err / scale;
+        }
+        console.log(JSON.stringify(line));
       } catch (e) {
         failed = true;
         console.log(JSON.stringify({ runtime, arch, error: String(e.message ?? e).split('\n')[0], page_errors: errors }));

@@ -2,8 +2,10 @@
 # gaze beside its peers on this machine, same model and weights (torchvision's ResNet-50 and
 # MobileNetV2, seeded random weights, 224×224, batch 1), warm medians:
 #   - gaze native (`gaze bench`, the wgpu adapter: lavapipe here);
-#   - gaze's wasm build and ONNX Runtime Web's WebGPU backend, each in a fresh page of the same
-#     headless Chromium (--enable-unsafe-webgpu: SwiftShader here), output read back every run.
+#   - gaze's wasm build, ONNX Runtime Web's WebGPU backend and TF.js's WebGPU backend (running
+#     the same network as TF.js ops, BN folded, fused conv + ReLU), each in a fresh page of the
+#     same headless Chromium (--enable-unsafe-webgpu: SwiftShader here), output read back every
+#     run, the peers' logits checked against PyTorch's.
 #   - wonnx 0.5 (bench/wonnx, a small driver built with its own, older wgpu) on the same
 #     native adapter as gaze, on the same ONNX file ORT-Web runs.
 # Needs python3 with torch, torchvision and onnx (for bench/out), node, npm and Debian's chromium.
@@ -25,7 +27,7 @@ done
 [ ${#archs[@]} -gt 0 ] || archs=(resnet50 mobilenet_v2)
 
 for arch in "${archs[@]}"; do
-  [ -f "bench/out/$arch.onnx" ] || python3 bench/export_models.py "$arch"
+  [ -f "bench/out/$arch.expected.json" ] || python3 bench/export_models.py "$arch"
 done
 cargo build --release --quiet
 cargo build --release --quiet --manifest-path bench/wonnx/Cargo.toml
@@ -57,13 +59,18 @@ def ratio(slow, fast):
         return f'{slow["median_ms"] / fast["median_ms"]:.1f}×'
     return "—"
 print(f"| arch | gaze native ({device}) | wonnx, same adapter | wonnx / gaze | gaze wasm, WebGPU "
-      "| ONNX Runtime Web, WebGPU | ORT-Web / gaze wasm |")
-print("|---|---|---|---|---|---|---|")
+      "| ONNX Runtime Web, WebGPU | ORT-Web / gaze wasm | TF.js, WebGPU | TF.js / gaze wasm |")
+print("|---|---|---|---|---|---|---|---|---|")
+checks = []
 for arch in dict.fromkeys(r["arch"] for r in rows):
-    native, wonnx, wasm, ort = (by.get((rt, arch)) for rt in ("native", "wonnx", "gaze", "ort"))
+    native, wonnx, wasm, ort, tfjs = (by.get((rt, arch)) for rt in ("native", "wonnx", "gaze", "ort", "tfjs"))
     cell = lambda c: ms(c) if c else "not run"
     print(f"| {arch} | {cell(native)} | {cell(wonnx)} | {ratio(wonnx, native)} | {cell(wasm)} "
-          f"| {cell(ort)} | {ratio(ort, wasm)} |")
+          f"| {cell(ort)} | {ratio(ort, wasm)} | {cell(tfjs)} | {ratio(tfjs, wasm)} |")
+    checks += [f"{rt} {arch} {r['rel_err']:.1e}" for rt, r in (("ORT-Web", ort), ("TF.js", tfjs))
+               if r and "rel_err" in r]
+if checks:
+    print("\nLargest logit difference from PyTorch, relative to its largest logit: " + "; ".join(checks))
 PY
 rm -f "$results"
 exit "$browser_status"
