@@ -336,9 +336,16 @@ pub fn conv2d(
     out: &GpuTensor,
     spec: &Conv2d,
 ) -> Result<()> {
-    let shape = checked(x, w, ep, out, spec)?;
+    let call = Call {
+        x,
+        w,
+        ep,
+        out,
+        spec,
+    };
+    let shape = call.checked()?;
     let plan = ConvKernel::plan(w.shape(), &shape, spec, subgroup_lanes(rec.gpu()));
-    record(rec, x, w, ep, out, spec, plan)
+    call.record(rec, plan)
 }
 
 /// `conv2d` on a kernel of the caller's choosing (tests use it to run every kernel and tile on
@@ -352,54 +359,65 @@ pub fn conv2d_with(
     spec: &Conv2d,
     plan: ConvKernel,
 ) -> Result<()> {
-    checked(x, w, ep, out, spec)?;
+    let call = Call {
+        x,
+        w,
+        ep,
+        out,
+        spec,
+    };
+    call.checked()?;
     plan.check_fits(rec.gpu(), w.shape(), spec)?;
-    record(rec, x, w, ep, out, spec, plan)
+    call.record(rec, plan)
 }
 
-/// The output shape of the conv after checking every operand, `out` among them.
-fn checked(
-    x: &GpuTensor,
-    w: &GpuTensor,
-    ep: &Epilogue<GpuTensor>,
-    out: &GpuTensor,
-    spec: &Conv2d,
-) -> Result<Vec<usize>> {
-    let shape = spec.check(x, w, ep)?;
-    expect_shape(OP, out, &shape)?;
-    Ok(shape)
+/// The operands of one conv.
+struct Call<'a> {
+    x: &'a GpuTensor,
+    w: &'a GpuTensor,
+    ep: &'a Epilogue<'a, GpuTensor>,
+    out: &'a GpuTensor,
+    spec: &'a Conv2d,
 }
 
-/// Records the checked conv on `plan`, a kernel that fits it.
-fn record(
-    rec: &mut Recorder,
-    x: &GpuTensor,
-    w: &GpuTensor,
-    ep: &Epilogue<GpuTensor>,
-    out: &GpuTensor,
-    spec: &Conv2d,
-    plan: ConvKernel,
-) -> Result<()> {
-    let mut inputs = vec![x];
-    inputs.extend(ep.residual);
-    rec.batched(&inputs, out, |rec, ins, out| {
-        let input = ins[0].shape();
-        let epilogue = epilogue_words(ep, spec);
-        let (params, grid) = match plan {
-            ConvKernel::Gemm(tile) => gemm_launch(rec, input, w.shape(), out.shape(), tile)?,
-            ConvKernel::Depthwise { .. } => depthwise_launch(rec, input, out.shape(), spec)?,
-            ConvKernel::General(tile) => {
-                general_launch(rec, input, w.shape(), out.shape(), spec, tile)?
-            }
-        };
-        let params = u32_params(OP, &[&params[..], &epilogue[..]].concat())?;
-        // Absent operands bind the (read-only) weights; the flags keep the shader off them.
-        let bias = ep.bias.unwrap_or(w);
-        let (scale, shift) = ep.affine.unwrap_or((w, w));
-        let residual = ins.get(1).copied().unwrap_or(w);
-        let buffers = [ins[0], w, bias, scale, shift, residual, out];
-        rec.dispatch(plan.kernel(), &plan.constants(), &params, &buffers, grid)
-    })
+impl Call<'_> {
+    /// The output shape after checking every operand, `out` among them.
+    fn checked(&self) -> Result<Vec<usize>> {
+        let shape = self.spec.check(self.x, self.w, self.ep)?;
+        expect_shape(OP, self.out, &shape)?;
+        Ok(shape)
+    }
+
+    /// Records the checked conv on `plan`, a kernel that fits it.
+    fn record(&self, rec: &mut Recorder, plan: ConvKernel) -> Result<()> {
+        let Call {
+            x,
+            w,
+            ep,
+            out,
+            spec,
+        } = *self;
+        let mut inputs = vec![x];
+        inputs.extend(ep.residual);
+        rec.batched(&inputs, out, |rec, ins, out| {
+            let input = ins[0].shape();
+            let epilogue = epilogue_words(ep, spec);
+            let (params, grid) = match plan {
+                ConvKernel::Gemm(tile) => gemm_launch(rec, input, w.shape(), out.shape(), tile)?,
+                ConvKernel::Depthwise { .. } => depthwise_launch(rec, input, out.shape(), spec)?,
+                ConvKernel::General(tile) => {
+                    general_launch(rec, input, w.shape(), out.shape(), spec, tile)?
+                }
+            };
+            let params = u32_params(OP, &[&params[..], &epilogue[..]].concat())?;
+            // Absent operands bind the (read-only) weights; the flags keep the shader off them.
+            let bias = ep.bias.unwrap_or(w);
+            let (scale, shift) = ep.affine.unwrap_or((w, w));
+            let residual = ins.get(1).copied().unwrap_or(w);
+            let buffers = [ins[0], w, bias, scale, shift, residual, out];
+            rec.dispatch(plan.kernel(), &plan.constants(), &params, &buffers, grid)
+        })
+    }
 }
 
 /// The kernel-specific leading words of a dispatch's `Params` (the epilogue words follow) and
