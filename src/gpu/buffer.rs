@@ -17,10 +17,11 @@ pub(crate) fn request_map(buffer: &wgpu::Buffer) -> MapRequest {
     receiver
 }
 
-/// A float32 tensor in a storage buffer. Cloning shares the buffer.
+/// A float32 tensor in a storage buffer, from byte `offset` on. Cloning shares the buffer.
 #[derive(Clone, Debug)]
 pub struct GpuTensor {
     pub(crate) buffer: wgpu::Buffer,
+    pub(crate) offset: u64,
     shape: Vec<usize>,
 }
 
@@ -41,9 +42,9 @@ impl GpuTensor {
         &self.buffer
     }
 
-    /// Bytes the underlying buffer holds (at least `bytes()`).
+    /// Bytes the underlying buffer holds from this tensor's offset on (at least `bytes()`).
     pub fn capacity(&self) -> u64 {
-        self.buffer.size()
+        self.buffer.size() - self.offset
     }
 
     /// The same buffer seen with another shape that fits in it (reshape, or a planned buffer
@@ -58,7 +59,25 @@ impl GpuTensor {
         }
         Ok(GpuTensor {
             buffer: self.buffer.clone(),
+            offset: self.offset,
             shape: shape.to_vec(),
+        })
+    }
+
+    /// Images `start..start + count` of this batch, in place: `None` unless their first byte
+    /// lies on a multiple of `align` (a binding offset must) and they lie inside the batch.
+    pub(crate) fn images(&self, start: usize, count: usize, align: u64) -> Option<GpuTensor> {
+        let n = *self.shape.first()?;
+        if count == 0 || start + count > n {
+            return None;
+        }
+        let offset = self.offset + start as u64 * (self.bytes() / n as u64);
+        let mut shape = self.shape.clone();
+        shape[0] = count;
+        offset.is_multiple_of(align.max(1)).then(|| GpuTensor {
+            buffer: self.buffer.clone(),
+            offset,
+            shape,
         })
     }
 }
@@ -111,6 +130,7 @@ impl Gpu {
         });
         Ok(GpuTensor {
             buffer,
+            offset: 0,
             shape: shape.to_vec(),
         })
     }
@@ -125,6 +145,7 @@ impl Gpu {
         let buffer = self.buffer_with(None, contents, STORAGE);
         Ok(GpuTensor {
             buffer,
+            offset: 0,
             shape: t.shape().to_vec(),
         })
     }
@@ -140,7 +161,7 @@ impl Gpu {
         }
         if t.numel() > 0 {
             self.queue
-                .write_buffer(&dst.buffer, 0, bytemuck::cast_slice(t.data()));
+                .write_buffer(&dst.buffer, dst.offset, bytemuck::cast_slice(t.data()));
         }
         Ok(())
     }
@@ -166,7 +187,7 @@ impl Gpu {
                     usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                     mapped_at_creation: false,
                 });
-                encoder.copy_buffer_to_buffer(&t.buffer, 0, &buffer, 0, size);
+                encoder.copy_buffer_to_buffer(&t.buffer, t.offset, &buffer, 0, size);
                 buffer
             })
             .collect();

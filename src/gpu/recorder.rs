@@ -150,7 +150,7 @@ impl<'g> Recorder<'g> {
                     // Only the tensor's own bytes: a planned buffer may be larger than this use of it.
                     resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                         buffer: &t.buffer,
-                        offset: 0,
+                        offset: t.offset,
                         size: wgpu::BufferSize::new(t.bytes().max(4)),
                     }),
                 }),
@@ -178,7 +178,8 @@ impl<'g> Recorder<'g> {
         Ok(())
     }
 
-    /// Records a copy of `bytes` bytes between device tensors (offsets in bytes).
+    /// Records a copy of `bytes` bytes between device tensors (offsets in bytes, from each
+    /// tensor's start).
     pub fn copy(
         &mut self,
         src: &GpuTensor,
@@ -188,8 +189,9 @@ impl<'g> Recorder<'g> {
         bytes: u64,
     ) {
         self.flush();
+        let (from, to) = (src.offset + src_offset, dst.offset + dst_offset);
         self.encoder
-            .copy_buffer_to_buffer(&src.buffer, src_offset, &dst.buffer, dst_offset, bytes);
+            .copy_buffer_to_buffer(&src.buffer, from, &dst.buffer, to, bytes);
     }
 
     fn flush(&mut self) {

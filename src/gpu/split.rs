@@ -1,9 +1,10 @@
 //! Work splitting for tensors larger than one storage binding may cover.
 //!
 //! Every op here is independent across the batch, so a too-large batch runs in chunks of
-//! images. Binding offsets must be aligned (256 bytes), which an image boundary rarely is, so
-//! each chunk is copied into scratch tensors instead; kernels never see the difference. The
-//! copies cost bandwidth only on this path, which normal model sizes never take.
+//! images. A chunk is bound in place where its first byte is a valid binding offset (a
+//! multiple of the device's alignment, 256 bytes: true of most CNN activations, whose images
+//! are multiples of 256 bytes); otherwise it is copied into a scratch tensor and, for the
+//! output, back. Kernels never see the difference.
 
 use super::{GpuTensor, Recorder};
 use crate::error::{Error, Result};
@@ -38,40 +39,55 @@ impl Recorder<'_> {
             }
             per_chunk = per_chunk.min((limit / per_image.max(1)) as usize);
         }
+        let align = u64::from(self.gpu().limits().min_storage_buffer_offset_alignment);
         let mut start = 0;
         while start < n {
             let count = per_chunk.min(n - start);
-            let mut scratch = Vec::with_capacity(inputs.len());
+            let mut parts = Vec::with_capacity(inputs.len());
             for t in inputs {
-                if splits(t) {
-                    let part = self.gpu().empty(&with_batch(t.shape(), count))?;
-                    let per_image = t.bytes() / n as u64;
-                    self.copy(
-                        t,
-                        start as u64 * per_image,
-                        &part,
-                        0,
-                        count as u64 * per_image,
-                    );
-                    scratch.push(part);
-                } else {
-                    scratch.push((*t).clone());
+                let part = match splits(t) {
+                    true => self.images(t, start, count, align)?,
+                    false => (*t).clone(),
+                };
+                parts.push(part);
+            }
+            let refs: Vec<&GpuTensor> = parts.iter().collect();
+            match out.images(start, count, align) {
+                Some(part_out) => encode(self, &refs, &part_out)?,
+                None => {
+                    let part_out = self.gpu().empty(&with_batch(out.shape(), count))?;
+                    encode(self, &refs, &part_out)?;
+                    let per_image = out.bytes() / n as u64;
+                    let at = start as u64 * per_image;
+                    self.copy(&part_out, 0, out, at, count as u64 * per_image);
                 }
             }
-            let part_out = self.gpu().empty(&with_batch(out.shape(), count))?;
-            let refs: Vec<&GpuTensor> = scratch.iter().collect();
-            encode(self, &refs, &part_out)?;
-            let per_image = out.bytes() / n as u64;
-            self.copy(
-                &part_out,
-                0,
-                out,
-                start as u64 * per_image,
-                count as u64 * per_image,
-            );
             start += count;
         }
         Ok(())
+    }
+
+    /// Images `start..start + count` of `t`: in place where aligned, else a copy.
+    fn images(
+        &mut self,
+        t: &GpuTensor,
+        start: usize,
+        count: usize,
+        align: u64,
+    ) -> Result<GpuTensor> {
+        if let Some(part) = t.images(start, count, align) {
+            return Ok(part);
+        }
+        let part = self.gpu().empty(&with_batch(t.shape(), count))?;
+        let per_image = t.bytes() / t.shape()[0].max(1) as u64;
+        self.copy(
+            t,
+            start as u64 * per_image,
+            &part,
+            0,
+            count as u64 * per_image,
+        );
+        Ok(part)
     }
 }
 
