@@ -106,6 +106,41 @@ struct Paired {
     ratio_of_medians: f64,
 }
 
+/// `iters` warm latencies of `main` and, given a baseline, the two timed alternately, each
+/// round's pair in either order, neither always running on a warmer machine.
+fn time_runs(
+    gpu: &Gpu,
+    main: &Loaded,
+    baseline: Option<(&str, &Loaded)>,
+    iters: usize,
+) -> Result<(Vec<f64>, Option<Paired>)> {
+    let Some((arch, base)) = baseline else {
+        let times = (0..iters).map(|_| main.time(gpu)).collect::<Result<_>>()?;
+        return Ok((times, None));
+    };
+    let (mut times, mut base_times, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..iters {
+        let (t, tb) = if round % 2 == 0 {
+            let t = main.time(gpu)?;
+            (t, base.time(gpu)?)
+        } else {
+            let tb = base.time(gpu)?;
+            (main.time(gpu)?, tb)
+        };
+        times.push(t);
+        base_times.push(tb);
+        ratios.push(t / tb);
+    }
+    let base_ms = median(&mut base_times);
+    let paired = Paired {
+        arch: arch.to_string(),
+        median_ms: base_ms,
+        ratio: median(&mut ratios),
+        ratio_of_medians: median(&mut times.clone()) / base_ms,
+    };
+    Ok((times, Some(paired)))
+}
+
 /// Input shapes: images for networks, 64-channel maps for standalone modules.
 fn input_shapes(arch: &str, batch: usize, h: usize, w: usize) -> Vec<Vec<usize>> {
     let modules = [
@@ -151,37 +186,10 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
         Some((arch, host)) => Some((arch, Loaded::new(&gpu, host)?.0)),
         None => None,
     };
-    let mut times = Vec::with_capacity(args.iters);
-    let mut base_times = Vec::with_capacity(args.iters);
-    let mut ratios = Vec::with_capacity(args.iters);
-    for round in 0..args.iters {
-        let Some((_, b)) = &baseline else {
-            times.push(main.time(&gpu)?);
-            continue;
-        };
-        // Alternate which goes first, so neither always runs on a warmer machine.
-        let (t, tb) = if round % 2 == 0 {
-            let t = main.time(&gpu)?;
-            (t, b.time(&gpu)?)
-        } else {
-            let tb = b.time(&gpu)?;
-            (main.time(&gpu)?, tb)
-        };
-        times.push(t);
-        base_times.push(tb);
-        ratios.push(t / tb);
-    }
+    let baseline = baseline.as_ref().map(|(arch, b)| (arch.as_str(), b));
+    let (mut times, paired) = time_runs(&gpu, &main, baseline, args.iters)?;
     let median_ms = median(&mut times);
     let p90_ms = percentile(&times, 0.9);
-    let paired = baseline.map(|(arch, _)| {
-        let base_ms = median(&mut base_times);
-        Paired {
-            arch: arch.clone(),
-            median_ms: base_ms,
-            ratio: median(&mut ratios),
-            ratio_of_medians: median_ms / base_ms,
-        }
-    });
     let Loaded {
         graph,
         model,
