@@ -23,13 +23,17 @@ fn check_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &Linear, what:
 #[test]
 fn linear_matches_reference() {
     let mut rng = Rng::new(21);
-    // (N, F, O): the classifier 2048 → 1000, output counts off the 4-output tile, tiny F.
+    // (N, F, O): the classifier 2048 → 1000, output counts off the 4-output tile, tiny F;
+    // batches of 4 or more run 4 rows an invocation: one full block, and blocks cut short.
     for (n, f, o) in [
         (2, 2048, 1000),
+        (1, 1280, 1000),
         (3, 7, 5),
         (2, 13, 17),
         (5, 1, 1),
         (3, 130, 65),
+        (4, 64, 9),
+        (9, 33, 7),
     ] {
         let x = rng.tensor(&[n, f]);
         let w = rng.tensor(&[o, f]);

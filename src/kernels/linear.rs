@@ -10,6 +10,9 @@ pub static LINEAR: Kernel = kernel!("linear", "linear.wgsl");
 pub static SOFTMAX: Kernel = kernel!("softmax", "softmax.wgsl");
 pub const KERNELS: &[&Kernel] = &[&LINEAR, &SOFTMAX];
 
+/// Rows of x an invocation of `linear.wgsl` covers in a batch of at least as many (`ROWS`).
+const BATCH_ROWS: usize = 4;
+
 /// `out [N, O] = act(x · Wᵀ + b)`; `x` is `[N, F]` or `[N, F, 1, 1]`.
 pub fn linear(
     rec: &mut Recorder,
@@ -31,10 +34,12 @@ pub fn linear(
             spec.act.code(),
             u32::from(b.is_some()),
         ];
-        // One invocation per 4 outputs of a row.
-        let grid = group_grid(rec, rows * dims.o.div_ceil(4))?;
+        // One invocation per 4 outputs of `block` rows.
+        let block = if rows >= BATCH_ROWS { BATCH_ROWS } else { 1 };
+        let grid = group_grid(rec, rows.div_ceil(block) * dims.o.div_ceil(4))?;
         let bias = b.unwrap_or(w);
-        rec.dispatch(&LINEAR, &[], &params, &[ins[0], w, bias, out], grid)
+        let constants = [("ROWS", block as f64)];
+        rec.dispatch(&LINEAR, &constants, &params, &[ins[0], w, bias, out], grid)
     })
 }
 
