@@ -47,11 +47,13 @@ def for_tfjs(model):
     graph = torch.fx.experimental.optimization.fuse(torch.fx.symbolic_trace(model))
     modules = dict(graph.named_modules())
     blob, ops = [], []
+    size = 0
 
     def put(t):
-        offset = sum(b.size for b in blob)
+        nonlocal size
         blob.append(t.detach().contiguous().numpy().astype("float32").ravel())
-        return {"offset": offset, "shape": list(t.shape)}
+        size += blob[-1].size
+        return {"offset": size - blob[-1].size, "shape": list(t.shape)}
 
     def name(arg):
         return arg.name

@@ -142,7 +142,9 @@ impl Session {
                 .classify_image(&image, &name, true)
                 .await
                 .map_err(|e| JsValue::from(js(e)))?;
-            Ok(JsValue::from_str(&serde_json::json!(c).to_string()))
+            let json = serde_json::to_string(&c)
+                .map_err(|e| JsValue::from(js(Error::Invalid(e.to_string()))))?;
+            Ok(JsValue::from_str(&json))
         })
     }
 
