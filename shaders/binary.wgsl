@@ -11,9 +11,9 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<Elem>;
+@group(0) @binding(2) var<storage, read> b: array<Elem>;
+@group(0) @binding(3) var<storage, read_write> y: array<Elem>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -21,10 +21,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= p.total) {
         return;
     }
-    let u = a[broadcast_offset(i, p.out_dims, p.a_strides)];
-    let v = b[broadcast_offset(i, p.out_dims, p.b_strides)];
+    let u = f32(a[broadcast_offset(i, p.out_dims, p.a_strides)]);
+    let v = f32(b[broadcast_offset(i, p.out_dims, p.b_strides)]);
     var r = u + v;
     if (p.op == 1u) { r = u - v; }
     if (p.op == 2u) { r = u * v; }
-    y[i] = activate(r, p.act);
+    y[i] = Elem(activate(r, p.act));
 }

@@ -10,10 +10,10 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> r: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read> w: array<Elem>;
+@group(0) @binding(3) var<storage, read> r: array<Elem>;
+@group(0) @binding(4) var<storage, read_write> y: array<Elem>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -21,6 +21,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (i >= p.total) {
         return;
     }
-    let wv = w[broadcast_offset(i, p.dims, p.w_strides)];
-    y[i] = p.k * (x[i] * wv + r[i] * (1.0 - wv));
+    let wv = f32(w[broadcast_offset(i, p.dims, p.w_strides)]);
+    y[i] = Elem(p.k * (f32(x[i]) * wv + f32(r[i]) * (1.0 - wv)));
 }

@@ -70,14 +70,14 @@ fn load_row(plane: u32, ih: u32, c: Cols) -> Row {
         return r;
     }
     let b = plane + ih * p.in_w;
-    r.lo = select(vec4(0.0), vec4(x[b + c.lo.x], x[b + c.lo.y], x[b + c.lo.z], x[b + c.lo.w]), c.lo_ok);
+    r.lo = select(vec4(0.0), vec4(f32(x[b + c.lo.x]), f32(x[b + c.lo.y]), f32(x[b + c.lo.z]), f32(x[b + c.lo.w])), c.lo_ok);
     if (S == 1u) {
-        let v = vec4(x[b + c.hi.x], x[b + c.hi.y], 0.0, 0.0);
+        let v = vec4(f32(x[b + c.hi.x]), f32(x[b + c.hi.y]), 0.0, 0.0);
         r.hi = select(vec4(0.0), v, c.hi_ok);
     } else {
-        let v = vec4(x[b + c.hi.x], x[b + c.hi.y], x[b + c.hi.z], x[b + c.hi.w]);
+        let v = vec4(f32(x[b + c.hi.x]), f32(x[b + c.hi.y]), f32(x[b + c.hi.z]), f32(x[b + c.hi.w]));
         r.hi = select(vec4(0.0), v, c.hi_ok);
-        r.last = select(0.0, x[b + c.last], c.last_ok);
+        r.last = select(0.0, f32(x[b + c.last]), c.last_ok);
     }
     return r;
 }
@@ -103,7 +103,7 @@ fn store_row(v: vec4<f32>, plane: u32, oh: u32, ow: u32) {
     let b = plane + oh * p.out_w + ow;
     for (var j = 0u; j < 4u; j++) {
         if (ow + j < p.out_w) {
-            y[b + j] = post_residual(v[j], b + j);
+            y[b + j] = Elem(post_residual(v[j], b + j));
         }
     }
 }
@@ -123,9 +123,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let ow = quad * 4u;
 
     let wb = ch * 9u;
-    let k0 = vec3(wt[wb], wt[wb + 1u], wt[wb + 2u]);
-    let k1 = vec3(wt[wb + 3u], wt[wb + 4u], wt[wb + 5u]);
-    let k2 = vec3(wt[wb + 6u], wt[wb + 7u], wt[wb + 8u]);
+    let k0 = vec3(f32(wt[wb]), f32(wt[wb + 1u]), f32(wt[wb + 2u]));
+    let k1 = vec3(f32(wt[wb + 3u]), f32(wt[wb + 4u]), f32(wt[wb + 5u]));
+    let k2 = vec3(f32(wt[wb + 6u]), f32(wt[wb + 7u]), f32(wt[wb + 8u]));
     let t = splat_terms(ch);
     let cols = columns(ow * S - p.pw);
     let plane = nc * p.in_h * p.in_w;

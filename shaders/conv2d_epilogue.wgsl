@@ -5,23 +5,23 @@
 // present: 1 = bias, 2 = scale/shift, 4 = residual).
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read> scale: array<f32>;
-@group(0) @binding(5) var<storage, read> shift: array<f32>;
-@group(0) @binding(6) var<storage, read> residual: array<f32>;
-@group(0) @binding(7) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read> wt: array<Elem>;
+@group(0) @binding(3) var<storage, read> bias: array<Elem>;
+@group(0) @binding(4) var<storage, read> scale: array<Elem>;
+@group(0) @binding(5) var<storage, read> shift: array<Elem>;
+@group(0) @binding(6) var<storage, read> residual: array<Elem>;
+@group(0) @binding(7) var<storage, read_write> y: array<Elem>;
 
 // Bias, scale and shift of channel c: zero, one and zero where absent.
 fn channel_terms(c: u32) -> vec3<f32> {
     var t = vec3(0.0, 1.0, 0.0);
     if ((p.flags & 1u) != 0u) {
-        t.x = bias[c];
+        t.x = f32(bias[c]);
     }
     if ((p.flags & 2u) != 0u) {
-        t.y = scale[c];
-        t.z = shift[c];
+        t.y = f32(scale[c]);
+        t.z = f32(shift[c]);
     }
     return t;
 }
@@ -55,7 +55,7 @@ fn pre_residual(conv: vec4<f32>, t: Terms) -> vec4<f32> {
 // The rest of the epilogue for output index i: post_act(v + residual) when there is one.
 fn post_residual(v: f32, i: u32) -> f32 {
     if ((p.flags & 4u) != 0u) {
-        return activate(v + residual[i], p.post_act);
+        return activate(v + f32(residual[i]), p.post_act);
     }
     return v;
 }

@@ -22,7 +22,7 @@ fn offsets(first: u32, plane: u32) -> vec4<u32> {
 }
 
 fn gather(i: vec4<u32>) -> vec4<f32> {
-    return vec4(x[i.x], x[i.y], x[i.z], x[i.w]);
+    return vec4(f32(x[i.x]), f32(x[i.y]), f32(x[i.z]), f32(x[i.w]));
 }
 
 // Stores a 4-channel × 4-pixel block with its channels' epilogue operands `t`; `first` is the

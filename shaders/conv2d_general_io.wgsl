@@ -60,7 +60,7 @@ fn tap(base: vec4<u32>, ih: vec4<u32>, iw: vec4<u32>) -> Tap {
 
 fn gather(t: Tap, c: u32) -> vec4<f32> {
     let i = t.off + c;
-    return select(vec4(0.0), vec4(x[i.x], x[i.y], x[i.z], x[i.w]), t.ok);
+    return select(vec4(0.0), vec4(f32(x[i.x]), f32(x[i.y]), f32(x[i.z]), f32(x[i.w])), t.ok);
 }
 
 // Where the weights of channels c..c+3 of group g start (clamped to the group's last channel).

@@ -10,7 +10,7 @@ fn first_pixel(wid: vec3<u32>, nwg: vec3<u32>, li: u32) -> u32 {
 }
 
 fn weights(r: vec4<u32>) -> vec4<f32> {
-    return vec4(wt[r.x], wt[r.y], wt[r.z], wt[r.w]);
+    return vec4(f32(wt[r.x]), f32(wt[r.y]), f32(wt[r.z]), f32(wt[r.w]));
 }
 
 // a += w ⊗ v: column i gains w * v[i] (4 channels of pixel i).
@@ -93,7 +93,7 @@ fn store_pixel(v: vec4<f32>, count: u32, oi: u32) {
     for (var j = 0u; j < 4u; j++) {
         if (j < count) {
             let i = oi + j * p.out_hw;
-            y[i] = post_residual(v[j], i);
+            y[i] = Elem(post_residual(v[j], i));
         }
     }
 }

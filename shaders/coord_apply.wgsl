@@ -13,9 +13,9 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> gates: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read> gates: array<Elem>;
+@group(0) @binding(3) var<storage, read_write> y: array<Elem>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -34,19 +34,19 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let cols = min(vec4<u32>(w0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.w - 1u));
     let g = n * p.c * (p.h + p.w);
     let aw_row = g + p.c * p.h + c * p.w;
-    let a_w = vec4<f32>(gates[aw_row + cols.x], gates[aw_row + cols.y], gates[aw_row + cols.z], gates[aw_row + cols.w]);
+    let a_w = vec4<f32>(f32(gates[aw_row + cols.x]), f32(gates[aw_row + cols.y]), f32(gates[aw_row + cols.z]), f32(gates[aw_row + cols.w]));
     for (var j = 0u; j < ROWS; j++) {
         let h = h0 + j;
         if (h >= p.h) {
             break;
         }
-        let a_h = gates[g + c * p.h + h];
+        let a_h = f32(gates[g + c * p.h + h]);
         let row = (nc * p.h + h) * p.w;
-        let v = vec4<f32>(x[row + cols.x], x[row + cols.y], x[row + cols.z], x[row + cols.w]);
+        let v = vec4<f32>(f32(x[row + cols.x]), f32(x[row + cols.y]), f32(x[row + cols.z]), f32(x[row + cols.w]));
         let out = (v * a_w) * a_h;
-        y[row + w0] = out.x;
-        if (w0 + 1u < p.w) { y[row + w0 + 1u] = out.y; }
-        if (w0 + 2u < p.w) { y[row + w0 + 2u] = out.z; }
-        if (w0 + 3u < p.w) { y[row + w0 + 3u] = out.w; }
+        y[row + w0] = Elem(out.x);
+        if (w0 + 1u < p.w) { y[row + w0 + 1u] = Elem(out.y); }
+        if (w0 + 2u < p.w) { y[row + w0 + 2u] = Elem(out.z); }
+        if (w0 + 3u < p.w) { y[row + w0 + 3u] = Elem(out.w); }
     }
 }

@@ -23,18 +23,18 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> f: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> f: array<Elem>;
+@group(0) @binding(2) var<storage, read> weight: array<Elem>;
+@group(0) @binding(3) var<storage, read> bias: array<Elem>;
+@group(0) @binding(4) var<storage, read_write> y: array<Elem>;
 
 // Outputs j0.. j0+3 of one channel's row starting at `at`, those inside the map.
 fn put(at: u32, j0: u32, count: u32, v: vec4<f32>) {
     let g = 1.0 / (1.0 + exp(-v));
-    if (j0 < count) { y[at + j0] = g.x; }
-    if (j0 + 1u < count) { y[at + j0 + 1u] = g.y; }
-    if (j0 + 2u < count) { y[at + j0 + 2u] = g.z; }
-    if (j0 + 3u < count) { y[at + j0 + 3u] = g.w; }
+    if (j0 < count) { y[at + j0] = Elem(g.x); }
+    if (j0 + 1u < count) { y[at + j0 + 1u] = Elem(g.y); }
+    if (j0 + 2u < count) { y[at + j0 + 2u] = Elem(g.z); }
+    if (j0 + 3u < count) { y[at + j0 + 3u] = Elem(g.w); }
 }
 
 // The eight positions of one channel from j0 on.
@@ -46,7 +46,7 @@ fn put8(c: u32, at: u32, j0: u32, count: u32, lo: vec4<f32>, hi: vec4<f32>) {
 }
 
 fn f4(base: u32, js: vec4<u32>) -> vec4<f32> {
-    return vec4<f32>(f[base + js.x], f[base + js.y], f[base + js.z], f[base + js.w]);
+    return vec4<f32>(f32(f[base + js.x]), f32(f[base + js.y]), f32(f[base + js.z]), f32(f[base + js.w]));
 }
 
 @compute @workgroup_size(GROUP)
@@ -81,48 +81,48 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let ch5 = min(c0 + 5u, top);
     let ch6 = min(c0 + 6u, top);
     let ch7 = min(c0 + 7u, top);
-    var lo0 = vec4<f32>(bias[bb + ch0]);
+    var lo0 = vec4<f32>(f32(bias[bb + ch0]));
     var hi0 = lo0;
-    var lo1 = vec4<f32>(bias[bb + ch1]);
+    var lo1 = vec4<f32>(f32(bias[bb + ch1]));
     var hi1 = lo1;
-    var lo2 = vec4<f32>(bias[bb + ch2]);
+    var lo2 = vec4<f32>(f32(bias[bb + ch2]));
     var hi2 = lo2;
-    var lo3 = vec4<f32>(bias[bb + ch3]);
+    var lo3 = vec4<f32>(f32(bias[bb + ch3]));
     var hi3 = lo3;
-    var lo4 = vec4<f32>(bias[bb + ch4]);
+    var lo4 = vec4<f32>(f32(bias[bb + ch4]));
     var hi4 = lo4;
-    var lo5 = vec4<f32>(bias[bb + ch5]);
+    var lo5 = vec4<f32>(f32(bias[bb + ch5]));
     var hi5 = lo5;
-    var lo6 = vec4<f32>(bias[bb + ch6]);
+    var lo6 = vec4<f32>(f32(bias[bb + ch6]));
     var hi6 = lo6;
-    var lo7 = vec4<f32>(bias[bb + ch7]);
+    var lo7 = vec4<f32>(f32(bias[bb + ch7]));
     var hi7 = lo7;
     for (var m = 0u; m < p.mip; m++) {
         let fr = (n * p.mip + m) * p.rows;
         let f_lo = f4(fr, js_lo);
         let f_hi = f4(fr, js_hi);
-        let k0 = weight[wb + ch0 * p.mip + m];
+        let k0 = f32(weight[wb + ch0 * p.mip + m]);
         lo0 += k0 * f_lo;
         hi0 += k0 * f_hi;
-        let k1 = weight[wb + ch1 * p.mip + m];
+        let k1 = f32(weight[wb + ch1 * p.mip + m]);
         lo1 += k1 * f_lo;
         hi1 += k1 * f_hi;
-        let k2 = weight[wb + ch2 * p.mip + m];
+        let k2 = f32(weight[wb + ch2 * p.mip + m]);
         lo2 += k2 * f_lo;
         hi2 += k2 * f_hi;
-        let k3 = weight[wb + ch3 * p.mip + m];
+        let k3 = f32(weight[wb + ch3 * p.mip + m]);
         lo3 += k3 * f_lo;
         hi3 += k3 * f_hi;
-        let k4 = weight[wb + ch4 * p.mip + m];
+        let k4 = f32(weight[wb + ch4 * p.mip + m]);
         lo4 += k4 * f_lo;
         hi4 += k4 * f_hi;
-        let k5 = weight[wb + ch5 * p.mip + m];
+        let k5 = f32(weight[wb + ch5 * p.mip + m]);
         lo5 += k5 * f_lo;
         hi5 += k5 * f_hi;
-        let k6 = weight[wb + ch6 * p.mip + m];
+        let k6 = f32(weight[wb + ch6 * p.mip + m]);
         lo6 += k6 * f_lo;
         hi6 += k6 * f_hi;
-        let k7 = weight[wb + ch7 * p.mip + m];
+        let k7 = f32(weight[wb + ch7 * p.mip + m]);
         lo7 += k7 * f_lo;
         hi7 += k7 * f_hi;
     }

@@ -17,18 +17,18 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> b: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read> w: array<Elem>;
+@group(0) @binding(3) var<storage, read> b: array<Elem>;
+@group(0) @binding(4) var<storage, read_write> y: array<Elem>;
 
 fn put(n: u32, o: u32, v: f32) {
     if (o < p.out_features) {
         var out = v;
         if (p.has_bias == 1u) {
-            out += b[o];
+            out += f32(b[o]);
         }
-        y[n * p.out_features + o] = activate(out, p.act);
+        y[n * p.out_features + o] = Elem(activate(out, p.act));
     }
 }
 
@@ -59,12 +59,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
     for (var f = 0u; f < p.features; f++) {
-        let ws = vec4<f32>(w[w_rows.x + f], w[w_rows.y + f], w[w_rows.z + f], w[w_rows.w + f]);
-        acc0 = fma(vec4<f32>(x[x_rows.x + f]), ws, acc0);
+        let ws = vec4<f32>(f32(w[w_rows.x + f]), f32(w[w_rows.y + f]), f32(w[w_rows.z + f]), f32(w[w_rows.w + f]));
+        acc0 = fma(vec4<f32>(f32(x[x_rows.x + f])), ws, acc0);
         if (ROWS > 1u) {
-            acc1 = fma(vec4<f32>(x[x_rows.y + f]), ws, acc1);
-            acc2 = fma(vec4<f32>(x[x_rows.z + f]), ws, acc2);
-            acc3 = fma(vec4<f32>(x[x_rows.w + f]), ws, acc3);
+            acc1 = fma(vec4<f32>(f32(x[x_rows.y + f])), ws, acc1);
+            acc2 = fma(vec4<f32>(f32(x[x_rows.z + f])), ws, acc2);
+            acc3 = fma(vec4<f32>(f32(x[x_rows.w + f])), ws, acc3);
         }
     }
     put4(n0, o0, acc0);

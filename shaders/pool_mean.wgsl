@@ -14,8 +14,8 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read_write> y: array<Elem>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -32,8 +32,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     for (var r = 0u; r < p.rows; r++) {
         let row = base + r * p.in_w;
         for (var c = 0u; c < p.cols; c++) {
-            s += x[row + c];
+            s += f32(x[row + c]);
         }
     }
-    y[o] = s / f32(p.rows * p.cols);
+    y[o] = Elem(s / f32(p.rows * p.cols));
 }

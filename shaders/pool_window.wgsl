@@ -20,8 +20,8 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read_write> y: array<Elem>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -40,17 +40,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let h1 = min(hs + i32(p.kernel), i32(p.in_h));
     let w1 = min(ws + i32(p.kernel), i32(p.in_w));
     let base = plane * p.in_h * p.in_w;
-    var m = x[base + u32(h0) * p.in_w + u32(w0)];
+    var m = f32(x[base + u32(h0) * p.in_w + u32(w0)]);
     var sum = 0.0;
     for (var h = u32(h0); h < u32(h1); h++) {
         for (var w = u32(w0); w < u32(w1); w++) {
-            let v = x[base + h * p.in_w + w];
+            let v = f32(x[base + h * p.in_w + w]);
             m = max(m, v);
             sum += v;
         }
     }
     if (!AVERAGE) {
-        y[i] = m;
+        y[i] = Elem(m);
         return;
     }
     var count = (h1 - h0) * (w1 - w0);
@@ -59,5 +59,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         let we_pad = min(ws + i32(p.kernel), i32(p.in_w + p.padding));
         count = (he_pad - hs) * (we_pad - ws);
     }
-    y[i] = sum / f32(count);
+    y[i] = Elem(sum / f32(count));
 }

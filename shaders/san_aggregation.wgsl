@@ -20,11 +20,11 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> wt: array<f32>;
-@group(0) @binding(3) var<storage, read> scale: array<f32>;
-@group(0) @binding(4) var<storage, read> shift: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read> wt: array<Elem>;
+@group(0) @binding(3) var<storage, read> scale: array<Elem>;
+@group(0) @binding(4) var<storage, read> shift: array<Elem>;
+@group(0) @binding(5) var<storage, read_write> y: array<Elem>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -59,12 +59,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             } else if (win < 0 || win >= w) {
                 continue;
             }
-            let weight = wt[wbase + (a * p.kernel + b) * p.out_plane];
-            acc += weight * x[plane + u32(hin * w + win)];
+            let weight = f32(wt[wbase + (a * p.kernel + b) * p.out_plane]);
+            acc += weight * f32(x[plane + u32(hin * w + win)]);
         }
     }
     if (p.affine == 1u) {
-        acc = scale[c] * acc + shift[c];
+        acc = f32(scale[c]) * acc + f32(shift[c]);
     }
-    y[i] = activate(acc, p.act);
+    y[i] = Elem(activate(acc, p.act));
 }

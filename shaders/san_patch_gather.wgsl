@@ -13,10 +13,10 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> scale: array<f32>;
-@group(0) @binding(3) var<storage, read> shift: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read> scale: array<Elem>;
+@group(0) @binding(3) var<storage, read> shift: array<Elem>;
+@group(0) @binding(4) var<storage, read_write> y: array<Elem>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -34,9 +34,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let half = i32(p.kernel / 2u);
     let h = reflect_index(i32(pos / p.width + j / p.kernel) - half, i32(p.height));
     let w = reflect_index(i32(pos % p.width + j % p.kernel) - half, i32(p.width));
-    var v = x[plane + u32(h) * p.width + u32(w)];
+    var v = f32(x[plane + u32(h) * p.width + u32(w)]);
     if (p.affine == 1u) {
-        v = scale[ch] * v + shift[ch];
+        v = f32(scale[ch]) * v + f32(shift[ch]);
     }
-    y[i] = activate(v, p.act);
+    y[i] = Elem(activate(v, p.act));
 }

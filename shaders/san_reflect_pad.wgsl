@@ -8,8 +8,8 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read_write> y: array<Elem>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -25,5 +25,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let plane = (t / out_h) * p.height * p.width;
     let h = reflect_index(i32(row) - i32(p.pad), i32(p.height));
     let w = reflect_index(i32(col) - i32(p.pad), i32(p.width));
-    y[i] = x[plane + u32(h) * p.width + u32(w)];
+    y[i] = Elem(f32(x[plane + u32(h) * p.width + u32(w)]));
 }

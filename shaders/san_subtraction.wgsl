@@ -17,9 +17,9 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x1: array<f32>;
-@group(0) @binding(2) var<storage, read> x2: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x1: array<Elem>;
+@group(0) @binding(2) var<storage, read> x2: array<Elem>;
+@group(0) @binding(3) var<storage, read_write> y: array<Elem>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -42,9 +42,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let w = i32(p.width);
     var neighbour = 0.0;
     if (p.mode == 1u) {
-        neighbour = x2[plane + u32(reflect_index(hin, h) * w + reflect_index(win, w))];
+        neighbour = f32(x2[plane + u32(reflect_index(hin, h) * w + reflect_index(win, w))]);
     } else if (hin >= 0 && hin < h && win >= 0 && win < w) {
-        neighbour = x2[plane + u32(hin * w + win)];
+        neighbour = f32(x2[plane + u32(hin * w + win)]);
     }
-    y[i] = activate(x1[plane + hc * p.width + wc] - neighbour, p.act);
+    y[i] = Elem(activate(f32(x1[plane + hc * p.width + wc]) - neighbour, p.act));
 }

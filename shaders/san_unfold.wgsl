@@ -12,8 +12,8 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read_write> y: array<Elem>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -28,5 +28,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let plane = (t / taps) * p.height * p.width;
     let row = (l / p.out_width) * p.stride + j / p.kernel;
     let col = (l % p.out_width) * p.stride + j % p.kernel;
-    y[i] = x[plane + row * p.width + col];
+    y[i] = Elem(f32(x[plane + row * p.width + col]));
 }

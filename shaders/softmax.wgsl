@@ -8,8 +8,8 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read_write> y: array<Elem>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -18,16 +18,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
         return;
     }
     let base = (i / p.inner) * p.len * p.inner + i % p.inner;
-    var m = x[base];
+    var m = f32(x[base]);
     for (var l = 1u; l < p.len; l++) {
-        m = max(m, x[base + l * p.inner]);
+        m = max(m, f32(x[base + l * p.inner]));
     }
     var sum = 0.0;
     for (var l = 0u; l < p.len; l++) {
-        sum += exp(x[base + l * p.inner] - m);
+        sum += exp(f32(x[base + l * p.inner]) - m);
     }
     let inv = 1.0 / sum;
     for (var l = 0u; l < p.len; l++) {
-        y[base + l * p.inner] = exp(x[base + l * p.inner] - m) * inv;
+        y[base + l * p.inner] = Elem(exp(f32(x[base + l * p.inner]) - m) * inv);
     }
 }

@@ -10,8 +10,8 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read_write> y: array<Elem>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -23,5 +23,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let t = i / p.inner;
     let a = t % p.len;
     let row = t / p.len;
-    y[i] = x[(row * p.in_len + p.offset + a) * p.inner + q];
+    y[i] = Elem(f32(x[(row * p.in_len + p.offset + a) * p.inner + q]));
 }

@@ -26,13 +26,13 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> gates: array<f32>;
-@group(0) @binding(3) var<storage, read> residual: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read> gates: array<Elem>;
+@group(0) @binding(3) var<storage, read> residual: array<Elem>;
+@group(0) @binding(4) var<storage, read_write> y: array<Elem>;
 
 fn gate4(base: u32, i: vec4<u32>) -> vec4<f32> {
-    return vec4<f32>(gates[base + i.x], gates[base + i.y], gates[base + i.z], gates[base + i.w]);
+    return vec4<f32>(f32(gates[base + i.x]), f32(gates[base + i.y]), f32(gates[base + i.z]), f32(gates[base + i.w]));
 }
 
 fn act4(v: vec4<f32>) -> vec4<f32> {
@@ -42,7 +42,7 @@ fn act4(v: vec4<f32>) -> vec4<f32> {
 // Four outputs of one channel row from column w0 on; `row` is the row's first
 // element, `cols` the clamped column indices.
 fn emit(row: u32, cols: vec4<u32>, w0: u32, g_hw: vec4<f32>, g_cw: vec4<f32>, g_hc: f32) {
-    let v = vec4<f32>(x[row + cols.x], x[row + cols.y], x[row + cols.z], x[row + cols.w]);
+    let v = vec4<f32>(f32(x[row + cols.x]), f32(x[row + cols.y]), f32(x[row + cols.z]), f32(x[row + cols.w]));
     let y_cw = v * g_cw;
     let y_hc = v * g_hc;
     var sum = y_cw + y_hc;
@@ -52,17 +52,17 @@ fn emit(row: u32, cols: vec4<u32>, w0: u32, g_hw: vec4<f32>, g_cw: vec4<f32>, g_
     var out = sum * p.scale;
     if (HAS_RESIDUAL) {
         out += vec4<f32>(
-            residual[row + cols.x],
-            residual[row + cols.y],
-            residual[row + cols.z],
-            residual[row + cols.w],
+            f32(residual[row + cols.x]),
+            f32(residual[row + cols.y]),
+            f32(residual[row + cols.z]),
+            f32(residual[row + cols.w]),
         );
     }
     out = act4(out);
-    y[row + w0] = out.x;
-    if (w0 + 1u < p.w) { y[row + w0 + 1u] = out.y; }
-    if (w0 + 2u < p.w) { y[row + w0 + 2u] = out.z; }
-    if (w0 + 3u < p.w) { y[row + w0 + 3u] = out.w; }
+    y[row + w0] = Elem(out.x);
+    if (w0 + 1u < p.w) { y[row + w0 + 1u] = Elem(out.y); }
+    if (w0 + 2u < p.w) { y[row + w0 + 2u] = Elem(out.z); }
+    if (w0 + 3u < p.w) { y[row + w0 + 3u] = Elem(out.w); }
 }
 
 @compute @workgroup_size(GROUP)

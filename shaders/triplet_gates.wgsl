@@ -39,17 +39,17 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> pooled: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> pooled: array<Elem>;
+@group(0) @binding(2) var<storage, read> weight: array<Elem>;
+@group(0) @binding(3) var<storage, read> bias: array<Elem>;
+@group(0) @binding(4) var<storage, read_write> y: array<Elem>;
 
 // Pooled value at slide position s of the row starting at `row` (zero outside the plane).
 fn tap(row: u32, s: i32, len: i32, stride: u32) -> f32 {
     if (s < 0 || s >= len) {
         return 0.0;
     }
-    return pooled[row + u32(s) * stride];
+    return f32(pooled[row + u32(s) * stride]);
 }
 
 // 16 consecutive values along the slide axis: a window, or one output row's accumulators.
@@ -94,10 +94,10 @@ fn add_scaled(acc: Span, k: f32, w: Span) -> Span {
 // The gates of slide positions s..s+3 of the row at `at`, those inside the plane.
 fn put(at: u32, s: u32, len: u32, stride: u32, v: vec4<f32>) {
     let g = 1.0 / (1.0 + exp(-v));
-    if (s < len) { y[at + s * stride] = g.x; }
-    if (s + 1u < len) { y[at + (s + 1u) * stride] = g.y; }
-    if (s + 2u < len) { y[at + (s + 2u) * stride] = g.z; }
-    if (s + 3u < len) { y[at + (s + 3u) * stride] = g.w; }
+    if (s < len) { y[at + s * stride] = Elem(g.x); }
+    if (s + 1u < len) { y[at + (s + 1u) * stride] = Elem(g.y); }
+    if (s + 2u < len) { y[at + (s + 2u) * stride] = Elem(g.z); }
+    if (s + 3u < len) { y[at + (s + 3u) * stride] = Elem(g.w); }
 }
 
 // Output row `at` (its first slide position s0) of the tile, if inside the plane's `rows`.
@@ -145,7 +145,7 @@ fn main(
     let plane = rows * role.ext.y;
 
     // Output rows r0 .. r0 + 3, slide positions s0 .. s0 + 15.
-    let b = vec4<f32>(bias[role.head.w]);
+    let b = vec4<f32>(f32(bias[role.head.w]));
     var a = Span(b, b, b, b);
     var c = a;
     var d = a;
@@ -167,10 +167,10 @@ fn main(
                 // Weight w_row - j * w_row_stride + v * w_slide for output row j; the
                 // conditions are uniform, so no lane diverges.
                 let tap_at = w_row + v * role.wstr.y;
-                if (feeds(ir, 0u)) { a = add_scaled(a, weight[tap_at], win); }
-                if (feeds(ir, 1u)) { c = add_scaled(c, weight[tap_at - role.wstr.x], win); }
-                if (feeds(ir, 2u)) { d = add_scaled(d, weight[tap_at - 2u * role.wstr.x], win); }
-                if (feeds(ir, 3u)) { e = add_scaled(e, weight[tap_at - 3u * role.wstr.x], win); }
+                if (feeds(ir, 0u)) { a = add_scaled(a, f32(weight[tap_at]), win); }
+                if (feeds(ir, 1u)) { c = add_scaled(c, f32(weight[tap_at - role.wstr.x]), win); }
+                if (feeds(ir, 2u)) { d = add_scaled(d, f32(weight[tap_at - 2u * role.wstr.x]), win); }
+                if (feeds(ir, 3u)) { e = add_scaled(e, f32(weight[tap_at - 3u * role.wstr.x]), win); }
                 win = slide(win, tap(row, s + i32(SLIDE + v), len, p_slide));
             }
         }

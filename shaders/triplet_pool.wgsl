@@ -38,14 +38,14 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read_write> y: array<Elem>;
 
 fn put(at: u32, role_at: vec2<u32>, m: f32, mean: f32) {
     if (HAS_MAX) {
-        y[at + role_at.x] = m;
+        y[at + role_at.x] = Elem(m);
     }
-    y[at + role_at.y] = mean;
+    y[at + role_at.y] = Elem(mean);
 }
 
 fn line(o: u32, role: Role) {
@@ -56,10 +56,10 @@ fn line(o: u32, role: Role) {
     let count = role.u.z;
     let base = n * p.x_image + a * role.u.w + b * role.v.x;
     let stride = role.v.y;
-    var m = x[base];
+    var m = f32(x[base]);
     var s = 0.0;
     for (var j = 0u; j < count; j++) {
-        let v = x[base + j * stride];
+        let v = f32(x[base + j * stride]);
         m = max(m, v);
         s += v;
     }
@@ -76,15 +76,15 @@ fn plane(o: u32, role: Role) {
     var col_max: array<f32, MAXW>;
     var col_sum: array<f32, MAXW>;
     for (var j = 0u; j < w; j++) {
-        col_max[j] = x[base + j];
+        col_max[j] = f32(x[base + j]);
         col_sum[j] = 0.0;
     }
     for (var i = 0u; i < h; i++) {
         let row = base + i * w;
-        var m = x[row];
+        var m = f32(x[row]);
         var s = 0.0;
         for (var j = 0u; j < w; j++) {
-            let v = x[row + j];
+            let v = f32(x[row + j]);
             s += v;
             col_sum[j] += v;
             if (HAS_MAX) {
@@ -105,12 +105,12 @@ fn finish(o: u32, role: Role) {
     let q = o % plane;
     let out = n * p.out_image;
     let first = out + role.u.w + q;
-    var m = y[first];
-    var s = y[first + plane];
+    var m = f32(y[first]);
+    var s = f32(y[first + plane]);
     for (var g = 1u; g < role.u.y; g++) {
         let at = first + g * 2u * plane;
-        m = max(m, y[at]);
-        s += y[at + plane];
+        m = max(m, f32(y[at]));
+        s += f32(y[at + plane]);
     }
     put(out + q, role.v.xy, m, s / f32(role.u.z));
 }

@@ -30,19 +30,19 @@ struct Params {
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<Elem>;
+@group(0) @binding(2) var<storage, read_write> y: array<Elem>;
 
 fn load4(at: vec4<u32>) -> vec4<f32> {
-    return vec4<f32>(x[at.x], x[at.y], x[at.z], x[at.w]);
+    return vec4<f32>(f32(x[at.x]), f32(x[at.y]), f32(x[at.z]), f32(x[at.w]));
 }
 
 // The max or mean of each live channel at its own offset `at` (+ `role_at`).
 fn put4(at: vec4<u32>, live: vec4<bool>, role_at: vec2<u32>, m: vec4<f32>, mean: vec4<f32>) {
-    if (live.x) { y[at.x + role_at.x] = m.x; y[at.x + role_at.y] = mean.x; }
-    if (live.y) { y[at.y + role_at.x] = m.y; y[at.y + role_at.y] = mean.y; }
-    if (live.z) { y[at.z + role_at.x] = m.z; y[at.z + role_at.y] = mean.z; }
-    if (live.w) { y[at.w + role_at.x] = m.w; y[at.w + role_at.y] = mean.w; }
+    if (live.x) { y[at.x + role_at.x] = Elem(m.x); y[at.x + role_at.y] = Elem(mean.x); }
+    if (live.y) { y[at.y + role_at.x] = Elem(m.y); y[at.y + role_at.y] = Elem(mean.y); }
+    if (live.z) { y[at.z + role_at.x] = Elem(m.z); y[at.z + role_at.y] = Elem(mean.z); }
+    if (live.w) { y[at.w + role_at.x] = Elem(m.w); y[at.w + role_at.y] = Elem(mean.w); }
 }
 
 @compute @workgroup_size(GROUP)
@@ -88,8 +88,8 @@ fn main(
             let group_max = subgroupMax(max(max(v.x, v.y), max(v.z, v.w)));
             let group_sum = subgroupAdd((kept.x + kept.y) + (kept.z + kept.w));
             if (lane == 0u) {
-                y[scratch + i * w + j] = group_max;
-                y[scratch + plane + i * w + j] = group_sum;
+                y[scratch + i * w + j] = Elem(group_max);
+                y[scratch + plane + i * w + j] = Elem(group_sum);
             }
         }
         put4(out + vec4(i * p.rows.z) + c * p.rows.w, live, p.rows.xy, m, s / f32(w));

@@ -14,6 +14,7 @@ pub mod kernels;
 pub mod models;
 pub mod npy;
 pub mod ops;
+pub mod precision;
 pub mod reference;
 pub mod tensor;
 #[cfg(target_arch = "wasm32")]
@@ -21,4 +22,5 @@ pub mod web;
 pub mod weights;
 
 pub use error::{Error, Result};
+pub use precision::Precision;
 pub use tensor::Tensor;

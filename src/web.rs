@@ -9,7 +9,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::classify::{decode, Classifier, Preprocess};
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuOptions};
+use crate::gpu::{Gpu, GpuOptions, Precision};
 use crate::models::{self, Options};
 use crate::weights::StateDict;
 
@@ -221,7 +221,7 @@ pub fn browser_kernels() -> String {
     let kernels: Vec<serde_json::Value> = crate::kernels::all()
         .into_iter()
         .filter(|k| k.features.is_empty())
-        .map(|k| serde_json::json!({"name": k.name, "wgsl": k.wgsl()}))
+        .map(|k| serde_json::json!({"name": k.name, "wgsl": k.wgsl(Precision::F32)}))
         .collect();
     serde_json::Value::Array(kernels).to_string()
 }

@@ -145,6 +145,50 @@ fn run_writes_the_same_output_on_gpu_and_cpu() {
     assert!(diff < 1e-5, "gpu and cpu differ by {diff}");
 }
 
+/// `--precision f16` stores tensors as f16: on the GPU and on the CPU reference (which rounds
+/// the same values) the outputs agree to within one f16 step of the largest value (2^-11 of
+/// order-1 values: a sum's order can tip a rounding), and both differ from float32 by the
+/// rounding, visibly but by less than 3e-3 relative. A precision that does not exist is refused.
+#[test]
+fn run_at_f16_rounds_on_gpu_and_cpu_alike() {
+    let d = Dir::new("f16");
+    let (w, x) = (d.path("w.safetensors"), d.path("x.npy"));
+    write_weights(&w, &ta_weights(None));
+    gaze::npy::write(&x, &input(&[2, 5, 7, 9])).unwrap();
+    let mut outs = Vec::new();
+    for (precision, device) in [("f16", "gpu"), ("f16", "cpu"), ("f32", "cpu")] {
+        let y = d.path(&format!("y-{precision}-{device}.npy"));
+        let mut args = vec!["--precision", precision];
+        args.extend(run_args(&w, &x, &y, device));
+        let out = gaze(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        outs.push(gaze::npy::read(&y).unwrap());
+    }
+    let max_diff = |a: &gaze::Tensor, b: &gaze::Tensor| {
+        a.data()
+            .iter()
+            .zip(b.data())
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max)
+    };
+    let largest = outs[2].data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let same = max_diff(&outs[0], &outs[1]);
+    assert!(same <= largest / 2048.0, "f16 gpu and cpu differ by {same}");
+    let rounding = max_diff(&outs[0], &outs[2]);
+    assert!(
+        rounding > 0.0 && rounding < 3e-3 * largest,
+        "f16 and f32 differ by {rounding} (largest value {largest})"
+    );
+    let y = d.path("y.npy");
+    let mut args = vec!["--precision", "f64"];
+    args.extend(run_args(&w, &x, &y, "gpu"));
+    fails(&args, "f64");
+}
+
 #[test]
 fn checkpoint_problems_name_the_key() {
     let d = Dir::new("keys");
@@ -382,6 +426,7 @@ fn bench_reports_json_and_pairs_against_a_baseline() {
         assert!(v.is_finite() && v > 0.0, "{key} = {}", report[key]);
     }
     assert_eq!(report["arch"], "triplet_attention");
+    assert_eq!(report["precision"], "f32");
     assert_eq!(report["size"], serde_json::json!([8, 8]));
     assert!(report["peak_buffer_bytes"].as_u64().unwrap_or(0) > 0);
     let ops = report["ops"].as_array().unwrap();

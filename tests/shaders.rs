@@ -1,17 +1,34 @@
 //! Every WGSL kernel parses and validates with naga (with exactly the device features it
-//! declares), and every shader file belongs to a kernel.
+//! declares) at both precisions, and every shader file belongs to a kernel.
 
 use std::collections::HashSet;
 
+use gaze::gpu::Precision;
+
+/// At f16 a load that is not converted to f32, or a store not converted to `Elem`, is a type
+/// error; at f32 the same mistake would pass, so both are checked.
 #[test]
-fn naga_validates_every_kernel() {
+fn naga_validates_every_kernel_at_both_precisions() {
     let kernels = gaze::kernels::all();
     assert!(!kernels.is_empty());
-    let failures: Vec<String> = kernels
+    let failures: Vec<String> = [Precision::F32, Precision::F16]
         .iter()
-        .filter_map(|k| k.validate().err().map(|e| e.to_string()))
+        .flat_map(|&p| kernels.iter().map(move |k| (k, p)))
+        .filter_map(|(k, p)| k.validate(p).err().map(|e| format!("{p}: {e}")))
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// f16 kernels need shader-f16: on a device without it they fail naming the feature.
+#[test]
+fn f16_kernels_need_shader_f16() {
+    for k in gaze::kernels::all() {
+        let err = k
+            .validate_for(k.features, Precision::F16)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(k.name) && err.contains("SHADER_F16"), "{err}");
+    }
 }
 
 #[test]
@@ -48,7 +65,7 @@ fn a_broken_shader_is_reported_with_its_name() {
         source: "@compute @workgroup_size(64) fn main() { let x: f32 = undefined_thing; }",
         features: wgpu::Features::empty(),
     };
-    let err = broken.validate().unwrap_err().to_string();
+    let err = broken.validate(Precision::F32).unwrap_err().to_string();
     assert!(
         err.contains("broken_example") && err.contains("undefined_thing"),
         "{err}"
@@ -63,13 +80,17 @@ fn kernels_need_only_the_features_they_declare() {
     let none = wgpu::Features::empty();
     let mut needing = Vec::new();
     for k in gaze::kernels::all() {
-        let without = k.validate_for(none);
+        let without = k.validate_for(none, Precision::F32);
         if k.features.is_empty() {
             assert!(without.is_ok(), "{}: {}", k.name, without.unwrap_err());
         } else {
             let err = without.unwrap_err().to_string();
             assert!(err.contains(k.name) && err.contains("SUBGROUP"), "{err}");
-            assert!(k.validate_for(k.features).is_ok(), "{}", k.name);
+            assert!(
+                k.validate_for(k.features, Precision::F32).is_ok(),
+                "{}",
+                k.name
+            );
             needing.push(k.name);
         }
     }
@@ -87,11 +108,11 @@ fn undeclared_subgroup_use_is_rejected() {
         source,
         features: wgpu::Features::empty(),
     };
-    let err = undeclared.validate().unwrap_err().to_string();
+    let err = undeclared.validate(Precision::F32).unwrap_err().to_string();
     assert!(err.contains("undeclared_subgroups"), "{err}");
     let declared = gaze::gpu::Kernel {
         features: wgpu::Features::SUBGROUP,
         ..undeclared
     };
-    assert!(declared.validate().is_ok());
+    assert!(declared.validate(Precision::F32).is_ok());
 }

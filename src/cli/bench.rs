@@ -205,8 +205,11 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
         .sum();
     let gflops = 2.0 * macs as f64 / (median_ms / 1e3) / 1e9;
     let peak_gflops = peak::measure_gflops(&gpu)?;
-    let plan = model.memory_plan(&shapes)?;
-    let weight_bytes: u64 = graph.weights().map(|t| t.numel() as u64 * 4).sum();
+    let plan = model.memory_plan(&shapes, gpu.precision())?;
+    let weight_bytes: u64 = graph
+        .weights()
+        .map(|t| t.numel() as u64 * gpu.precision().bytes())
+        .sum();
 
     // Per-op GPU time: dispatches grouped by the model part that issued them.
     let mut by_part: BTreeMap<String, f64> = BTreeMap::new();
@@ -231,6 +234,7 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
         let report = serde_json::json!({
             "arch": args.arch,
             "adapter": gpu.adapter_name(),
+            "precision": gpu.precision().name(),
             "batch": args.batch,
             "size": [h, w],
             "iters": args.iters,
@@ -257,11 +261,12 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
         return super::say(report);
     }
     super::say(format!(
-        "{} on {} ({}), batch {}, {h}×{w}",
+        "{} on {} ({}), batch {}, {h}×{w}, tensors stored as {}",
         args.arch,
         gpu.adapter_name(),
         gpu.backend(),
-        args.batch
+        args.batch,
+        gpu.precision()
     ))?;
     super::say(format!(
         "  cold start (upload, pipelines, first run): {cold_ms:.1} ms"

@@ -5,7 +5,7 @@ use clap::Args;
 use super::run::Device;
 use crate::classify::{parse_manifest, Classification, Classifier, Preprocess};
 use crate::error::Error;
-use crate::gpu::{Gpu, GpuOptions};
+use crate::gpu::{Gpu, GpuOptions, Precision};
 use crate::models;
 use crate::weights::StateDict;
 use crate::Result;
@@ -111,6 +111,12 @@ fn report(path: &str, c: &Classification, device: &str, json: bool) -> Result<()
 pub fn run(args: &ClassifyArgs, gpu_options: &GpuOptions) -> Result<()> {
     let gpu = match args.device {
         Device::Gpu => Some(Gpu::new_blocking(gpu_options)?),
+        Device::Cpu if gpu_options.precision != Precision::F32 => {
+            return Err(Error::Invalid(format!(
+                "classify on the CPU runs f32; --precision {} applies to --device gpu",
+                gpu_options.precision
+            )))
+        }
         Device::Cpu => None,
     };
     let model = classifier(args, gpu)?;

@@ -93,7 +93,7 @@ pub fn run(args: &EvalArgs, gpu_options: &GpuOptions) -> Result<()> {
         let x = normalized_batch(&set, start..start + n, 3);
         let logits = match (&gpu, on_gpu) {
             (Some(g), Some(m)) => m.run_blocking(g, &[x])?,
-            _ => cpu::run(graph, &[x])?,
+            _ => cpu::run_at(graph, &[x], gpu_options.precision)?,
         };
         let classes = logits.numel() / n;
         for (i, row) in logits.data().chunks_exact(classes).enumerate() {

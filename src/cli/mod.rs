@@ -10,7 +10,7 @@ mod serve;
 
 use clap::{Parser, Subcommand};
 
-use crate::gpu::GpuOptions;
+use crate::gpu::{GpuOptions, Precision};
 use crate::Result;
 
 #[derive(Parser)]
@@ -23,6 +23,10 @@ pub struct Cli {
     /// Use the adapter whose name contains this text (case-insensitive); also `GAZE_ADAPTER`.
     #[arg(long, global = true)]
     adapter: Option<String>,
+    /// How the GPU stores tensors: f32, or f16 (half the bytes; arithmetic stays f32; needs an
+    /// adapter with shader-f16).
+    #[arg(long, global = true, default_value = "f32")]
+    precision: Precision,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,6 +57,7 @@ impl Cli {
     fn gpu_options(&self) -> GpuOptions {
         GpuOptions {
             adapter: self.adapter.clone(),
+            precision: self.precision,
             ..Default::default()
         }
     }

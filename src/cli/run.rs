@@ -10,7 +10,7 @@ use crate::{npy, Result};
 pub enum Device {
     /// The WGSL kernels on the chosen adapter.
     Gpu,
-    /// The CPU reference.
+    /// The CPU reference (at `--precision f16`, rounding every stored value as the GPU does).
     Cpu,
 }
 
@@ -46,7 +46,7 @@ pub fn run(args: &RunArgs, gpu_options: &GpuOptions) -> Result<()> {
     let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
     let graph = models::build(&args.arch, &sd, &shapes, &opts)?;
     let output = match args.device {
-        Device::Cpu => cpu::run(&graph, &inputs)?,
+        Device::Cpu => cpu::run_at(&graph, &inputs, gpu_options.precision)?,
         Device::Gpu => {
             let gpu = Gpu::new_blocking(gpu_options)?;
             GpuGraph::new(&gpu, &graph)?.run_blocking(&gpu, &inputs)?

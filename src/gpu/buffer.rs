@@ -1,6 +1,6 @@
 //! Tensors on the device, upload and readback.
 
-use super::Gpu;
+use super::{Gpu, Precision};
 use crate::error::{Error, Result};
 use crate::tensor::{numel, Tensor};
 
@@ -17,12 +17,14 @@ pub(crate) fn request_map(buffer: &wgpu::Buffer) -> MapRequest {
     receiver
 }
 
-/// A float32 tensor in a storage buffer, from byte `offset` on. Cloning shares the buffer.
+/// A tensor in a storage buffer, from byte `offset` on, its elements stored at `precision`.
+/// Cloning shares the buffer.
 #[derive(Clone, Debug)]
 pub struct GpuTensor {
     pub(crate) buffer: wgpu::Buffer,
     pub(crate) offset: u64,
     shape: Vec<usize>,
+    precision: Precision,
 }
 
 impl GpuTensor {
@@ -34,8 +36,18 @@ impl GpuTensor {
         numel(&self.shape)
     }
 
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     pub fn bytes(&self) -> u64 {
-        self.numel() as u64 * 4
+        self.numel() as u64 * self.precision.bytes()
+    }
+
+    /// `bytes()` rounded up to whole 4-byte words: what a copy of the tensor moves. Buffers
+    /// are allocated in words, so the padding is always there.
+    pub(crate) fn word_bytes(&self) -> u64 {
+        self.bytes().next_multiple_of(4).max(4)
     }
 
     pub fn buffer(&self) -> &wgpu::Buffer {
@@ -50,7 +62,7 @@ impl GpuTensor {
     /// The same buffer seen with another shape that fits in it (reshape, or a planned buffer
     /// reused by a smaller tensor).
     pub fn view(&self, shape: &[usize]) -> Result<GpuTensor> {
-        let needed = (numel(shape) as u64).saturating_mul(4);
+        let needed = (numel(shape) as u64).saturating_mul(self.precision.bytes());
         if needed > self.capacity() {
             return Err(Error::Invalid(format!(
                 "a view of shape {shape:?} needs {needed} bytes, the buffer has {}",
@@ -61,6 +73,7 @@ impl GpuTensor {
             buffer: self.buffer.clone(),
             offset: self.offset,
             shape: shape.to_vec(),
+            precision: self.precision,
         })
     }
 
@@ -78,6 +91,7 @@ impl GpuTensor {
             buffer: self.buffer.clone(),
             offset,
             shape,
+            precision: self.precision,
         })
     }
 }
@@ -87,8 +101,11 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST);
 
 impl Gpu {
+    /// The bytes of a buffer for a tensor of `shape`, in whole words.
     fn check_buffer_size(&self, shape: &[usize]) -> Result<u64> {
-        let bytes = (numel(shape) as u64).saturating_mul(4);
+        let bytes = (numel(shape) as u64)
+            .saturating_mul(self.precision().bytes())
+            .next_multiple_of(4);
         if bytes > self.limits().max_buffer_size {
             return Err(Error::Limit {
                 what: format!("a tensor of shape {shape:?}"),
@@ -132,25 +149,23 @@ impl Gpu {
             buffer,
             offset: 0,
             shape: shape.to_vec(),
+            precision: self.precision(),
         })
     }
 
     pub fn upload(&self, t: &Tensor) -> Result<GpuTensor> {
         self.check_buffer_size(t.shape())?;
-        let contents: &[u8] = if t.numel() == 0 {
-            &[0; 4]
-        } else {
-            bytemuck::cast_slice(t.data())
-        };
-        let buffer = self.buffer_with(None, contents, STORAGE);
+        let buffer = self.buffer_with(None, &self.precision().encode(t.data()), STORAGE);
         Ok(GpuTensor {
             buffer,
             offset: 0,
             shape: t.shape().to_vec(),
+            precision: self.precision(),
         })
     }
 
-    /// Writes host values into an existing device tensor of the same shape.
+    /// Writes host values into an existing device tensor of the same shape (the padding of an
+    /// odd number of f16 values too, which lies inside the buffer's last word).
     pub fn write(&self, dst: &GpuTensor, t: &Tensor) -> Result<()> {
         if dst.shape() != t.shape() {
             return Err(Error::Invalid(format!(
@@ -160,8 +175,8 @@ impl Gpu {
             )));
         }
         if t.numel() > 0 {
-            self.queue
-                .write_buffer(&dst.buffer, dst.offset, bytemuck::cast_slice(t.data()));
+            let bytes = dst.precision.encode(t.data());
+            self.queue.write_buffer(&dst.buffer, dst.offset, &bytes);
         }
         Ok(())
     }
@@ -180,7 +195,7 @@ impl Gpu {
         let staging: Vec<wgpu::Buffer> = ts
             .iter()
             .map(|t| {
-                let size = t.bytes().max(4);
+                let size = t.word_bytes();
                 let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("readback"),
                     size,
@@ -197,9 +212,10 @@ impl Gpu {
         self.wait()?;
         let mut out = Vec::with_capacity(ts.len());
         for ((t, buffer), request) in ts.iter().zip(&staging).zip(requests) {
-            let data = self
-                .mapped::<f32>(buffer, request, t.bytes(), "readback")
+            let bytes = self
+                .mapped::<u8>(buffer, request, t.bytes(), "readback")
                 .await?;
+            let data = t.precision.decode(&bytes, t.numel());
             out.push(Tensor::new(t.shape().to_vec(), data)?);
         }
         self.check_lost()?;

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use super::pipeline::PipelineCache;
+use super::Precision;
 use crate::error::{Error, Result};
 
 /// How to pick the adapter. `name` is a case-insensitive substring of the adapter name
@@ -13,6 +14,8 @@ pub struct GpuOptions {
     /// Lower some device limits below the adapter's (tests use this to exercise the
     /// work-splitting paths on any adapter).
     pub limit_overrides: LimitOverrides,
+    /// How tensors are stored; f16 needs an adapter with shader-f16.
+    pub precision: Precision,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -41,6 +44,7 @@ pub struct Gpu {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     features: wgpu::Features,
+    precision: Precision,
     pub(crate) pipelines: PipelineCache,
     lost: Arc<Mutex<Option<String>>>,
     errors: Arc<Mutex<Vec<String>>>,
@@ -154,6 +158,18 @@ impl Gpu {
                 limits.max_storage_buffer_binding_size.min(max);
         }
         let features = adapter.features() & helpful_features(info.backend);
+        let missing = options.precision.features() - features;
+        if !missing.is_empty() {
+            return Err(Error::Device {
+                adapter: info.name.clone(),
+                msg: format!(
+                    "precision {} needs {}, which this adapter lacks (it has: {})",
+                    options.precision,
+                    feature_names(missing).join(", "),
+                    feature_names(features).join(", ")
+                ),
+            });
+        }
         let descriptor = wgpu::DeviceDescriptor {
             label: Some("gaze"),
             required_features: features,
@@ -193,6 +209,7 @@ impl Gpu {
             info,
             limits,
             features,
+            precision: options.precision,
             pipelines: PipelineCache::default(),
             lost,
             errors,
@@ -221,6 +238,11 @@ impl Gpu {
 
     pub fn features(&self) -> wgpu::Features {
         self.features
+    }
+
+    /// How this device's tensors are stored.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The smallest and largest subgroup the adapter may run (equal where it is fixed, as on

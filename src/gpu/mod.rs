@@ -6,6 +6,7 @@ mod pipeline;
 mod recorder;
 mod split;
 
+pub use crate::precision::Precision;
 pub use buffer::GpuTensor;
 pub use context::{list_adapters, AdapterSummary, Gpu, GpuOptions, LimitOverrides};
 pub use pipeline::{Constants, Kernel, COMMON_WGSL};

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::Gpu;
+use super::{Gpu, Precision};
 use crate::error::{Error, Result};
 
 /// Helpers every shader may use (activations, the flat invocation index); prepended to each kernel.
@@ -37,10 +37,13 @@ macro_rules! kernel {
 }
 
 /// What naga may accept in a shader for a device with `features`: the defaults, plus
-/// subgroup builtins (and subgroup barriers) where the device has them.
+/// subgroup builtins (and subgroup barriers) and f16 where the device has them.
 pub fn capabilities(features: wgpu::Features) -> naga::valid::Capabilities {
     use naga::valid::Capabilities;
     let mut caps = Capabilities::default();
+    if features.contains(wgpu::Features::SHADER_F16) {
+        caps |= Capabilities::SHADER_FLOAT16;
+    }
     if features.contains(wgpu::Features::SUBGROUP) {
         caps |= Capabilities::SUBGROUP;
     }
@@ -51,37 +54,46 @@ pub fn capabilities(features: wgpu::Features) -> naga::valid::Capabilities {
 }
 
 impl Kernel {
-    /// The full WGSL text handed to the compiler: common helpers, then the kernel.
-    pub fn wgsl(&self) -> String {
-        format!("{COMMON_WGSL}\n{}", self.source)
+    /// The full WGSL text handed to the compiler: the element type of tensors stored at
+    /// `precision`, common helpers, then the kernel.
+    pub fn wgsl(&self, precision: Precision) -> String {
+        format!("{}{COMMON_WGSL}\n{}", precision.wgsl_prelude(), self.source)
+    }
+
+    /// The features the kernel needs at `precision`: its own, plus shader-f16 for f16.
+    pub fn features_at(&self, precision: Precision) -> wgpu::Features {
+        self.features | precision.features()
     }
 
     /// Parses and validates the kernel with naga, so a broken shader is reported with its
     /// name and the offending line on every platform (the browser included) before wgpu sees it.
-    /// It may use exactly the features it declares.
-    pub fn validate(&self) -> Result<naga::Module> {
-        self.validate_for(self.features)
+    /// It may use exactly the features it declares (and f16 at that precision).
+    pub fn validate(&self, precision: Precision) -> Result<naga::Module> {
+        self.validate_for(self.features_at(precision), precision)
     }
 
     /// `validate` on a device with `features`: a kernel that needs one the device lacks fails
     /// here, naming it, rather than inside wgpu. Either way the shader may use only what the
     /// kernel declares, so one that uses subgroups without saying so fails on every device.
-    pub fn validate_for(&self, features: wgpu::Features) -> Result<naga::Module> {
-        let source = self.wgsl();
+    pub fn validate_for(
+        &self,
+        features: wgpu::Features,
+        precision: Precision,
+    ) -> Result<naga::Module> {
+        let source = self.wgsl(precision);
         let fail = |msg: String| Error::Shader {
             kernel: self.name.to_string(),
             msg,
         };
-        let missing = self.features - features;
+        let needed = self.features_at(precision);
+        let missing = needed - features;
         if !missing.is_empty() {
             return Err(fail(format!("needs the device feature(s) {missing:?}")));
         }
         let module = naga::front::wgsl::parse_str(&source)
             .map_err(|e| fail(e.emit_to_string_with_path(&source, self.name)))?;
-        let mut validator = naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            capabilities(self.features),
-        );
+        let mut validator =
+            naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities(needed));
         validator
             .validate(&module)
             .map_err(|e| fail(e.emit_to_string_with_path(&source, self.name)))?;
@@ -165,12 +177,12 @@ impl Gpu {
         {
             return Ok(m.clone());
         }
-        kernel.validate_for(self.features())?;
+        kernel.validate_for(self.features(), self.precision())?;
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(kernel.name),
-                source: wgpu::ShaderSource::Wgsl(kernel.wgsl().into()),
+                source: wgpu::ShaderSource::Wgsl(kernel.wgsl(self.precision()).into()),
             });
         self.pipelines
             .modules

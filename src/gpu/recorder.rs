@@ -151,7 +151,7 @@ impl<'g> Recorder<'g> {
                     resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                         buffer: &t.buffer,
                         offset: t.offset,
-                        size: wgpu::BufferSize::new(t.bytes().max(4)),
+                        size: wgpu::BufferSize::new(t.word_bytes()),
                     }),
                 }),
         );
@@ -187,11 +187,21 @@ impl<'g> Recorder<'g> {
         dst: &GpuTensor,
         dst_offset: u64,
         bytes: u64,
-    ) {
-        self.flush();
+    ) -> Result<()> {
         let (from, to) = (src.offset + src_offset, dst.offset + dst_offset);
+        let word = wgpu::COPY_BUFFER_ALIGNMENT;
+        if [from, to, bytes].iter().any(|v| !v.is_multiple_of(word)) {
+            return Err(Error::Invalid(format!(
+                "cannot copy {bytes} bytes of a tensor of shape {:?} from byte {from} to byte \
+                 {to}: buffer copies move whole {word}-byte words (an odd number of f16 values \
+                 per image; use --precision f32 for this shape)",
+                src.shape()
+            )));
+        }
+        self.flush();
         self.encoder
             .copy_buffer_to_buffer(&src.buffer, from, &dst.buffer, to, bytes);
+        Ok(())
     }
 
     fn flush(&mut self) {

@@ -59,7 +59,7 @@ impl Recorder<'_> {
                     encode(self, &refs, &part_out)?;
                     let per_image = out.bytes() / n as u64;
                     let at = start as u64 * per_image;
-                    self.copy(&part_out, 0, out, at, count as u64 * per_image);
+                    self.copy(&part_out, 0, out, at, count as u64 * per_image)?;
                 }
             }
             start += count;
@@ -86,7 +86,7 @@ impl Recorder<'_> {
             &part,
             0,
             count as u64 * per_image,
-        );
+        )?;
         Ok(part)
     }
 }

@@ -3,6 +3,7 @@
 use super::{Graph, Op, ValueId};
 use crate::error::{Error, Result};
 use crate::ops::conv::Epilogue;
+use crate::precision::Precision;
 use crate::reference as r;
 use crate::tensor::Tensor;
 
@@ -34,6 +35,38 @@ pub fn run_keeping(
     inputs: &[Tensor],
     keep: &[ValueId],
 ) -> Result<(Tensor, Vec<Tensor>)> {
+    run_keeping_at(graph, inputs, keep, Precision::F32)
+}
+
+/// `run` with every weight, input and op output rounded as the GPU stores them at
+/// `precision`: the reference for the GPU's f16 path (arithmetic stays f32 on both).
+pub fn run_at(graph: &Graph<Tensor>, inputs: &[Tensor], precision: Precision) -> Result<Tensor> {
+    Ok(run_keeping_at(graph, inputs, &[], precision)?.0)
+}
+
+/// `run_keeping` at `precision` (see `run_at`).
+pub fn run_keeping_at(
+    graph: &Graph<Tensor>,
+    inputs: &[Tensor],
+    keep: &[ValueId],
+    precision: Precision,
+) -> Result<(Tensor, Vec<Tensor>)> {
+    if precision != Precision::F32 {
+        let stored = |t: &Tensor| Tensor::from_fn(t.shape(), |i| precision.round(t.data()[i]));
+        let graph = graph.map(|t| Ok(stored(t)))?;
+        let inputs: Vec<Tensor> = inputs.iter().map(stored).collect();
+        return run_rounded(&graph, &inputs, keep, &|t| stored(&t));
+    }
+    run_rounded(graph, inputs, keep, &|t| t)
+}
+
+/// Runs the graph, passing every op's output through `store`.
+fn run_rounded(
+    graph: &Graph<Tensor>,
+    inputs: &[Tensor],
+    keep: &[ValueId],
+    store: &dyn Fn(Tensor) -> Tensor,
+) -> Result<(Tensor, Vec<Tensor>)> {
     let shapes: Vec<&[usize]> = inputs.iter().map(Tensor::shape).collect();
     graph.shapes(&shapes)?;
     let last = last_uses(graph, keep)?;
@@ -49,7 +82,7 @@ pub fn run_keeping(
             })
             .collect::<Result<_>>()?;
         let out = eval(&node.op, &ins, inputs)?;
-        values[i] = Some(out);
+        values[i] = Some(store(out));
         for &v in &node.inputs {
             if last[v] == i {
                 values[v] = None;

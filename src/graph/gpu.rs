@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use super::cpu::last_uses;
 use super::{Graph, Op, ValueId};
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTensor, Recorder};
+use crate::gpu::{Gpu, GpuTensor, Precision, Recorder};
 use crate::kernels as k;
 use crate::ops::conv::Epilogue;
 use crate::tensor::{numel, Tensor};
@@ -40,7 +40,12 @@ fn root<T>(graph: &Graph<T>, mut v: usize) -> usize {
     v
 }
 
-fn plan<T>(graph: &Graph<T>, shapes: &[Vec<usize>], keep: &[ValueId]) -> Result<MemoryPlan> {
+fn plan<T>(
+    graph: &Graph<T>,
+    shapes: &[Vec<usize>],
+    keep: &[ValueId],
+    precision: Precision,
+) -> Result<MemoryPlan> {
     let nodes = graph.nodes();
     let mut last = last_uses(graph, keep)?;
     for v in 0..nodes.len() {
@@ -49,7 +54,12 @@ fn plan<T>(graph: &Graph<T>, shapes: &[Vec<usize>], keep: &[ValueId]) -> Result<
             last[r] = last[r].max(last[v]);
         }
     }
-    let bytes = |v: usize| (numel(&shapes[v]) as u64 * 4).max(4);
+    // Whole words, as the buffers are allocated.
+    let bytes = |v: usize| {
+        (numel(&shapes[v]) as u64 * precision.bytes())
+            .next_multiple_of(4)
+            .max(4)
+    };
     let mut slot_of = vec![None; nodes.len()];
     let mut slot_bytes: Vec<u64> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
@@ -128,11 +138,12 @@ impl GpuGraph {
     ) -> Result<Prepared> {
         let refs: Vec<&[usize]> = input_shapes.iter().map(Vec::as_slice).collect();
         let shapes = self.graph.shapes(&refs)?;
-        let plan = plan(&self.graph, &shapes, keep)?;
+        let precision = gpu.precision();
+        let plan = plan(&self.graph, &shapes, keep, precision)?;
         let buffers: Vec<GpuTensor> = plan
             .slot_bytes
             .iter()
-            .map(|&b| gpu.empty(&[(b / 4) as usize]))
+            .map(|&b| gpu.empty(&[(b / precision.bytes()) as usize]))
             .collect::<Result<_>>()?;
         let values = self
             .graph
@@ -152,13 +163,18 @@ impl GpuGraph {
         })
     }
 
-    /// The memory plan for these input shapes.
-    pub fn memory_plan(&self, input_shapes: &[Vec<usize>]) -> Result<MemoryPlan> {
+    /// The memory plan for these input shapes, tensors stored at `precision`.
+    pub fn memory_plan(
+        &self,
+        input_shapes: &[Vec<usize>],
+        precision: Precision,
+    ) -> Result<MemoryPlan> {
         let refs: Vec<&[usize]> = input_shapes.iter().map(Vec::as_slice).collect();
         plan(
             &self.graph,
             &self.graph.shapes(&refs)?,
             &self.kept_with(&[]),
+            precision,
         )
     }
 

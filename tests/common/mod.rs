@@ -13,6 +13,23 @@ use gaze::Tensor;
 /// while a wrong index, tap or channel shows up as errors of 1e-2 and more.
 pub const FP32_REL_L2: f64 = 1e-5;
 
+/// Relative L2 error allowed between a kernel or module run with f16 storage and the CPU
+/// reference rounding the same values to f16 (`cpu::run_at`). Both round the same inputs and
+/// weights and compute in f32; they differ only where sums taken in another order fall on
+/// either side of an f16 rounding boundary: one f16 step (at most 2^-11 = 4.9e-4 relative) at a
+/// few elements. 2.5e-4 allows a quarter of all elements to differ so; measured 0 to 3.4e-5,
+/// while a wrong index or a lost conversion gives 1e-2 and more.
+pub const F16_SAME_ROUNDING_REL_L2: f64 = 2.5e-4;
+
+/// Relative L2 error allowed between a network or module run with f16 storage and the float32
+/// reference. Every input, weight and op output is rounded once to f16 (relative error at most
+/// 4.9e-4, about 2.8e-4 RMS); the errors of successive layers add up partly, and normalized
+/// layers keep the gain near one. Measured: 3.1 to 6.1e-4 on the modules, 4.4 to 14e-4 on
+/// ResNet-18-TA, MobileNetV2-CA and AFF-ResNet-18 with stand-in weights. 3e-3 is six f16 unit
+/// roundoffs. (Networks that amplify rounding errors need more: tests/parity.rs scales its f16
+/// tolerance by each case's own float32 sensitivity.)
+pub const F16_REL_L2: f64 = 3e-3;
+
 /// The test device. A missing adapter fails the test: CI has lavapipe, so a skip would hide
 /// a broken setup.
 pub fn gpu() -> &'static Gpu {
@@ -20,6 +37,19 @@ pub fn gpu() -> &'static Gpu {
     GPU.get_or_init(|| match Gpu::new_blocking(&GpuOptions::default()) {
         Ok(gpu) => gpu,
         Err(e) => panic!("GPU tests need an adapter (lavapipe in CI): {e}"),
+    })
+}
+
+/// The test device storing tensors as f16 (lavapipe has shader-f16, so CI runs these).
+pub fn gpu_f16() -> &'static Gpu {
+    static GPU: OnceLock<Gpu> = OnceLock::new();
+    GPU.get_or_init(|| {
+        let options = GpuOptions {
+            precision: gaze::gpu::Precision::F16,
+            ..Default::default()
+        };
+        Gpu::new_blocking(&options)
+            .unwrap_or_else(|e| panic!("f16 tests need an adapter with shader-f16: {e}"))
     })
 }
 

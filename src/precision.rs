@@ -1,0 +1,108 @@
+//! The element type of every tensor on the device (and its emulation by the CPU reference).
+//!
+//! Kernels declare their tensors as `array<Elem>`, load them with `f32(x[i])` and store
+//! `Elem(v)`: the prelude below makes `Elem` f32 or f16. Arithmetic and accumulation stay in
+//! f32 either way, so f16 halves the bytes every kernel moves (what bounds these kernels) and
+//! rounds each stored value to 11 significant bits, nothing more.
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    #[default]
+    F32,
+    /// Tensors stored as IEEE half floats; needs the adapter's shader-f16.
+    F16,
+}
+
+impl Precision {
+    /// Bytes of one stored element.
+    pub const fn bytes(self) -> u64 {
+        match self {
+            Precision::F32 => 4,
+            Precision::F16 => 2,
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+
+    /// The WGSL put before every kernel; `enable` must come before any declaration.
+    pub const fn wgsl_prelude(self) -> &'static str {
+        match self {
+            Precision::F32 => "alias Elem = f32;\n",
+            Precision::F16 => "enable f16;\nalias Elem = f16;\n",
+        }
+    }
+
+    /// The device features a kernel needs to be built at this precision.
+    pub fn features(self) -> wgpu::Features {
+        match self {
+            Precision::F32 => wgpu::Features::empty(),
+            Precision::F16 => wgpu::Features::SHADER_F16,
+        }
+    }
+
+    /// `v` as stored: rounded to the nearest f16 (what the CPU reference does to every value it
+    /// keeps, to check the f16 kernels against the same rounding).
+    pub fn round(self, v: f32) -> f32 {
+        match self {
+            Precision::F32 => v,
+            Precision::F16 => half::f16::from_f32(v).to_f32(),
+        }
+    }
+
+    /// Host values as the device stores them, padded to whole 4-byte words (queue writes and
+    /// buffer copies move words).
+    pub fn encode(self, values: &[f32]) -> Vec<u8> {
+        let mut bytes: Vec<u8> = match self {
+            Precision::F32 => bytemuck::cast_slice(values).to_vec(),
+            Precision::F16 => values
+                .iter()
+                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                .collect(),
+        };
+        bytes.resize(bytes.len().next_multiple_of(4).max(4), 0);
+        bytes
+    }
+
+    /// `count` stored values back as f32.
+    pub fn decode(self, bytes: &[u8], count: usize) -> Vec<f32> {
+        match self {
+            Precision::F32 => bytes
+                .chunks_exact(4)
+                .take(count)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Precision::F16 => bytes
+                .chunks_exact(2)
+                .take(count)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "f32" => Ok(Precision::F32),
+            "f16" => Ok(Precision::F16),
+            _ => Err(Error::Invalid(format!(
+                "unknown precision `{s}` (expected f32 or f16)"
+            ))),
+        }
+    }
+}
