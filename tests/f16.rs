@@ -1,6 +1,6 @@
-//! `--precision f16`: tensors stored as f16, arithmetic in f32. Every kernel runs here: the
-//! attention modules and SAN through their module graphs, the convolution routes, pools,
-//! linear and softmax through whole networks, and the split path.
+//! `--precision f16`: tensors stored as f16, arithmetic in f32. The attention modules and
+//! SAN's (with its softmax and concat) run through their module graphs, the convolution
+//! routes, pools and classifiers through whole networks; then storage and the split path.
 
 mod common;
 
@@ -56,7 +56,7 @@ fn modules_at_f16_round_as_the_reference_does() {
 }
 
 /// Every convolution route (1×1 GEMM, general, depthwise, strided, with subgroups where the
-/// device has them), pools, the classifier and softmax-free heads, through three networks.
+/// device has them), the pools and the classifier, through three networks.
 #[test]
 fn networks_at_f16_stay_near_float32() {
     let cases: &[(&str, [usize; 4], &[&str])] = &[
