@@ -148,7 +148,8 @@ fn run_writes_the_same_output_on_gpu_and_cpu() {
 /// `--precision f16` stores tensors as f16: on the GPU and on the CPU reference (which rounds
 /// the same values) the outputs agree to within one f16 step of the largest value (2^-11 of
 /// order-1 values: a sum's order can tip a rounding), and both differ from float32 by the
-/// rounding, visibly but by less than 3e-3 relative. A precision that does not exist is refused.
+/// rounding, visibly but by less than 3e-3 relative. An overflow of f16 is reported as one; a
+/// precision that does not exist is refused.
 #[test]
 fn run_at_f16_rounds_on_gpu_and_cpu_alike() {
     let d = Dir::new("f16");
@@ -183,7 +184,18 @@ fn run_at_f16_rounds_on_gpu_and_cpu_alike() {
         rounding > 0.0 && rounding < 3e-3 * largest,
         "f16 and f32 differ by {rounding} (largest value {largest})"
     );
+    // Past f16's largest value the output is infinite, and run says why.
+    let big = d.path("big.npy");
+    let scaled = input(&[2, 5, 7, 9]);
+    let scaled = gaze::Tensor::from_fn(scaled.shape(), |i| 1e5 * scaled.data()[i]);
+    gaze::npy::write(&big, &scaled).unwrap();
     let y = d.path("y.npy");
+    let mut args = vec!["--precision", "f16"];
+    args.extend(run_args(&w, &big, &y, "gpu"));
+    let out = gaze(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("65504"), "{stderr}");
+
     let mut args = vec!["--precision", "f64"];
     args.extend(run_args(&w, &x, &y, "gpu"));
     fails(&args, "f64");

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{decode, imagenet_labels, softmax, top_k, Preprocess};
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, Precision};
 use crate::graph::gpu::GpuGraph;
 use crate::graph::{cpu, AttentionTap, Graph, ValueId};
 use crate::models::{self, Options};
@@ -167,10 +167,15 @@ impl Classifier {
             Backend::Cpu(graph) => cpu::run_keeping(graph, &[x], &keep)?,
         };
         if logits.data().iter().any(|v| !v.is_finite()) {
-            return Err(Error::Invalid(
-                "the model produced NaN or infinite logits for this image (are the weights finite?)"
-                    .into(),
-            ));
+            let f16 = self.gpu().is_some_and(|g| g.precision() == Precision::F16);
+            return Err(Error::Invalid(format!(
+                "the model produced NaN or infinite logits for this image ({})",
+                if f16 {
+                    "at --precision f16 a value beyond ±65504 overflows; try f32"
+                } else {
+                    "are the weights finite?"
+                }
+            )));
         }
         let probabilities = softmax(logits.data());
         let top = top_k(&probabilities, 5)
