@@ -31,6 +31,10 @@ struct SessionConfig {
     grayscale: bool,
     /// "auto" (WebGPU when the browser has it), "gpu" or "cpu".
     device: String,
+    /// "f32" (the default) or "f16": how the GPU stores tensors (`--precision`); f16 needs
+    /// device "gpu" and an adapter with shader-f16.
+    #[serde(default)]
+    precision: Option<String>,
 }
 
 impl SessionConfig {
@@ -51,13 +55,20 @@ fn js(e: Error) -> JsError {
     JsError::new(&e.to_string())
 }
 
-async fn open_gpu(device: &str) -> Result<Option<Gpu>> {
-    match device {
-        "cpu" => Ok(None),
-        "gpu" => Gpu::new(&GpuOptions::default()).await.map(Some),
+async fn open_gpu(device: &str, precision: Precision) -> Result<Option<Gpu>> {
+    let options = GpuOptions {
+        precision,
+        ..Default::default()
+    };
+    match (device, precision) {
+        ("gpu", _) => Gpu::new(&options).await.map(Some),
+        ("cpu", Precision::F32) => Ok(None),
         // No WebGPU (or no adapter): the CPU reference, which the page says plainly.
-        "auto" => Ok(Gpu::new(&GpuOptions::default()).await.ok()),
-        other => Err(Error::Invalid(format!(
+        ("auto", Precision::F32) => Ok(Gpu::new(&options).await.ok()),
+        ("cpu" | "auto", _) => Err(Error::Invalid(format!(
+            "precision {precision} needs device `gpu` (the CPU reference here runs f32)"
+        ))),
+        (other, _) => Err(Error::Invalid(format!(
             "device `{other}`: expected auto, gpu or cpu"
         ))),
     }
@@ -92,7 +103,11 @@ impl Session {
         };
         options.extend(config.options.clone());
         let preprocess = config.preprocess().map_err(js)?;
-        let gpu = open_gpu(&config.device).await.map_err(js)?;
+        let precision = match &config.precision {
+            Some(p) => p.parse().map_err(js)?,
+            None => Precision::F32,
+        };
+        let gpu = open_gpu(&config.device, precision).await.map_err(js)?;
         let model =
             Classifier::new(&arch, &sd, &options, config.labels, preprocess, gpu).map_err(js)?;
         Ok(Session {

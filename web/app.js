@@ -37,7 +37,8 @@ async function adapterLabel() {
 function deviceLabel() {
   const s = state.session;
   if (!s) return 'no model';
-  return s.on_gpu() ? `WebGPU · ${state.adapter || s.device()}` : s.device();
+  const f16 = state.sessionArgs?.[0].precision === 'f16' ? ' · f16' : '';
+  return s.on_gpu() ? `WebGPU · ${state.adapter || s.device()}${f16}` : s.device();
 }
 
 function showDevice() {
@@ -70,6 +71,12 @@ function device() {
   return forced === 'cpu' || forced === 'gpu' ? forced : 'auto';
 }
 
+// `?precision=f16` stores tensors as f16 on the GPU (with `?device=gpu`); the session refuses,
+// by name, a value it does not know or an adapter without shader-f16.
+function precision() {
+  return new URLSearchParams(location.search).get('precision') ?? 'f32';
+}
+
 async function openSession(config, bytes, name) {
   const session = await Session.create(JSON.stringify(config), bytes, name);
   state.session?.free();
@@ -89,6 +96,7 @@ async function loadBundled(entry) {
   const config = {
     arch: entry.arch, labels: entry.labels, input: entry.input, mean: entry.mean,
     std: entry.std, grayscale: entry.grayscale ?? false, options: entry.options ?? {}, device: device(),
+    precision: precision(),
   };
   await openSession(config, bytes, entry.weights);
   const accuracy = entry.pytorch_test_accuracy;
@@ -99,7 +107,7 @@ async function loadBundled(entry) {
 async function loadOwn(file) {
   $('model-info').textContent = `Loading ${file.name}…`;
   const bytes = new Uint8Array(await file.arrayBuffer());
-  const config = { arch: $('arch-select').value, device: device() };
+  const config = { arch: $('arch-select').value, device: device(), precision: precision() };
   const session = await openSession(config, bytes, file.name);
   $('model-info').textContent = `${session.arch()} from ${file.name}`;
 }

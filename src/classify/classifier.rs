@@ -117,7 +117,12 @@ impl Classifier {
     /// Where the model runs, for display: the adapter and its backend, or the CPU reference.
     pub fn device(&self) -> String {
         match &self.backend {
-            Backend::Gpu(on) => format!("{} ({})", on.0.adapter_name(), on.0.backend()),
+            Backend::Gpu(on) => format!(
+                "{} ({}), tensors stored as {}",
+                on.0.adapter_name(),
+                on.0.backend(),
+                on.0.precision()
+            ),
             Backend::Cpu(_) => "CPU reference (no GPU)".into(),
         }
     }

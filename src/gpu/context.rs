@@ -82,6 +82,15 @@ fn feature_names(f: wgpu::Features) -> Vec<&'static str> {
     .collect()
 }
 
+/// The adapter's name for messages: browsers hide it, so there its backend names it.
+fn named(info: &wgpu::AdapterInfo) -> String {
+    if info.name.is_empty() {
+        format!("{:?} adapter", info.backend)
+    } else {
+        info.name.clone()
+    }
+}
+
 fn instance() -> wgpu::Instance {
     wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
 }
@@ -161,7 +170,7 @@ impl Gpu {
         let missing = options.precision.features() - features;
         if !missing.is_empty() {
             return Err(Error::Device {
-                adapter: info.name.clone(),
+                adapter: named(&info),
                 msg: format!(
                     "precision {} needs {}, which this adapter lacks (it has: {})",
                     options.precision,
@@ -181,7 +190,7 @@ impl Gpu {
                 .request_device(&descriptor)
                 .await
                 .map_err(|e| Error::Device {
-                    adapter: info.name.clone(),
+                    adapter: named(&info),
                     msg: e.to_string(),
                 })?;
         // wgpu's default handler panics; record the error so the next call returns it instead.

@@ -126,6 +126,12 @@ async function main() {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     check(overflow <= 0, `phone width (390 px): no horizontal scrolling (${overflow} px over)`);
     await page.screenshot({ path: join(OUT, 'phone.png'), fullPage: true });
+
+    // f16 storage needs shader-f16, which SwiftShader lacks: refused by name, not run as f32.
+    await page.goto(`${url}?device=gpu&precision=f16`);
+    await page.waitForSelector('#error:not([hidden])');
+    const refused = await page.textContent('#error');
+    check(/shader-f16/.test(refused), `precision f16 on an adapter without shader-f16 is refused: "${refused}"`);
     await browser.close();
 
     // No WebGPU adapter: the CPU reference compiled to wasm.
