@@ -5,6 +5,8 @@
 //! f32 either way, so f16 halves the bytes every kernel moves (what bounds these kernels) and
 //! rounds each stored value to 11 significant bits, nothing more.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, Result};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -56,18 +58,21 @@ impl Precision {
         }
     }
 
-    /// Host values as the device stores them, padded to whole 4-byte words (queue writes and
-    /// buffer copies move words).
-    pub fn encode(self, values: &[f32]) -> Vec<u8> {
-        let mut bytes: Vec<u8> = match self {
-            Precision::F32 => bytemuck::cast_slice(values).to_vec(),
-            Precision::F16 => values
-                .iter()
-                .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
-                .collect(),
-        };
-        bytes.resize(bytes.len().next_multiple_of(4).max(4), 0);
-        bytes
+    /// Host values as the device stores them, in whole 4-byte words (queue writes and buffer
+    /// copies move words): f32 values as they are, without a copy.
+    pub fn encode(self, values: &[f32]) -> Cow<'_, [u8]> {
+        match self {
+            Precision::F32 if !values.is_empty() => Cow::Borrowed(bytemuck::cast_slice(values)),
+            Precision::F32 => Cow::Owned(vec![0; 4]),
+            Precision::F16 => {
+                let mut bytes: Vec<u8> = values
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect();
+                bytes.resize(bytes.len().next_multiple_of(4).max(4), 0);
+                Cow::Owned(bytes)
+            }
+        }
     }
 
     /// `count` stored values back as f32.
