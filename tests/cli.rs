@@ -87,6 +87,17 @@ fn gaze(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs gaze expecting success, which fails the test with gaze's stderr otherwise.
+fn succeeds(args: &[&str]) -> Output {
+    let out = gaze(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs gaze expecting failure; returns stderr, which must name the problem.
 fn fails(args: &[&str], needle: &str) -> String {
     let out = gaze(args);
@@ -125,12 +136,7 @@ fn run_writes_the_same_output_on_gpu_and_cpu() {
     let mut outs = Vec::new();
     for device in ["gpu", "cpu"] {
         let y = d.path(&format!("y-{device}.npy"));
-        let out = gaze(&run_args(&w, &x, &y, device));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeds(&run_args(&w, &x, &y, device));
         outs.push(gaze::npy::read(&y).unwrap());
     }
     assert_eq!(outs[0].shape(), &[2, 5, 7, 9]);
@@ -161,12 +167,7 @@ fn run_at_f16_rounds_on_gpu_and_cpu_alike() {
         let y = d.path(&format!("y-{precision}-{device}.npy"));
         let mut args = vec!["--precision", precision];
         args.extend(run_args(&w, &x, &y, device));
-        let out = gaze(&args);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        succeeds(&args);
         outs.push(gaze::npy::read(&y).unwrap());
     }
     let max_diff = |a: &gaze::Tensor, b: &gaze::Tensor| {
@@ -314,9 +315,8 @@ fn inspect_infers_the_architecture() {
     let d = Dir::new("inspect");
     let w = d.path("w.safetensors");
     write_weights(&w, &ta_weights(None));
-    let out = gaze(&["inspect", &w]);
+    let out = succeeds(&["inspect", &w]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success());
     assert!(
         text.contains("SpatialGate.spatial.conv.weight\t[1, 2, 3, 3]"),
         "{text}"
@@ -327,7 +327,7 @@ fn inspect_infers_the_architecture() {
 #[test]
 fn classify_with_the_demo_manifest() {
     let manifest = "web/models/models.json";
-    let out = gaze(&[
+    let out = succeeds(&[
         "classify",
         "--manifest",
         manifest,
@@ -338,11 +338,6 @@ fn classify_with_the_demo_manifest() {
         "web/samples/trouser.png",
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let tops: Vec<String> = stdout
         .lines()
         .map(|l| {
@@ -418,13 +413,8 @@ fn bench_reports_json_and_pairs_against_a_baseline() {
         "--against",
         "coord_attention",
     ];
-    let out = gaze(&args);
+    let out = succeeds(&args);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     for key in [
         "cold_ms",
