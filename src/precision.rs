@@ -74,22 +74,6 @@ impl Precision {
             }
         }
     }
-
-    /// `count` stored values back as f32.
-    pub fn decode(self, bytes: &[u8], count: usize) -> Vec<f32> {
-        match self {
-            Precision::F32 => bytes
-                .chunks_exact(4)
-                .take(count)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Precision::F16 => bytes
-                .chunks_exact(2)
-                .take(count)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-        }
-    }
 }
 
 impl std::fmt::Display for Precision {

@@ -1,5 +1,7 @@
 //! Tensors on the device, upload and readback.
 
+use half::slice::HalfFloatSliceExt;
+
 use super::{Gpu, Precision};
 use crate::error::{Error, Result};
 use crate::tensor::{numel, Tensor};
@@ -212,10 +214,16 @@ impl Gpu {
         self.wait()?;
         let mut out = Vec::with_capacity(ts.len());
         for ((t, buffer), request) in ts.iter().zip(&staging).zip(requests) {
-            let bytes = self
-                .mapped::<u8>(buffer, request, t.bytes(), "readback")
-                .await?;
-            let data = t.precision.decode(&bytes, t.numel());
+            let data = match t.precision {
+                Precision::F32 => {
+                    self.mapped::<f32>(buffer, request, t.bytes(), "readback")
+                        .await?
+                }
+                Precision::F16 => self
+                    .mapped::<half::f16>(buffer, request, t.bytes(), "readback")
+                    .await?
+                    .to_f32_vec(),
+            };
             out.push(Tensor::new(t.shape().to_vec(), data)?);
         }
         self.check_lost()?;
