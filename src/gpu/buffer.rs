@@ -46,6 +46,12 @@ impl GpuTensor {
         self.numel() as u64 * self.precision.bytes()
     }
 
+    /// Bytes of one image (one index of the leading, batch axis).
+    pub(crate) fn image_bytes(&self) -> u64 {
+        let n = self.shape.first().copied().unwrap_or(1).max(1);
+        self.bytes() / n as u64
+    }
+
     /// `bytes()` rounded up to whole 4-byte words: what a copy of the tensor moves. Buffers
     /// are allocated in words, so the padding is always there.
     pub(crate) fn word_bytes(&self) -> u64 {
@@ -86,7 +92,7 @@ impl GpuTensor {
         if count == 0 || start + count > n {
             return None;
         }
-        let offset = self.offset + start as u64 * (self.bytes() / n as u64);
+        let offset = self.offset + start as u64 * self.image_bytes();
         let mut shape = self.shape.clone();
         shape[0] = count;
         offset.is_multiple_of(align.max(1)).then(|| GpuTensor {

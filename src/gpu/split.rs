@@ -33,7 +33,7 @@ impl Recorder<'_> {
                 }
                 continue;
             }
-            let per_image = t.bytes() / n as u64;
+            let per_image = t.image_bytes();
             if per_image > limit {
                 return Err(too_large(t, per_image, limit));
             }
@@ -57,9 +57,7 @@ impl Recorder<'_> {
                 None => {
                     let part_out = self.gpu().empty(&with_batch(out.shape(), count))?;
                     encode(self, &refs, &part_out)?;
-                    let per_image = out.bytes() / n as u64;
-                    let at = start as u64 * per_image;
-                    self.copy(&part_out, 0, out, at, count as u64 * per_image)?;
+                    self.copy_images(&part_out, 0, out, start, count)?;
                 }
             }
             start += count;
@@ -79,15 +77,22 @@ impl Recorder<'_> {
             return Ok(part);
         }
         let part = self.gpu().empty(&with_batch(t.shape(), count))?;
-        let per_image = t.bytes() / t.shape()[0].max(1) as u64;
-        self.copy(
-            t,
-            start as u64 * per_image,
-            &part,
-            0,
-            count as u64 * per_image,
-        )?;
+        self.copy_images(t, start, &part, 0, count)?;
         Ok(part)
+    }
+
+    /// Copies `count` images of `src` from image `from` into `dst` from image `to`.
+    fn copy_images(
+        &mut self,
+        src: &GpuTensor,
+        from: usize,
+        dst: &GpuTensor,
+        to: usize,
+        count: usize,
+    ) -> Result<()> {
+        let per_image = src.image_bytes();
+        let at = |image: usize| image as u64 * per_image;
+        self.copy(src, at(from), dst, at(to), at(count))
     }
 }
 
