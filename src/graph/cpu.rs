@@ -51,17 +51,24 @@ pub fn run_keeping_at(
     keep: &[ValueId],
     precision: Precision,
 ) -> Result<(Tensor, Vec<Tensor>)> {
-    if precision != Precision::F32 {
-        let stored = |t: &Tensor| Tensor::from_fn(t.shape(), |i| precision.round(t.data()[i]));
-        let graph = graph.map(|t| Ok(stored(t)))?;
-        let inputs: Vec<Tensor> = inputs.iter().map(stored).collect();
-        return run_rounded(&graph, &inputs, keep, &|t| stored(&t));
+    let store = |mut t: Tensor| {
+        if precision != Precision::F32 {
+            t.data_mut()
+                .iter_mut()
+                .for_each(|v| *v = precision.round(*v));
+        }
+        t
+    };
+    if precision == Precision::F32 {
+        return run_stored(graph, inputs, keep, &store);
     }
-    run_rounded(graph, inputs, keep, &|t| t)
+    let graph = graph.map(|t| Ok(store(t.clone())))?;
+    let inputs: Vec<Tensor> = inputs.iter().cloned().map(store).collect();
+    run_stored(&graph, &inputs, keep, &store)
 }
 
 /// Runs the graph, passing every op's output through `store`.
-fn run_rounded(
+fn run_stored(
     graph: &Graph<Tensor>,
     inputs: &[Tensor],
     keep: &[ValueId],
