@@ -49,6 +49,14 @@ impl Precision {
         }
     }
 
+    /// What makes a stored value infinite, for messages about non-finite outputs.
+    pub const fn overflow(self) -> &'static str {
+        match self {
+            Precision::F32 => "values that overflow float32",
+            Precision::F16 => "values beyond f16's ±65504 (try --precision f32)",
+        }
+    }
+
     /// `v` as stored: rounded to the nearest f16 (what the CPU reference does to every value it
     /// keeps, to check the f16 kernels against the same rounding).
     pub fn round(self, v: f32) -> f32 {

@@ -172,14 +172,11 @@ impl Classifier {
             Backend::Cpu(graph) => cpu::run_keeping(graph, &[x], &keep)?,
         };
         if logits.data().iter().any(|v| !v.is_finite()) {
-            let f16 = self.gpu().is_some_and(|g| g.precision() == Precision::F16);
+            let precision = self.gpu().map_or(Precision::F32, Gpu::precision);
             return Err(Error::Invalid(format!(
-                "the model produced NaN or infinite logits for this image ({})",
-                if f16 {
-                    "at --precision f16 a value beyond ±65504 overflows; try f32"
-                } else {
-                    "are the weights finite?"
-                }
+                "the model produced NaN or infinite logits for this image (NaN or Inf in the \
+                 weights, or {})",
+                precision.overflow()
             )));
         }
         let probabilities = softmax(logits.data());

@@ -1,6 +1,6 @@
 use clap::{Args, ValueEnum};
 
-use crate::gpu::{Gpu, GpuOptions, Precision};
+use crate::gpu::{Gpu, GpuOptions};
 use crate::graph::{cpu, gpu::GpuGraph};
 use crate::models;
 use crate::weights::StateDict;
@@ -45,10 +45,6 @@ pub fn run(args: &RunArgs, gpu_options: &GpuOptions) -> Result<()> {
     let opts = models::parse_options(&args.opts)?;
     let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
     let graph = models::build(&args.arch, &sd, &shapes, &opts)?;
-    let overflow = match gpu_options.precision {
-        Precision::F16 => "values beyond f16's ±65504 (try --precision f32)",
-        Precision::F32 => "values that overflow float32",
-    };
     let output = match args.device {
         Device::Cpu => cpu::run_at(&graph, &inputs, gpu_options.precision)?,
         Device::Gpu => {
@@ -58,8 +54,9 @@ pub fn run(args: &RunArgs, gpu_options: &GpuOptions) -> Result<()> {
     };
     if let Some(i) = output.data().iter().position(|v| !v.is_finite()) {
         eprintln!(
-            "warning: the output holds non-finite values (first at index {i}: {}); the input or weights contain NaN or Inf, or {overflow}",
-            output.data()[i]
+            "warning: the output holds non-finite values (first at index {i}: {}); the input or weights contain NaN or Inf, or {}",
+            output.data()[i],
+            gpu_options.precision.overflow()
         );
     }
     npy::write(&args.output, &output)
