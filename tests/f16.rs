@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use gaze::gpu::{Gpu, GpuOptions, LimitOverrides, Recorder};
+use gaze::gpu::{Gpu, Recorder};
 use gaze::graph::{cpu, gpu::GpuGraph};
 use gaze::kernels::elementwise as gpu_ops;
 use gaze::models::{self, Options};
@@ -96,17 +96,6 @@ fn f16_tensors_take_half_the_bytes_and_round_trip() {
     assert_close(&back, &y, 2.0f64.powi(-11), "write then read at f16");
 }
 
-fn gpu_f16_with_binding_limit(bytes: u64) -> Gpu {
-    let options = GpuOptions {
-        limit_overrides: LimitOverrides {
-            max_storage_buffer_binding_size: Some(bytes),
-        },
-        precision: Precision::F16,
-        ..Default::default()
-    };
-    Gpu::new_blocking(&options).expect("f16 tests need an adapter with shader-f16")
-}
-
 const MUL_RELU: Binary = Binary {
     op: BinaryOp::Mul,
     act: Activation::Relu,
@@ -135,7 +124,7 @@ fn binary_mul(g: &Gpu, a: &Tensor, b: &Tensor) -> gaze::Result<Tensor> {
 /// image) is refused with an error naming the shape, not copied wrongly.
 #[test]
 fn f16_batches_split_or_are_refused_clearly() {
-    let g = gpu_f16_with_binding_limit(1 << 18);
+    let g = gpu_with_binding_limit(1 << 18, Precision::F16);
     let mut rng = Rng::new(9);
     // 118,300 bytes an image: chunks start off the 256-byte alignment and are copied;
     // 131,072 bytes an image: bound in place.
@@ -153,7 +142,7 @@ fn f16_batches_split_or_are_refused_clearly() {
     }
     // 10,201 values (20,402 bytes) an image, 3 images a 64 KiB binding: the second chunk
     // would start mid-word.
-    let g = gpu_f16_with_binding_limit(1 << 16);
+    let g = gpu_with_binding_limit(1 << 16, Precision::F16);
     let shape = [8, 1, 101, 101];
     let (a, b) = (rng.tensor(&shape), rng.tensor(&shape));
     match binary_mul(&g, &a, &b) {

@@ -4,23 +4,12 @@
 mod common;
 
 use common::*;
-use gaze::gpu::{Gpu, GpuOptions, LimitOverrides, Recorder};
+use gaze::gpu::{Gpu, Recorder};
 use gaze::kernels::elementwise as gpu_ops;
 use gaze::ops::elementwise::{Binary, BinaryOp, Unary};
 use gaze::ops::Activation;
 use gaze::reference::elementwise as cpu;
-
-/// A device whose storage bindings are capped at `bytes`, so splitting is exercised on any
-/// adapter without allocating gigabytes.
-fn gpu_with_binding_limit(bytes: u64) -> Gpu {
-    let options = GpuOptions {
-        limit_overrides: LimitOverrides {
-            max_storage_buffer_binding_size: Some(bytes),
-        },
-        ..Default::default()
-    };
-    Gpu::new_blocking(&options).expect("GPU tests need an adapter (lavapipe in CI)")
-}
+use gaze::Precision;
 
 #[test]
 fn grid_spills_into_y_past_the_dimension_limit() {
@@ -55,7 +44,7 @@ fn elementwise_over_more_than_65535_workgroups() {
 #[test]
 fn tensors_larger_than_a_binding_are_split_by_batch() {
     let limit = 1 << 20;
-    let g = gpu_with_binding_limit(limit);
+    let g = gpu_with_binding_limit(limit, Precision::F32);
     assert_eq!(g.max_binding_bytes(), limit);
     let mut rng = Rng::new(8);
     // 473,200 bytes an image: chunks after the first start off the 256-byte binding
@@ -91,7 +80,7 @@ fn split_binary(g: &Gpu, rng: &mut Rng, shape: [usize; 4]) {
 
 #[test]
 fn one_image_larger_than_a_binding_is_refused_clearly() {
-    let g = gpu_with_binding_limit(1 << 16);
+    let g = gpu_with_binding_limit(1 << 16, Precision::F32);
     let x = g.empty(&[2, 3, 100, 100]).unwrap(); // 120 kB per image
     let out = g.empty(&[2, 3, 100, 100]).unwrap();
     let mut rec = Recorder::new(&g);

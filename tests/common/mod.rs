@@ -53,6 +53,20 @@ pub fn gpu_f16() -> &'static Gpu {
     })
 }
 
+/// A device storing tensors at `precision` whose storage bindings are capped at `bytes`, so
+/// splitting is exercised on any adapter without allocating gigabytes.
+pub fn gpu_with_binding_limit(bytes: u64, precision: gaze::Precision) -> Gpu {
+    let options = GpuOptions {
+        limit_overrides: gaze::gpu::LimitOverrides {
+            max_storage_buffer_binding_size: Some(bytes),
+        },
+        precision,
+        ..Default::default()
+    };
+    Gpu::new_blocking(&options)
+        .unwrap_or_else(|e| panic!("GPU tests need an adapter (lavapipe in CI): {e}"))
+}
+
 /// SplitMix64: a small deterministic generator, so every failure reproduces from its seed.
 pub struct Rng(u64);
 
