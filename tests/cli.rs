@@ -423,6 +423,7 @@ fn bench_reports_json_and_pairs_against_a_baseline() {
         "throughput_ips",
         "gflops",
         "peak_gflops",
+        "peak_gbs",
     ] {
         let v = report[key].as_f64().unwrap_or(f64::NAN);
         assert!(v.is_finite() && v > 0.0, "{key} = {}", report[key]);
@@ -433,6 +434,21 @@ fn bench_reports_json_and_pairs_against_a_baseline() {
     assert!(report["peak_buffer_bytes"].as_u64().unwrap_or(0) > 0);
     let ops = report["ops"].as_array().unwrap();
     assert!(!ops.is_empty() && ops.len() <= 2, "--top 2 gave {ops:?}");
+    for op in ops {
+        let (bytes, gbs) = (op["bytes"].as_u64(), op["gbs"].as_f64());
+        assert!(
+            bytes.is_some_and(|v| v > 0) && gbs.is_some_and(|v| v > 0.0),
+            "{op}"
+        );
+    }
+    // The kernels together bind the input and the output at least: 64 × 8 × 8 floats each.
+    let bound: u64 = report["kernels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["bytes"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(bound >= 2 * 64 * 8 * 8 * 4, "{}", report["kernels"]);
     let against = &report["against"];
     assert_eq!(against["arch"], "coord_attention");
     let (ms, ratio) = (against["median_ms"].as_f64(), against["ratio"].as_f64());

@@ -211,15 +211,19 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
         .map(|t| t.numel() as u64 * gpu.precision().bytes())
         .sum();
 
+    let peak_gbs = peak::measure_gbs(&gpu)?;
+
     // Per-op GPU time: dispatches grouped by the model part that issued them.
-    let mut by_part: BTreeMap<String, f64> = BTreeMap::new();
+    let mut by_part: BTreeMap<String, Usage> = BTreeMap::new();
     let profile = model.run_profiled(&gpu, &inputs);
     if let Ok(profile) = &profile {
         for d in profile {
-            *by_part.entry(d.label.clone()).or_default() += d.ms;
+            let u = by_part.entry(d.label.clone()).or_default();
+            u.ms += d.ms;
+            u.bytes += d.bytes;
         }
     }
-    let gpu_total: f64 = by_part.values().sum();
+    let gpu_total: f64 = by_part.values().map(|u| u.ms).sum();
     let kernels = largest(by_kernel(&by_part), usize::MAX);
     let ops = largest(by_part, args.top);
     let pct = |ms: f64| {
@@ -228,6 +232,13 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
         } else {
             0.0
         }
+    };
+    let usage_json = |rows: &[(String, Usage)]| {
+        rows.iter()
+            .map(|(name, u)| {
+                serde_json::json!({"name": name, "ms": u.ms, "pct": pct(u.ms), "bytes": u.bytes, "gbs": u.gbs()})
+            })
+            .collect::<Vec<_>>()
     };
 
     if args.json {
@@ -249,8 +260,9 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
             "unplanned_buffer_bytes": plan.unplanned_bytes,
             "weight_bytes": weight_bytes,
             "gpu_ms": gpu_total,
-            "ops": ops.iter().map(|(name, ms)| serde_json::json!({"name": name, "ms": ms, "pct": pct(*ms)})).collect::<Vec<_>>(),
-            "kernels": kernels.iter().map(|(name, ms)| serde_json::json!({"name": name, "ms": ms, "pct": pct(*ms)})).collect::<Vec<_>>(),
+            "peak_gbs": peak_gbs,
+            "ops": usage_json(&ops),
+            "kernels": usage_json(&kernels),
             "against": paired.as_ref().map(|p| serde_json::json!({
                 "arch": p.arch,
                 "median_ms": p.median_ms,
@@ -300,18 +312,31 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
         plan.unplanned_bytes as f64 / 1048576.0,
         weight_bytes as f64 / 1048576.0
     ))?;
+    super::say(format!(
+        "  memory: device bandwidth {peak_gbs:.2} GB/s (copy microbenchmark); below, each op's \
+         GB/s counts the tensors it binds, read or written once"
+    ))?;
     match profile {
         Ok(_) => {
             super::say(format!(
                 "  GPU time per op (timestamp queries, {gpu_total:.2} ms in all), top {}:",
                 ops.len()
             ))?;
-            for (name, ms) in &ops {
-                super::say(format!("    {ms:9.3} ms {:5.1}%  {name}", pct(*ms)))?;
+            let line = |name: &str, u: &Usage| {
+                format!(
+                    "    {:9.3} ms {:5.1}% {:8.2} GB/s {:5.1}%  {name}",
+                    u.ms,
+                    pct(u.ms),
+                    u.gbs(),
+                    100.0 * u.gbs() / peak_gbs
+                )
+            };
+            for (name, u) in &ops {
+                super::say(line(name, u))?;
             }
             super::say("  GPU time per kernel:".to_string())?;
-            for (name, ms) in &kernels {
-                super::say(format!("    {ms:9.3} ms {:5.1}%  {name}", pct(*ms)))?;
+            for (name, u) in &kernels {
+                super::say(line(name, u))?;
             }
         }
         Err(e) => super::say(format!("  GPU time per op: not available ({e})"))?,
@@ -319,20 +344,41 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
     Ok(())
 }
 
-/// Per-op times summed by kernel: a label is `"<model part> <kernel>"`.
-fn by_kernel(by_part: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
-    let mut totals: BTreeMap<String, f64> = BTreeMap::new();
-    for (label, ms) in by_part {
+/// GPU time and bound tensor bytes of a group of dispatches.
+#[derive(Clone, Copy, Default)]
+struct Usage {
+    ms: f64,
+    bytes: u64,
+}
+
+impl Usage {
+    /// The bound bytes moved per second: the bandwidth the dispatches would need if their
+    /// time were all memory traffic, each tensor read or written once.
+    fn gbs(&self) -> f64 {
+        if self.ms > 0.0 {
+            self.bytes as f64 / (self.ms / 1e3) / 1e9
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Per-op usage summed by kernel: a label is `"<model part> <kernel>"`.
+fn by_kernel(by_part: &BTreeMap<String, Usage>) -> BTreeMap<String, Usage> {
+    let mut totals: BTreeMap<String, Usage> = BTreeMap::new();
+    for (label, u) in by_part {
         let kernel = label.rsplit(' ').next().unwrap_or(label);
-        *totals.entry(kernel.to_string()).or_default() += ms;
+        let total = totals.entry(kernel.to_string()).or_default();
+        total.ms += u.ms;
+        total.bytes += u.bytes;
     }
     totals
 }
 
-/// The `n` largest times, largest first.
-fn largest(times: BTreeMap<String, f64>, n: usize) -> Vec<(String, f64)> {
-    let mut sorted: Vec<(String, f64)> = times.into_iter().collect();
-    sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+/// The `n` largest by time, largest first.
+fn largest(usage: BTreeMap<String, Usage>, n: usize) -> Vec<(String, Usage)> {
+    let mut sorted: Vec<(String, Usage)> = usage.into_iter().collect();
+    sorted.sort_by(|a, b| b.1.ms.total_cmp(&a.1.ms));
     sorted.truncate(n);
     sorted
 }

@@ -11,12 +11,14 @@ struct Dispatch {
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
     label: String,
+    bytes: u64,
 }
 
 /// Timestamp queries around every dispatch (each then gets its own compute pass).
 struct Profiler {
     sets: Vec<wgpu::QuerySet>,
-    labels: Vec<String>,
+    /// Label and tensor bytes of each timed dispatch.
+    labels: Vec<(String, u64)>,
 }
 
 /// Two timestamps per dispatch, as many dispatches as one query set holds.
@@ -28,6 +30,8 @@ pub struct DispatchTime {
     /// `<model part> <kernel>`
     pub label: String,
     pub ms: f64,
+    /// The bytes of the tensors it binds: what it must read and write at least once.
+    pub bytes: u64,
 }
 
 /// Collects dispatches (and the copies between them) and submits them as one command buffer.
@@ -173,6 +177,7 @@ impl<'g> Recorder<'g> {
             bind_group,
             workgroups,
             label,
+            bytes: buffers.iter().map(|t| t.bytes()).sum(),
         });
         self.dispatches += 1;
         Ok(())
@@ -260,7 +265,7 @@ impl<'g> Recorder<'g> {
             let [x, y, z] = d.workgroups;
             pass.dispatch_workgroups(x, y, z);
             drop(pass);
-            profiler.labels.push(d.label);
+            profiler.labels.push((d.label, d.bytes));
         }
     }
 
@@ -309,9 +314,10 @@ impl<'g> Recorder<'g> {
             .labels
             .into_iter()
             .zip(ticks.chunks_exact(2))
-            .map(|(label, t)| DispatchTime {
+            .map(|((label, bytes), t)| DispatchTime {
                 label,
                 ms: t[1].saturating_sub(t[0]) as f64 * ns_per_tick / 1e6,
+                bytes,
             })
             .collect())
     }

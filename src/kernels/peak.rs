@@ -1,39 +1,97 @@
-//! A microbenchmark of the device's arithmetic peak, the yardstick of `gaze bench`.
+//! Microbenchmarks of the device's peaks, the yardsticks of `gaze bench`: arithmetic (FMA) and
+//! memory bandwidth (a copy).
 
 use crate::gpu::Kernel;
 use crate::kernel;
 
 pub static FMA_PEAK: Kernel = kernel!("fma_peak", "fma_peak.wgsl");
-pub const KERNELS: &[&Kernel] = &[&FMA_PEAK];
+pub static STREAM_COPY: Kernel = kernel!("stream_copy", "stream_copy.wgsl");
+pub const KERNELS: &[&Kernel] = &[&FMA_PEAK, &STREAM_COPY];
 
-/// Measured peak in GFLOP/s: the best of a few timed runs, each sized to take about 200 ms.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn measure_gflops(gpu: &crate::gpu::Gpu) -> crate::Result<f64> {
-    use crate::gpu::Recorder;
+mod measure {
+    use super::{FMA_PEAK, STREAM_COPY};
+    use crate::gpu::{Gpu, Recorder};
     use crate::Result;
-    // FLOP per invocation and loop iteration of `fma_peak.wgsl` (8 vec4 FMAs).
-    const FLOP_PER_ITER: f64 = 64.0;
-    let threads: u32 = 64 * 1024;
-    let sink = gpu.empty(&[threads as usize])?;
-    let run = |iters: u32| -> Result<f64> {
+
+    /// Seconds one submission of `record(work)` takes, from submit to completion.
+    fn timed(
+        gpu: &Gpu,
+        record: &dyn Fn(&mut Recorder, u32) -> Result<()>,
+        work: u32,
+    ) -> Result<f64> {
         let mut rec = Recorder::new(gpu);
-        let grid = rec.grid(threads as u64)?;
-        rec.dispatch(&FMA_PEAK, &[], &[iters, 0, 0, 0], &[&sink], grid)?;
+        record(&mut rec, work)?;
         let start = std::time::Instant::now();
         rec.submit()?;
         gpu.wait()?;
         Ok(start.elapsed().as_secs_f64())
-    };
-    run(16)?; // compiles the pipeline
-    let mut iters = 64u32;
-    while run(iters)? < 0.05 && iters < 1 << 20 {
-        iters *= 4;
     }
-    let target = (iters as f64 * 0.2 / run(iters)?.max(1e-6)).clamp(64.0, (1 << 24) as f64) as u32;
-    let best = (0..3)
-        .map(|_| run(target))
-        .collect::<Result<Vec<f64>>>()?
-        .into_iter()
-        .fold(f64::INFINITY, f64::min);
-    Ok(threads as f64 * target as f64 * FLOP_PER_ITER / best / 1e9)
+
+    /// The best rate (work units per second) of three runs sized to take about 200 ms each:
+    /// long enough that submission overhead and timer resolution do not count.
+    fn best_rate(
+        gpu: &Gpu,
+        record: &dyn Fn(&mut Recorder, u32) -> Result<()>,
+        max_work: u32,
+    ) -> Result<f64> {
+        timed(gpu, record, 1)?; // compiles the pipeline
+        let mut work = 1u32;
+        while timed(gpu, record, work)? < 0.05 && work < max_work {
+            work = (work * 4).min(max_work);
+        }
+        let seconds = timed(gpu, record, work)?.max(1e-6);
+        let target = (work as f64 * 0.2 / seconds).clamp(1.0, max_work as f64) as u32;
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            best = best.min(timed(gpu, record, target)?);
+        }
+        Ok(target as f64 / best)
+    }
+
+    /// Measured arithmetic peak in GFLOP/s (`fma_peak.wgsl`).
+    pub fn measure_gflops(gpu: &Gpu) -> Result<f64> {
+        // FLOP per invocation and loop iteration of `fma_peak.wgsl` (8 vec4 FMAs).
+        const FLOP_PER_ITER: f64 = 64.0;
+        let threads: u32 = 64 * 1024;
+        let sink = gpu.empty(&[threads as usize])?;
+        let record = |rec: &mut Recorder, iters: u32| {
+            let grid = rec.grid(threads as u64)?;
+            rec.dispatch(&FMA_PEAK, &[], &[64 * iters, 0, 0, 0], &[&sink], grid)
+        };
+        let iters_per_second = best_rate(gpu, &record, 1 << 18)?;
+        Ok(threads as f64 * 64.0 * iters_per_second * FLOP_PER_ITER / 1e9)
+    }
+
+    /// Measured memory bandwidth in GB/s (bytes read plus bytes written, `stream_copy.wgsl`):
+    /// the better of a copy of 2 MiB, which a GPU's L2 or a CPU's last-level cache holds as it
+    /// holds a model's activations at small batches, and one of 64 MiB (or the largest one
+    /// binding holds), past any cache.
+    pub fn measure_gbs(gpu: &Gpu) -> Result<f64> {
+        let mut best = 0f64;
+        for bytes in [2u64 << 20, 64 << 20] {
+            best = best.max(copy_gbs(gpu, bytes.min(gpu.max_binding_bytes()))?);
+        }
+        Ok(best)
+    }
+
+    fn copy_gbs(gpu: &Gpu, bytes: u64) -> Result<f64> {
+        const COPIES_PER_THREAD: u64 = 4; // COPIES in stream_copy.wgsl
+        let n = bytes / gpu.precision().bytes();
+        let (x, y) = (gpu.empty(&[n as usize])?, gpu.empty(&[n as usize])?);
+        let threads = n.div_ceil(COPIES_PER_THREAD);
+        let params = [n as u32, threads as u32, 0, 0];
+        let record = |rec: &mut Recorder, copies: u32| {
+            let grid = rec.grid(threads)?;
+            for _ in 0..copies {
+                rec.dispatch(&STREAM_COPY, &[], &params, &[&x, &y], grid)?;
+            }
+            Ok(())
+        };
+        let copies_per_second = best_rate(gpu, &record, 1 << 16)?;
+        Ok(2.0 * (n * gpu.precision().bytes()) as f64 * copies_per_second / 1e9)
+    }
 }
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use measure::{measure_gbs, measure_gflops};
