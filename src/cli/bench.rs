@@ -211,7 +211,12 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
         .map(|t| t.numel() as u64 * gpu.precision().bytes())
         .sum();
 
-    let peak_gbs = peak::measure_gbs(&gpu)?;
+    let copies = peak::measure_copy_gbs(&gpu)?;
+    let peak_gbs = copies.iter().map(|c| c.1).fold(0.0, f64::max);
+    let copies_text: Vec<String> = copies
+        .iter()
+        .map(|(bytes, gbs)| format!("{gbs:.2} GB/s copying {} MiB", bytes >> 20))
+        .collect();
 
     // Per-op GPU time: dispatches grouped by the model part that issued them.
     let mut by_part: BTreeMap<String, Usage> = BTreeMap::new();
@@ -261,6 +266,7 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
             "weight_bytes": weight_bytes,
             "gpu_ms": gpu_total,
             "peak_gbs": peak_gbs,
+            "copy_gbs": copies.iter().map(|(bytes, gbs)| serde_json::json!({"bytes": bytes, "gbs": gbs})).collect::<Vec<_>>(),
             "ops": usage_json(&ops),
             "kernels": usage_json(&kernels),
             "against": paired.as_ref().map(|p| serde_json::json!({
@@ -313,8 +319,9 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
         weight_bytes as f64 / 1048576.0
     ))?;
     super::say(format!(
-        "  memory: device bandwidth {peak_gbs:.2} GB/s (copy microbenchmark); below, each op's \
-         GB/s counts the tensors it binds, read or written once"
+        "  memory: device bandwidth {peak_gbs:.2} GB/s ({}); below, each op's GB/s counts the \
+         tensors it binds, read or written once, and its % is of that peak",
+        copies_text.join(", ")
     ))?;
     match profile {
         Ok(_) => {

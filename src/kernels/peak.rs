@@ -63,16 +63,18 @@ mod measure {
         Ok(threads as f64 * 64.0 * iters_per_second * FLOP_PER_ITER / 1e9)
     }
 
-    /// Measured memory bandwidth in GB/s (bytes read plus bytes written, `stream_copy.wgsl`):
-    /// the better of a copy of 2 MiB, which a GPU's L2 or a CPU's last-level cache holds as it
-    /// holds a model's activations at small batches, and one of 64 MiB (or the largest one
-    /// binding holds), past any cache.
-    pub fn measure_gbs(gpu: &Gpu) -> Result<f64> {
-        let mut best = 0f64;
-        for bytes in [2u64 << 20, 64 << 20] {
-            best = best.max(copy_gbs(gpu, bytes.min(gpu.max_binding_bytes()))?);
-        }
-        Ok(best)
+    /// Measured memory bandwidth in GB/s (bytes read plus bytes written, `stream_copy.wgsl`) of
+    /// a copy of 2 MiB, which a GPU's L2 or a CPU's last-level cache holds as it holds a
+    /// model's activations at small batches, and of one of 64 MiB (or the largest one binding
+    /// holds), past any cache: `(tensor bytes, GB/s)` for each.
+    pub fn measure_copy_gbs(gpu: &Gpu) -> Result<Vec<(u64, f64)>> {
+        [2u64 << 20, 64 << 20]
+            .iter()
+            .map(|&bytes| {
+                let bytes = bytes.min(gpu.max_binding_bytes());
+                Ok((bytes, copy_gbs(gpu, bytes)?))
+            })
+            .collect()
     }
 
     fn copy_gbs(gpu: &Gpu, bytes: u64) -> Result<f64> {
@@ -94,4 +96,4 @@ mod measure {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use measure::{measure_gbs, measure_gflops};
+pub use measure::{measure_copy_gbs, measure_gflops};
