@@ -19,6 +19,9 @@ struct Params {
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_id(gid, nwg);
+    if (i >= p.threads) {
+        return;
+    }
     for (var k = 0u; k < COPIES; k++) {
         let j = i + k * p.threads;
         if (j < p.n) {
