@@ -69,12 +69,12 @@ for line in open(sys.argv[1]):
     r = json.loads(line)
     against = r.get("against") or {}
     rows.append((r["arch"], r["batch"], r["precision"], r["median_ms"], r["p90_ms"],
-                 r["throughput_ips"], 100 * r["gflops"] / r["peak_gflops"],
+                 r["throughput_ips"], 100 * r["gflops"] / r["peak_gflops"], r["peak_gbs"],
                  against.get("arch", ""), against.get("ratio")))
 print(f"adapter: {r['adapter']}")
-print("| arch | batch | precision | median ms | p90 ms | images/s | % of FMA peak | against | paired ratio |")
-print("|---|---|---|---|---|---|---|---|---|")
-for a, b, p, med, p90, ips, pct, base, ratio in sorted(rows):
+print("| arch | batch | precision | median ms | p90 ms | images/s | % of FMA peak | copy GB/s | against | paired ratio |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for a, b, p, med, p90, ips, pct, gbs, base, ratio in sorted(rows):
     ratio = f"{ratio:.3f}" if ratio is not None else ""
-    print(f"| {a} | {b} | {p} | {med:.2f} | {p90:.2f} | {ips:.1f} | {pct:.1f} | {base} | {ratio} |")
+    print(f"| {a} | {b} | {p} | {med:.2f} | {p90:.2f} | {ips:.1f} | {pct:.1f} | {gbs:.1f} | {base} | {ratio} |")
 EOF
