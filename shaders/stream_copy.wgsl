@@ -1,6 +1,6 @@
-// Memory bandwidth: y = x over tensors larger than any cache, the yardstick for kernels that
-// move more bytes than they compute on. Element loads and stores as every other kernel makes
-// them; consecutive invocations touch consecutive elements (coalesced on a GPU), and each
+// Memory bandwidth: y = x, the yardstick for kernels that move more bytes than they compute
+// on (src/kernels/peak.rs runs it on a tensor caches hold and on one they do not). Element
+// loads and stores as every other kernel makes them; consecutive invocations touch consecutive elements (coalesced on a GPU), and each
 // makes COPIES of them, a grid apart, so a CPU device's lanes also run in long stretches.
 
 const COPIES: u32 = 4u;

@@ -30,7 +30,7 @@ pub struct DispatchTime {
     /// `<model part> <kernel>`
     pub label: String,
     pub ms: f64,
-    /// The bytes of the tensors it binds: what it must read and write at least once.
+    /// The bytes of the tensors it binds: its memory traffic if it reads or writes each once.
     pub bytes: u64,
 }
 

@@ -53,14 +53,17 @@ mod measure {
     pub fn measure_gflops(gpu: &Gpu) -> Result<f64> {
         // FLOP per invocation and loop iteration of `fma_peak.wgsl` (8 vec4 FMAs).
         const FLOP_PER_ITER: f64 = 64.0;
+        // Loop iterations per unit of work.
+        const ITERS: u32 = 64;
         let threads: u32 = 64 * 1024;
         let sink = gpu.empty(&[threads as usize])?;
-        let record = |rec: &mut Recorder, iters: u32| {
+        let record = |rec: &mut Recorder, units: u32| {
             let grid = rec.grid(threads as u64)?;
-            rec.dispatch(&FMA_PEAK, &[], &[64 * iters, 0, 0, 0], &[&sink], grid)
+            rec.dispatch(&FMA_PEAK, &[], &[ITERS * units, 0, 0, 0], &[&sink], grid)
         };
-        let iters_per_second = best_rate(gpu, &record, 1 << 18)?;
-        Ok(threads as f64 * 64.0 * iters_per_second * FLOP_PER_ITER / 1e9)
+        let units_per_second = best_rate(gpu, &record, 1 << 18)?;
+        let iters_per_second = units_per_second * ITERS as f64;
+        Ok(threads as f64 * iters_per_second * FLOP_PER_ITER / 1e9)
     }
 
     /// Measured memory bandwidth in GB/s (bytes read plus bytes written, `stream_copy.wgsl`) of
