@@ -11,7 +11,7 @@ pub const KERNELS: &[&Kernel] = &[&FMA_PEAK, &STREAM_COPY];
 #[cfg(not(target_arch = "wasm32"))]
 mod measure {
     use super::{FMA_PEAK, STREAM_COPY};
-    use crate::gpu::{Gpu, Recorder};
+    use crate::gpu::{Gpu, GpuTensor, Recorder};
     use crate::Result;
 
     /// Seconds one submission of `record(work)` takes, from submit to completion.
@@ -81,22 +81,32 @@ mod measure {
     }
 
     fn copy_gbs(gpu: &Gpu, bytes: u64) -> Result<f64> {
-        const COPIES_PER_THREAD: u64 = 4; // COPIES in stream_copy.wgsl
-        let n = bytes / gpu.precision().bytes();
-        let (x, y) = (gpu.empty(&[n as usize])?, gpu.empty(&[n as usize])?);
-        let threads = n.div_ceil(COPIES_PER_THREAD);
-        let params = [n as u32, threads as u32, 0, 0];
+        let n = (bytes / gpu.precision().bytes()) as usize;
+        let (x, y) = (gpu.empty(&[n])?, gpu.empty(&[n])?);
         let record = |rec: &mut Recorder, copies: u32| {
-            let grid = rec.grid(threads)?;
-            for _ in 0..copies {
-                rec.dispatch(&STREAM_COPY, &[], &params, &[&x, &y], grid)?;
-            }
-            Ok(())
+            (0..copies).try_for_each(|_| record_copy(rec, &x, &y))
         };
         let copies_per_second = best_rate(gpu, &record, 1 << 16)?;
-        Ok(2.0 * (n * gpu.precision().bytes()) as f64 * copies_per_second / 1e9)
+        Ok(2.0 * x.bytes() as f64 * copies_per_second / 1e9)
+    }
+
+    /// Records one `y = x` of `stream_copy.wgsl` (tensors of the same size).
+    pub fn record_copy(rec: &mut Recorder, x: &GpuTensor, y: &GpuTensor) -> Result<()> {
+        const COPIES_PER_THREAD: usize = 4; // COPIES in stream_copy.wgsl
+        let n = x.numel();
+        if y.numel() != n {
+            return Err(crate::Error::Invalid(format!(
+                "stream_copy needs tensors of one size, got {:?} and {:?}",
+                x.shape(),
+                y.shape()
+            )));
+        }
+        let threads = n.div_ceil(COPIES_PER_THREAD);
+        let params = crate::kernels::u32_params("stream_copy", &[n, threads])?;
+        let grid = rec.grid(threads as u64)?;
+        rec.dispatch(&STREAM_COPY, &[], &params, &[x, y], grid)
     }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use measure::{measure_copy_gbs, measure_gflops};
+pub use measure::{measure_copy_gbs, measure_gflops, record_copy};
