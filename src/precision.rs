@@ -7,6 +7,8 @@
 
 use std::borrow::Cow;
 
+use half::vec::HalfFloatVecExt;
+
 use crate::error::{Error, Result};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -66,19 +68,28 @@ impl Precision {
         }
     }
 
-    /// Host values as the device stores them, in whole 4-byte words (queue writes and buffer
-    /// copies move words): f32 values as they are, without a copy.
+    /// The bytes `numel` elements occupy on the device: whole 4-byte words, at least one
+    /// (buffers, bindings, queue writes and copies all move words).
+    pub const fn stored_bytes(self, numel: u64) -> u64 {
+        let bytes = numel.saturating_mul(self.bytes()).next_multiple_of(4);
+        if bytes == 0 {
+            4
+        } else {
+            bytes
+        }
+    }
+
+    /// Host values as the device stores them, in `stored_bytes`: f32 values as they are,
+    /// without a copy.
     pub fn encode(self, values: &[f32]) -> Cow<'_, [u8]> {
         match self {
             Precision::F32 if !values.is_empty() => Cow::Borrowed(bytemuck::cast_slice(values)),
             Precision::F32 => Cow::Owned(vec![0; 4]),
             Precision::F16 => {
-                let mut bytes: Vec<u8> = values
-                    .iter()
-                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
-                    .collect();
-                bytes.resize(bytes.len().next_multiple_of(4).max(4), 0);
-                Cow::Owned(bytes)
+                let mut halves = Vec::<half::f16>::from_f32_slice(values);
+                let words = self.stored_bytes(values.len() as u64) / self.bytes();
+                halves.resize(words as usize, half::f16::ZERO);
+                Cow::Owned(bytemuck::cast_slice(&halves).to_vec())
             }
         }
     }

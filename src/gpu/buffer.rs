@@ -55,7 +55,7 @@ impl GpuTensor {
     /// `bytes()` rounded up to whole 4-byte words: what a copy of the tensor moves. Buffers
     /// are allocated in words, so the padding is always there.
     pub(crate) fn word_bytes(&self) -> u64 {
-        self.bytes().next_multiple_of(4).max(4)
+        self.precision.stored_bytes(self.numel() as u64)
     }
 
     pub fn buffer(&self) -> &wgpu::Buffer {
@@ -111,9 +111,7 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 impl Gpu {
     /// The bytes of a buffer for a tensor of `shape`, in whole words.
     fn check_buffer_size(&self, shape: &[usize]) -> Result<u64> {
-        let bytes = (numel(shape) as u64)
-            .saturating_mul(self.precision().bytes())
-            .next_multiple_of(4);
+        let bytes = self.precision().stored_bytes(numel(shape) as u64);
         if bytes > self.limits().max_buffer_size {
             return Err(Error::Limit {
                 what: format!("a tensor of shape {shape:?}"),

@@ -54,12 +54,7 @@ fn plan<T>(
             last[r] = last[r].max(last[v]);
         }
     }
-    // Whole words, as the buffers are allocated.
-    let bytes = |v: usize| {
-        (numel(&shapes[v]) as u64 * precision.bytes())
-            .next_multiple_of(4)
-            .max(4)
-    };
+    let bytes = |v: usize| precision.stored_bytes(numel(&shapes[v]) as u64);
     let mut slot_of = vec![None; nodes.len()];
     let mut slot_bytes: Vec<u64> = Vec::new();
     let mut free: Vec<usize> = Vec::new();
