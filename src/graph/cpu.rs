@@ -51,17 +51,15 @@ pub fn run_keeping_at(
     keep: &[ValueId],
     precision: Precision,
 ) -> Result<(Tensor, Vec<Tensor>)> {
+    if precision == Precision::F32 {
+        return run_stored(graph, inputs, keep, &|t| t);
+    }
     let store = |mut t: Tensor| {
-        if precision != Precision::F32 {
-            t.data_mut()
-                .iter_mut()
-                .for_each(|v| *v = precision.round(*v));
-        }
+        t.data_mut()
+            .iter_mut()
+            .for_each(|v| *v = precision.round(*v));
         t
     };
-    if precision == Precision::F32 {
-        return run_stored(graph, inputs, keep, &store);
-    }
     let graph = graph.map(|t| Ok(store(t.clone())))?;
     let inputs: Vec<Tensor> = inputs.iter().cloned().map(store).collect();
     run_stored(&graph, &inputs, keep, &store)
