@@ -79,6 +79,14 @@ fn input(shape: &[usize]) -> Tensor {
     Tensor::from_fn(shape, |i| ((i * 37) % 101) as f32 / 50.0 - 1.0)
 }
 
+/// Triplet-attention weights and an input of `shape` written into `d`: their paths.
+fn ta_case(d: &Dir, shape: &[usize]) -> (String, String) {
+    let (w, x) = (d.path("w.safetensors"), d.path("x.npy"));
+    write_weights(&w, &ta_weights(None));
+    gaze::npy::write(&x, &input(shape)).unwrap();
+    (w, x)
+}
+
 fn gaze(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gaze"))
         .args(args)
@@ -130,9 +138,7 @@ fn run_args<'a>(w: &'a str, x: &'a str, y: &'a str, device: &'a str) -> Vec<&'a 
 #[test]
 fn run_writes_the_same_output_on_gpu_and_cpu() {
     let d = Dir::new("ok");
-    let (w, x) = (d.path("w.safetensors"), d.path("x.npy"));
-    write_weights(&w, &ta_weights(None));
-    gaze::npy::write(&x, &input(&[2, 5, 7, 9])).unwrap();
+    let (w, x) = ta_case(&d, &[2, 5, 7, 9]);
     let mut outs = Vec::new();
     for device in ["gpu", "cpu"] {
         let y = d.path(&format!("y-{device}.npy"));
@@ -159,9 +165,7 @@ fn run_writes_the_same_output_on_gpu_and_cpu() {
 #[test]
 fn run_at_f16_rounds_on_gpu_and_cpu_alike() {
     let d = Dir::new("f16");
-    let (w, x) = (d.path("w.safetensors"), d.path("x.npy"));
-    write_weights(&w, &ta_weights(None));
-    gaze::npy::write(&x, &input(&[2, 5, 7, 9])).unwrap();
+    let (w, x) = ta_case(&d, &[2, 5, 7, 9]);
     let mut outs = Vec::new();
     for (precision, device) in [("f16", "gpu"), ("f16", "cpu"), ("f32", "cpu")] {
         let y = d.path(&format!("y-{precision}-{device}.npy"));
@@ -274,9 +278,8 @@ fn input_problems_are_explained() {
 #[test]
 fn options_and_arity_are_checked() {
     let d = Dir::new("opts");
-    let (w, x, y) = (d.path("w.safetensors"), d.path("x.npy"), d.path("y.npy"));
-    write_weights(&w, &ta_weights(None));
-    gaze::npy::write(&x, &input(&[1, 4, 5, 5])).unwrap();
+    let (w, x) = ta_case(&d, &[1, 4, 5, 5]);
+    let y = d.path("y.npy");
     let mut args = run_args(&w, &x, &y, "cpu");
     args[2] = "nope";
     fails(&args, "unknown architecture `nope`");
