@@ -173,15 +173,44 @@ fn assert_contains(msg: &str, needles: &[&str]) {
 
 /// The tensor-rebuild call torch.save writes for one float tensor.
 fn tensor_pickle(storage: &str, dtype: &str, offset: i64, size: &[i64], stride: &[i64]) -> Vec<u8> {
-    let mut v = global("torch._utils", "_rebuild_tensor_v2");
-    v.push(MARK);
-    v.push(MARK);
+    tensor_of(&storage_pid(storage, dtype, 16, None), offset, size, stride)
+}
+
+/// A storage's persistent id: `('storage', torch.<dtype>, key, 'cpu', numel)`, and in the
+/// legacy format a sixth item, the view: None or `(view_key, offset, numel)`.
+fn storage_pid(
+    key: &str,
+    dtype: &str,
+    numel: i64,
+    view: Option<Option<(&str, i64, i64)>>,
+) -> Vec<u8> {
+    let mut v = vec![MARK];
     v.extend(unicode("storage"));
     v.extend(global("torch", dtype));
-    v.extend(unicode(storage));
+    v.extend(unicode(key));
     v.extend(unicode("cpu"));
-    v.extend(int(16));
+    v.extend(int(numel));
+    match view {
+        None => {}
+        Some(None) => v.push(b'N'),
+        Some(Some((view_key, offset, n))) => {
+            v.push(MARK);
+            v.extend(unicode(view_key));
+            v.extend(int(offset));
+            v.extend(int(n));
+            v.push(TUPLE);
+        }
+    }
     v.push(TUPLE);
+    v
+}
+
+/// `_rebuild_tensor_v2(storage, offset, size, stride, False, OrderedDict())` over the storage
+/// that `pid` names.
+fn tensor_of(pid: &[u8], offset: i64, size: &[i64], stride: &[i64]) -> Vec<u8> {
+    let mut v = global("torch._utils", "_rebuild_tensor_v2");
+    v.push(MARK);
+    v.extend_from_slice(pid);
     v.push(b'Q');
     v.extend(int(offset));
     v.extend(tuple_of(size));
@@ -221,6 +250,44 @@ fn torch_zip(data_pkl: &[u8], storages: &[(&str, &[u8])], byteorder: &[u8]) -> V
         put(&format!("archive/data/{key}"), bytes);
     }
     zip.finish().unwrap().into_inner()
+}
+
+/// 0x1950a86a20f9469cfc6c, the legacy format's magic number, as LONG1 writes it.
+const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+
+/// A legacy torch.save file: magic number, protocol version 1001, sys info, the object pickle
+/// `main`, the storage key list `keys`, then `section` (each storage's int64 count and bytes).
+fn legacy_file(main: &[u8], keys: &[&str], section: &[u8], little_endian: bool) -> Vec<u8> {
+    let mut magic = vec![0x8a, 10];
+    magic.extend(LEGACY_MAGIC);
+    let mut sys_info = vec![b'}', MARK];
+    sys_info.extend(unicode("protocol_version"));
+    sys_info.extend(int(1001));
+    sys_info.extend(unicode("little_endian"));
+    sys_info.push(if little_endian { 0x88 } else { 0x89 });
+    sys_info.push(b'u');
+    let mut key_list = vec![b']', MARK];
+    for k in keys {
+        key_list.extend(unicode(k));
+    }
+    key_list.push(b'e');
+    let mut file = Vec::new();
+    for part in [magic, int(1001), sys_info, main.to_vec(), key_list] {
+        file.extend(if part.starts_with(&[0x80]) {
+            part
+        } else {
+            proto2(&part)
+        });
+    }
+    file.extend_from_slice(section);
+    file
+}
+
+/// One storage of the legacy section: its element count, then its bytes.
+fn legacy_storage(count: u64, bytes: &[u8]) -> Vec<u8> {
+    let mut v = count.to_le_bytes().to_vec();
+    v.extend_from_slice(bytes);
+    v
 }
 
 fn checkpoint_refusal(file: &[u8], name: &str) -> String {
@@ -287,15 +354,138 @@ fn os_system_by_stack_global_in_protocol_4_is_refused_in_a_zip_checkpoint() {
 }
 
 #[test]
-fn a_legacy_file_naming_os_system_is_refused_unread() {
+fn a_legacy_file_naming_os_system_is_refused_unrun() {
     let _s = serial();
-    // Legacy torch.save files are a bare pickle stream; gaze refuses the format outright, so no
-    // opcode of it is even decoded (the real legacy fixture: tests/weights.rs).
+    let marker = std::env::temp_dir().join(format!("gaze_legacy_ran_{}", std::process::id()));
     let mut body = global("os", "system");
-    body.extend(unicode("touch /tmp/gaze_legacy_ran"));
+    body.extend(unicode(&format!("touch {}", marker.display())));
     body.extend([0x85, REDUCE]);
+    // In place of the magic number, and in place of the saved object.
     let msg = checkpoint_refusal(&proto2(&body), "old.pth");
-    assert_contains(&msg, &["legacy", "torch.save"]);
+    assert_contains(&msg, &["`os.system`", "refuses"]);
+    let msg = checkpoint_refusal(&legacy_file(&proto2(&body), &[], &[], true), "old.pth");
+    assert_contains(&msg, &["the saved object", "`os.system`", "refuses"]);
+    assert!(!marker.exists(), "the pickle ran");
+}
+
+#[test]
+fn forged_legacy_files_are_refused_in_bounded_memory() {
+    let _s = serial();
+    let floats: Vec<u8> = (0..16u32).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    let pid = |numel, view| storage_pid("0", "FloatStorage", numel, Some(view));
+    let main =
+        |pid: Vec<u8>, size: i64| state_dict_pickle(&[("w", tensor_of(&pid, 0, &[size], &[1]))]);
+    let file =
+        |main: Vec<u8>, keys: &[&str], section: Vec<u8>| legacy_file(&main, keys, &section, true);
+
+    // The helpers build a loadable file when nothing is forged, with and without a view.
+    let ok = StateDict::from_bytes(
+        &file(main(pid(16, None), 16), &["0"], legacy_storage(16, &floats)),
+        "ok.pth",
+    )
+    .unwrap();
+    assert_eq!(ok.get("w", &[16]).unwrap().data()[15], 15.0);
+    let view = file(
+        main(pid(16, Some(("v", 4, 6))), 6),
+        &["0"],
+        legacy_storage(16, &floats),
+    );
+    let sd = StateDict::from_bytes(&view, "view.pth").unwrap();
+    assert_eq!(
+        sd.get("w", &[6]).unwrap().data(),
+        &[4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+    );
+    // Storages are little-endian whatever the writer's byte order (PyTorch's writer converts,
+    // and its reader ignores sys info), so a big-endian machine's file reads the same.
+    let big = legacy_file(
+        &main(pid(16, None), 16),
+        &["0"],
+        &legacy_storage(16, &floats),
+        false,
+    );
+    let sd = StateDict::from_bytes(&big, "big.pth").unwrap();
+    assert_eq!(
+        sd.get("w", &[16]).unwrap().data(),
+        ok.get("w", &[16]).unwrap().data()
+    );
+
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        // Counts past the end, and near 2^63 (whose byte size overflows).
+        (
+            file(
+                main(pid(1 << 40, None), 16),
+                &["0"],
+                legacy_storage(1 << 40, &floats),
+            ),
+            "needs 4398046511104 bytes",
+        ),
+        (
+            file(
+                main(pid(i64::MAX - 1, None), 16),
+                &["0"],
+                legacy_storage(i64::MAX as u64 - 1, &floats),
+            ),
+            "overflow",
+        ),
+        (
+            file(main(pid(16, None), 16), &["0"], legacy_storage(17, &floats)),
+            "holds 17 elements in the file, but the pickle declares 16",
+        ),
+        // A truncated storage, and a section cut inside its count.
+        (
+            file(
+                main(pid(16, None), 16),
+                &["0"],
+                legacy_storage(16, &floats[..40]),
+            ),
+            "needs 64 bytes",
+        ),
+        (
+            file(main(pid(16, None), 16), &["0"], vec![16, 0, 0]),
+            "needs 8 bytes",
+        ),
+        // Keys that do not match: a listed storage nothing uses, one listed twice, one never listed.
+        (
+            file(main(pid(16, None), 16), &["1"], legacy_storage(16, &floats)),
+            "names `1`, which nothing",
+        ),
+        (
+            file(
+                main(pid(16, None), 16),
+                &["0", "0"],
+                [legacy_storage(16, &floats), legacy_storage(16, &floats)].concat(),
+            ),
+            "names `0` twice",
+        ),
+        (
+            file(main(pid(16, None), 16), &[], vec![]),
+            "storage `0` is not in the file",
+        ),
+        // A view past its storage, and a tensor past its view.
+        (
+            file(
+                main(pid(16, Some(("v", 12, 8))), 8),
+                &["0"],
+                legacy_storage(16, &floats),
+            ),
+            "reaches past storage `0`",
+        ),
+        (
+            file(
+                main(pid(16, Some(("v", 4, 6))), 8),
+                &["0"],
+                legacy_storage(16, &floats),
+            ),
+            "8 elements from a storage of 6",
+        ),
+    ];
+    for (bytes, needle) in cases {
+        assert_contains(&checkpoint_refusal(&bytes, "forged.pth"), &[needle]);
+    }
+    // Not PyTorch's magic number.
+    let mut wrong = file(main(pid(16, None), 16), &["0"], legacy_storage(16, &floats));
+    wrong[4] ^= 1;
+    assert_contains(&checkpoint_refusal(&wrong, "wrong.pth"), &["magic number"]);
 }
 
 #[test]
@@ -307,15 +497,26 @@ fn only_tensor_and_dict_constructors_may_be_called() {
     let mut dict_with_args = global("collections", "OrderedDict");
     dict_with_args.extend(tuple_of(&[1]));
     dict_with_args.push(REDUCE);
+    for body in [storage_call, dict_with_args] {
+        let msg = refusal(&proto2(&body));
+        assert_contains(&msg, &["called with arguments gaze does not expect"]);
+    }
     let mut string_call = unicode("os.system");
     string_call.extend([b')', REDUCE]);
-    for body in [storage_call, dict_with_args, string_call] {
-        let msg = refusal(&proto2(&body));
-        assert_contains(
-            &msg,
-            &["a call to something that is not a tensor or dict constructor"],
-        );
-    }
+    assert_contains(
+        &refusal(&proto2(&string_call)),
+        &["a call to a string, which is not an allowed global"],
+    );
+    // NEWOBJ builds only allowed classes, as PyTorch's unpickler.
+    let mut newobj = unicode("os.system");
+    newobj.extend([b')', 0x81]);
+    assert_contains(&refusal(&proto2(&newobj)), &["NEWOBJ of a string"]);
+    let mut counter = global("collections", "Counter");
+    counter.extend([b')', 0x81]);
+    assert_eq!(
+        pickle::load(&proto2(&counter)).unwrap(),
+        pickle::Value::Dict(vec![])
+    );
     let mut bad_args = global("torch._utils", "_rebuild_tensor_v2");
     bad_args.extend(tuple_of(&[1, 2]));
     bad_args.push(REDUCE);
@@ -324,9 +525,9 @@ fn only_tensor_and_dict_constructors_may_be_called() {
         &msg,
         &["_rebuild_tensor_v2 called with unexpected arguments"],
     );
-    // The pickle opcodes that call or build objects other ways: INST, OBJ, NEWOBJ, NEWOBJ_EX,
+    // The pickle opcodes that call or build objects other ways: INST, OBJ, NEWOBJ_EX,
     // the extension registry, PERSID by text.
-    for op in [b'i', b'o', 0x81, 0x92, 0x82, b'P'] {
+    for op in [b'i', b'o', 0x92, 0x82, b'P'] {
         let mut body = vec![MARK];
         body.extend(unicode("x"));
         body.push(op);
@@ -496,23 +697,38 @@ fn forged_tensor_sizes_strides_and_offsets_are_refused() {
         ),
         (
             tensor_pickle("0", "LongStorage", 0, &[2], &[1]),
-            "integer dtype",
+            "has dtype I64",
         ),
     ];
     for (tensor, needle) in cases {
         let msg = checkpoint_refusal(&file(tensor), "forged.pth");
         assert_contains(&msg, &[needle]);
     }
+    // PyTorch 2.1+ on a big-endian machine stores storages big-endian and says so.
+    let swapped: Vec<u8> = storage
+        .chunks(4)
+        .flat_map(|c| [c[3], c[2], c[1], c[0]])
+        .collect();
     let big_endian = torch_zip(
         &state_dict_pickle(&[("w", tensor_pickle("0", "FloatStorage", 0, &[4], &[1]))]),
-        &[("0", &storage)],
+        &[("0", &swapped)],
         b"big",
     );
-    assert_contains(&checkpoint_refusal(&big_endian, "be.pth"), &["big-endian"]);
+    let sd = StateDict::from_bytes(&big_endian, "be.pth").unwrap();
+    assert_eq!(sd.get("w", &[4]).unwrap().data(), &[0.0, 1.0, 2.0, 3.0]);
+    let odd_order = torch_zip(
+        &state_dict_pickle(&[("w", tensor_pickle("0", "FloatStorage", 0, &[4], &[1]))]),
+        &[("0", &storage)],
+        b"middle",
+    );
+    assert_contains(
+        &checkpoint_refusal(&odd_order, "odd.pth"),
+        &["byteorder record says `middle`"],
+    );
     let not_tensors = torch_zip(&state_dict_pickle(&[("w", int(3))]), &[], b"little");
     assert_contains(
         &checkpoint_refusal(&not_tensors, "odd.pth"),
-        &["state-dict entry `w` is not a tensor"],
+        &["no state dict found", "`w` (an int)"],
     );
 }
 

@@ -52,12 +52,10 @@ fn pickles_that_name_other_globals_are_refused_and_never_run() {
 }
 
 #[test]
-fn legacy_format_is_refused_with_a_way_out() {
-    let msg = error("legacy.pth");
-    assert!(
-        msg.contains("legacy") && msg.contains("torch.save"),
-        "{msg}"
-    );
+fn legacy_format_is_read() {
+    let legacy = load("legacy.pth").unwrap();
+    assert_eq!(legacy.format(), gaze::weights::Format::TorchLegacy);
+    assert_same_tensors(&legacy, &load("expected.safetensors").unwrap());
 }
 
 #[test]

@@ -17,8 +17,13 @@ fn is_gate(seg: &str) -> bool {
 }
 
 pub fn canonical_key(key: &str) -> String {
+    // DataParallel / DistributedDataParallel and EMA wrappers (`module.`) and torch.compile
+    // (`_orig_mod.`) put their prefix before every key of the model they wrap, in any nesting.
     let mut rest = key;
-    while let Some(stripped) = rest.strip_prefix("module.") {
+    while let Some(stripped) = rest
+        .strip_prefix("module.")
+        .or_else(|| rest.strip_prefix("_orig_mod."))
+    {
         rest = stripped;
     }
     let mut segs: Vec<String> = rest.split('.').map(str::to_string).collect();
@@ -55,6 +60,7 @@ mod tests {
     #[test]
     fn aliases_map_to_the_training_names() {
         assert_eq!(c("module.conv1.weight"), "conv1.weight");
+        assert_eq!(c("_orig_mod.module.conv1.weight"), "conv1.weight");
         assert_eq!(
             c("module.layer1.0.pcam.ChannelGateH.spatial.conv.weight"),
             "layer1.0.triplet_attention.ChannelGateH.spatial.conv.weight"

@@ -1,50 +1,39 @@
 //! A restricted unpickler for `torch.save` checkpoints.
 //!
 //! It understands the opcodes `torch.save` emits, builds plain values, and accepts exactly the
-//! globals that rebuild tensors and ordered dicts. Any other global (`os.system`,
-//! `builtins.eval`, ...) stops the load the moment the pickle names it: nothing is ever called.
+//! globals of PyTorch's own weights-only allowlist (allowlist.rs). Any other global
+//! (`os.system`, `builtins.eval`, a model's class, ...) stops the load the moment the pickle
+//! names it, and an allowed one is never called either: gaze builds the value it stands for.
 
 use crate::error::{Error, Result};
 
-/// Element types of torch storages.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dtype {
-    F32,
-    F64,
-    F16,
-    BF16,
-    I64,
-    I32,
-    I16,
-    I8,
-    U8,
-    Bool,
-}
+use super::allowlist::allowed_global;
+pub use super::allowlist::{Dtype, Global, Rebuild};
 
-impl Dtype {
-    pub fn size(self) -> usize {
-        match self {
-            Dtype::F64 | Dtype::I64 => 8,
-            Dtype::F32 | Dtype::I32 => 4,
-            Dtype::F16 | Dtype::BF16 | Dtype::I16 => 2,
-            Dtype::I8 | Dtype::U8 | Dtype::Bool => 1,
-        }
-    }
-}
-
-/// The callables a checkpoint may name.
+/// A storage as a persistent id names it: `('storage', type, key, location, numel)` in zip
+/// files, with a sixth item, the view, in the legacy format. Its bytes live elsewhere: the
+/// archive entry `data/<key>`, or the legacy file's storage section.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Global {
-    OrderedDict,
-    RebuildTensorV2,
-    RebuildParameter,
-    Storage(Dtype),
+pub struct StorageRef {
+    pub key: String,
+    pub dtype: Dtype,
+    /// Elements, as the pickle declares them (checked against the bytes present).
+    pub numel: u64,
+    /// Legacy storage views: `numel` elements from element `offset` of storage `key`.
+    pub view: Option<StorageView>,
 }
 
-/// A tensor as the pickle describes it; its bytes live in the archive entry `data/<key>`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageView {
+    pub key: String,
+    pub offset: u64,
+    pub numel: u64,
+}
+
+/// A tensor as the pickle describes it: a strided view of a storage.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TensorRef {
-    pub storage_key: String,
+    pub storage: StorageRef,
     pub dtype: Dtype,
     pub offset: usize,
     pub size: Vec<usize>,
@@ -56,35 +45,42 @@ pub enum Value {
     None,
     Bool(bool),
     Int(i64),
+    /// An integer wider than 64 bits, as its little-endian two's-complement bytes.
+    BigInt(Vec<u8>),
     Float(f64),
     Str(String),
     Bytes(Vec<u8>),
     Tuple(Vec<Value>),
     List(Vec<Value>),
     Dict(Vec<(Value, Value)>),
+    Set(Vec<Value>),
     Global(Global),
-    Storage { key: String, dtype: Dtype },
+    Storage(StorageRef),
     Tensor(TensorRef),
-    Mark,
+    /// A value PyTorch's unpickler would build that gaze keeps only by kind ("a complex
+    /// number", "a quantized tensor", ...): nothing a model's weights are made of.
+    Opaque(&'static str),
 }
 
-fn allowed_global(module: &str, name: &str) -> Option<Global> {
-    let storage = |d| Some(Global::Storage(d));
-    match (module, name) {
-        ("collections", "OrderedDict") => Some(Global::OrderedDict),
-        ("torch._utils", "_rebuild_tensor_v2") => Some(Global::RebuildTensorV2),
-        ("torch._utils", "_rebuild_parameter") => Some(Global::RebuildParameter),
-        ("torch", "FloatStorage") => storage(Dtype::F32),
-        ("torch", "DoubleStorage") => storage(Dtype::F64),
-        ("torch", "HalfStorage") => storage(Dtype::F16),
-        ("torch", "BFloat16Storage") => storage(Dtype::BF16),
-        ("torch", "LongStorage") => storage(Dtype::I64),
-        ("torch", "IntStorage") => storage(Dtype::I32),
-        ("torch", "ShortStorage") => storage(Dtype::I16),
-        ("torch", "CharStorage") => storage(Dtype::I8),
-        ("torch", "ByteStorage") => storage(Dtype::U8),
-        ("torch", "BoolStorage") => storage(Dtype::Bool),
-        _ => None,
+impl Value {
+    /// What the value is, for messages: "a tensor", "an int", "a dict of 3 entries".
+    pub fn describe(&self) -> String {
+        match self {
+            Value::None => "None".into(),
+            Value::Bool(_) => "a bool".into(),
+            Value::Int(_) | Value::BigInt(_) => "an int".into(),
+            Value::Float(_) => "a float".into(),
+            Value::Str(_) => "a string".into(),
+            Value::Bytes(_) => "bytes".into(),
+            Value::Tuple(v) => format!("a tuple of {}", v.len()),
+            Value::List(v) => format!("a list of {}", v.len()),
+            Value::Dict(v) => format!("a dict of {} entries", v.len()),
+            Value::Set(v) => format!("a set of {}", v.len()),
+            Value::Global(g) => format!("the global {g:?}"),
+            Value::Storage(_) => "a storage".into(),
+            Value::Tensor(t) => format!("a tensor {:?}", t.size),
+            Value::Opaque(what) => what.to_string(),
+        }
     }
 }
 
@@ -226,12 +222,7 @@ impl<'a> Machine<'a> {
     }
 
     fn global(&mut self, module: &str, name: &str) -> Result<()> {
-        let g = allowed_global(module, name).ok_or_else(|| {
-            fail(format!(
-                "it names `{module}.{name}`, which gaze refuses: a checkpoint may only rebuild \
-                 tensors and dicts, and nothing in it is ever executed"
-            ))
-        })?;
+        let g = allowed_global(module, name).ok_or_else(|| refused(self.data, module, name))?;
         self.push(Value::Global(g));
         Ok(())
     }
@@ -254,7 +245,7 @@ impl<'a> Machine<'a> {
                 }
                 Ok(())
             }
-            (Value::List(list), false) => {
+            (Value::List(list), false) | (Value::Set(list), false) => {
                 list.extend(values(items));
                 Ok(())
             }
@@ -292,7 +283,8 @@ impl<'a> Machine<'a> {
         Ok(())
     }
 
-    fn run(mut self) -> Result<Value> {
+    /// Runs to STOP; returns the value and the bytes consumed.
+    fn run(mut self) -> Result<(Value, usize)> {
         loop {
             let at = self.pos;
             let op = self.u8()?;
@@ -303,10 +295,11 @@ impl<'a> Machine<'a> {
                 0x95 => {
                     self.u64()?;
                 }
-                b'.' => return Ok(self.pop()?.value),
+                b'.' => return Ok((self.pop()?.value, self.pos)),
                 b'}' => self.push(Value::Dict(Vec::new())),
                 b']' => self.push(Value::List(Vec::new())),
                 b')' => self.push(Value::Tuple(Vec::new())),
+                0x8f => self.push(Value::Set(Vec::new())),
                 b'(' => self.marks.push(self.stack.len()),
                 b'N' => self.push(Value::None),
                 0x88 => self.push(Value::Bool(true)),
@@ -326,16 +319,8 @@ impl<'a> Machine<'a> {
                 0x8a => {
                     let n = self.u8()? as usize;
                     let bytes = self.take(n)?;
-                    if n > 8 {
-                        return Err(fail("an integer wider than 64 bits"));
-                    }
-                    let mut buf = if bytes.last().is_some_and(|b| b & 0x80 != 0) {
-                        [0xff; 8]
-                    } else {
-                        [0; 8]
-                    };
-                    buf[..n].copy_from_slice(bytes);
-                    self.push(Value::Int(i64::from_le_bytes(buf)));
+                    let value = long1(bytes);
+                    self.push(value);
                 }
                 b'G' => {
                     let b = self.take(8)?;
@@ -348,6 +333,12 @@ impl<'a> Machine<'a> {
                     self.push(v);
                 }
                 0x8c => {
+                    let n = self.u8()? as usize;
+                    let v = self.text(n)?;
+                    self.push(v);
+                }
+                b'U' => {
+                    // SHORT_BINSTRING: a Python 2 `str`, decoded as torch.load does (UTF-8).
                     let n = self.u8()? as usize;
                     let v = self.text(n)?;
                     self.push(v);
@@ -407,7 +398,7 @@ impl<'a> Machine<'a> {
                     let v = self.pop()?;
                     self.extend_top(vec![v], false)?;
                 }
-                b'e' => {
+                b'e' | 0x90 => {
                     let items = self.pop_mark()?;
                     self.extend_top(items, false)?;
                 }
@@ -428,12 +419,16 @@ impl<'a> Machine<'a> {
                     let storage = persistent_storage(pid)?;
                     self.push(storage);
                 }
-                b'R' => {
+                b'R' | 0x81 => {
                     let args = self.pop()?;
                     let callable = self.pop()?.value;
                     // The result holds at most what the arguments held.
                     let (depth, nodes) = (args.depth, args.nodes);
-                    let value = reduce(callable, args.value)?;
+                    let value = if op == b'R' {
+                        reduce(callable, args.value)?
+                    } else {
+                        new_object(callable, args.value)?
+                    };
                     self.stack.push(Slot {
                         value,
                         depth,
@@ -441,11 +436,16 @@ impl<'a> Machine<'a> {
                     });
                 }
                 b'b' => {
-                    // The state of an OrderedDict (a state_dict's `_metadata`) or of a tensor
-                    // (empty): neither changes a value gaze reads.
+                    // The state of an OrderedDict (a state_dict's `_metadata`), of a tensor or
+                    // parameter (hooks, attributes), or of another allowed object: none changes
+                    // a value gaze reads. PyTorch refuses BUILD on anything else, and so does gaze.
                     let _state = self.pop()?;
                     match self.top()?.value {
-                        Value::Dict(_) | Value::Tensor(_) => {}
+                        Value::Dict(_)
+                        | Value::Tensor(_)
+                        | Value::Set(_)
+                        | Value::Bytes(_)
+                        | Value::Opaque(_) => {}
                         _ => return Err(fail("BUILD on an object gaze does not rebuild")),
                     }
                 }
@@ -462,20 +462,82 @@ impl<'a> Machine<'a> {
     }
 }
 
-/// `('storage', storage_type, key, location, numel)`, torch's persistent id of a storage.
+/// The error for a global outside the allowlist. A whole pickled model (`torch.save(model)`)
+/// names its class first; its pickle also holds the `_modules` and `_parameters` of every
+/// `nn.Module`, which is how the message can say so without running anything.
+fn refused(pickle: &[u8], module: &str, name: &str) -> Error {
+    let contains = |needle: &[u8]| pickle.windows(needle.len()).any(|w| w == needle);
+    if contains(b"_modules") && contains(b"_parameters") {
+        return fail(format!(
+            "it names the class `{module}.{name}`: this file is a whole model saved with \
+             torch.save(model), which only that class's code can load, and gaze never runs \
+             code from a checkpoint. Save its weights instead, in Python, from a file you trust: \
+             torch.save(torch.load(f, weights_only=False).state_dict(), 'weights.pth')"
+        ));
+    }
+    fail(format!(
+        "it names `{module}.{name}`, which gaze refuses: a checkpoint may only name what \
+         PyTorch's torch.load(weights_only=True) allows, and nothing in it is ever executed"
+    ))
+}
+
+/// LONG1: a little-endian two's-complement integer of `bytes.len()` bytes.
+fn long1(bytes: &[u8]) -> Value {
+    if bytes.len() > 8 {
+        return Value::BigInt(bytes.to_vec());
+    }
+    let mut buf = if bytes.last().is_some_and(|b| b & 0x80 != 0) {
+        [0xff; 8]
+    } else {
+        [0; 8]
+    };
+    buf[..bytes.len()].copy_from_slice(bytes);
+    Value::Int(i64::from_le_bytes(buf))
+}
+
+fn count(v: &Value, what: &str) -> Result<u64> {
+    match v {
+        Value::Int(n) if *n >= 0 => Ok(*n as u64),
+        _ => Err(fail(format!("{what} is not a count"))),
+    }
+}
+
+/// `('storage', storage_type, key, location, numel[, view])`, torch's persistent id of a
+/// storage; the legacy format adds `view`: None, or `(view_key, offset, numel)`.
 fn persistent_storage(pid: Value) -> Result<Value> {
     let Value::Tuple(items) = pid else {
         return Err(fail("a persistent id that is not a tuple"));
     };
+    let key_text = |v: &Value| match v {
+        Value::Str(s) => Some(s.clone()),
+        Value::Int(n) => Some(n.to_string()),
+        _ => None,
+    };
     match items.as_slice() {
-        [Value::Str(kind), Value::Global(Global::Storage(dtype)), Value::Str(key), ..]
-            if kind == "storage" =>
+        [Value::Str(kind), Value::Global(Global::Storage(dtype)), key, _location, numel, rest @ ..]
+            if kind == "storage" && rest.len() <= 1 =>
         {
-            Ok(Value::Storage {
-                key: key.clone(),
+            let key = key_text(key).ok_or_else(|| fail("a storage key that is not text"))?;
+            let view = match rest.first() {
+                None | Some(Value::None) => None,
+                Some(Value::Tuple(v)) if v.len() == 3 => Some(StorageView {
+                    key: key_text(&v[0]).ok_or_else(|| fail("a view key that is not text"))?,
+                    offset: count(&v[1], "a storage view's offset")?,
+                    numel: count(&v[2], "a storage view's size")?,
+                }),
+                Some(_) => return Err(fail("a storage view that is not (key, offset, size)")),
+            };
+            Ok(Value::Storage(StorageRef {
+                key,
                 dtype: *dtype,
-            })
+                numel: count(numel, "a storage's element count")?,
+                view,
+            }))
         }
+        [Value::Str(kind), ..] if kind == "module" => Err(fail(
+            "it holds the source code of a model class (a whole model saved with \
+             torch.save(model)); save model.state_dict() instead",
+        )),
         _ => Err(fail("a persistent id that is not a torch storage")),
     }
 }
@@ -493,38 +555,157 @@ fn usize_list(v: &Value, what: &str) -> Result<Vec<usize>> {
         .collect()
 }
 
-fn reduce(callable: Value, args: Value) -> Result<Value> {
-    let Value::Tuple(args) = args else {
-        return Err(fail("REDUCE arguments are not a tuple"));
+/// `_rebuild_tensor(storage, offset, size, stride)`, and v2/v3, which add `requires_grad`,
+/// hooks and (v3) the dtype the untyped storage holds.
+fn rebuild_tensor(kind: Rebuild, args: Vec<Value>) -> Result<Value> {
+    let name = match kind {
+        Rebuild::Tensor => "_rebuild_tensor",
+        Rebuild::TensorV2 => "_rebuild_tensor_v2",
+        _ => "_rebuild_tensor_v3",
     };
-    match callable {
-        Value::Global(Global::OrderedDict) if args.is_empty() => Ok(Value::Dict(Vec::new())),
-        Value::Global(Global::RebuildTensorV2) => match args.as_slice() {
-            [Value::Storage { key, dtype }, Value::Int(offset), size, stride, ..]
-                if *offset >= 0 =>
-            {
-                Ok(Value::Tensor(TensorRef {
-                    storage_key: key.clone(),
-                    dtype: *dtype,
-                    offset: *offset as usize,
-                    size: usize_list(size, "a tensor size")?,
-                    stride: usize_list(stride, "a tensor stride")?,
-                }))
-            }
-            _ => Err(fail("_rebuild_tensor_v2 called with unexpected arguments")),
-        },
-        Value::Global(Global::RebuildParameter) => match args.into_iter().next() {
-            Some(t @ Value::Tensor(_)) => Ok(t),
-            _ => Err(fail("_rebuild_parameter without a tensor")),
-        },
-        _ => Err(fail(
-            "a call to something that is not a tensor or dict constructor",
-        )),
+    let unexpected = || fail(format!("{name} called with unexpected arguments"));
+    let dtype = match (kind, args.get(6)) {
+        (Rebuild::TensorV3, Some(Value::Global(Global::Dtype(d)))) => Some(*d),
+        (Rebuild::TensorV3, _) => return Err(unexpected()),
+        _ => None,
+    };
+    let min_args = if kind == Rebuild::Tensor { 4 } else { 6 };
+    if args.len() < min_args {
+        return Err(unexpected());
+    }
+    match args.as_slice() {
+        [Value::Storage(storage), Value::Int(offset), size, stride, ..] if *offset >= 0 => {
+            Ok(Value::Tensor(TensorRef {
+                dtype: dtype.unwrap_or(storage.dtype),
+                storage: storage.clone(),
+                offset: *offset as usize,
+                size: usize_list(size, "a tensor size")?,
+                stride: usize_list(stride, "a tensor stride")?,
+            }))
+        }
+        _ => Err(unexpected()),
     }
 }
 
-/// Unpickles `data` without executing anything.
-pub fn load(data: &[u8]) -> Result<Value> {
+/// An (ordered) dict from `()`, `(dict,)` or `([(key, value), ...],)`.
+fn dict_from(args: Vec<Value>) -> Option<Value> {
+    match args.into_iter().next() {
+        None => Some(Value::Dict(Vec::new())),
+        Some(Value::Dict(d)) => Some(Value::Dict(d)),
+        Some(Value::List(pairs)) => pairs
+            .into_iter()
+            .map(|p| match p {
+                Value::Tuple(kv) if kv.len() == 2 => {
+                    let mut kv = kv.into_iter();
+                    Some((kv.next()?, kv.next()?))
+                }
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(Value::Dict),
+        Some(_) => None,
+    }
+}
+
+/// `_codecs.encode(text, 'latin1')`: how protocol 2 writes `bytes`.
+fn latin1(args: &[Value]) -> Option<Value> {
+    match args {
+        [Value::Str(text), Value::Str(codec)] if codec == "latin1" || codec == "latin-1" => text
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).ok())
+            .collect::<Option<Vec<u8>>>()
+            .map(Value::Bytes),
+        _ => None,
+    }
+}
+
+/// REDUCE: the value the allowed global `callable` would return for `args`, built without
+/// calling anything.
+fn reduce(callable: Value, args: Value) -> Result<Value> {
+    let Value::Global(global) = callable else {
+        return Err(fail(format!(
+            "a call to {}, which is not an allowed global",
+            callable.describe()
+        )));
+    };
+    let Value::Tuple(args) = args else {
+        return Err(fail("REDUCE arguments are not a tuple"));
+    };
+    let odd_call = || {
+        fail(format!(
+            "{global:?} called with arguments gaze does not expect"
+        ))
+    };
+    match global {
+        Global::OrderedDict | Global::Counter => dict_from(args).ok_or_else(odd_call),
+        Global::Set => match args.into_iter().next() {
+            None => Ok(Value::Set(Vec::new())),
+            Some(Value::List(v) | Value::Tuple(v) | Value::Set(v)) => Ok(Value::Set(v)),
+            Some(_) => Err(odd_call()),
+        },
+        Global::ByteArray => match args.into_iter().next() {
+            None => Ok(Value::Bytes(Vec::new())),
+            Some(b @ Value::Bytes(_)) => Ok(b),
+            Some(_) => Ok(Value::Opaque("a bytearray")),
+        },
+        Global::Encode => latin1(&args).ok_or_else(odd_call),
+        Global::Complex => Ok(Value::Opaque("a complex number")),
+        Global::Device => Ok(Value::Opaque("a torch.device")),
+        Global::Layout => Ok(Value::Opaque("a tensor layout")),
+        Global::Size => match args.into_iter().next() {
+            Some(t @ Value::Tuple(_)) => Ok(t),
+            _ => Err(odd_call()),
+        },
+        Global::Rebuild(kind @ (Rebuild::Tensor | Rebuild::TensorV2 | Rebuild::TensorV3)) => {
+            rebuild_tensor(kind, args)
+        }
+        Global::Rebuild(
+            Rebuild::Parameter | Rebuild::ParameterWithState | Rebuild::DeviceTensorFromCpuTensor,
+        )
+        | Global::TensorClass => match args.into_iter().next() {
+            Some(t @ Value::Tensor(_)) => Ok(t),
+            _ => Err(fail(format!("{global:?} without a tensor"))),
+        },
+        Global::Rebuild(Rebuild::Unsupported(what)) => Ok(Value::Opaque(what)),
+        Global::RebuildFromType => match <[Value; 4]>::try_from(args) {
+            Ok([func, _new_type, inner @ Value::Tuple(_), _state]) => reduce(func, inner),
+            _ => Err(odd_call()),
+        },
+        Global::Storage(_) | Global::TypedStorage | Global::Dtype(_) | Global::QScheme => {
+            Err(odd_call())
+        }
+    }
+}
+
+/// NEWOBJ: `cls.__new__(cls, *args)` for an allowed class, as PyTorch's unpickler allows it
+/// (a `Parameter` wraps its tensor; the containers start empty and are filled by SETITEMS or
+/// BUILD).
+fn new_object(cls: Value, args: Value) -> Result<Value> {
+    let Value::Global(global) = cls else {
+        return Err(fail(format!(
+            "NEWOBJ of {}, which is not an allowed class",
+            cls.describe()
+        )));
+    };
+    let Value::Tuple(args) = args else {
+        return Err(fail("NEWOBJ arguments are not a tuple"));
+    };
+    match global {
+        Global::TensorClass => Ok(match args.into_iter().next() {
+            Some(t @ Value::Tensor(_)) => t,
+            _ => Value::Opaque("an empty tensor"),
+        }),
+        Global::OrderedDict | Global::Counter => Ok(Value::Dict(Vec::new())),
+        Global::Set => Ok(Value::Set(Vec::new())),
+        Global::Size => reduce(Value::Global(global), Value::Tuple(args)),
+        Global::ByteArray | Global::Complex | Global::Device => {
+            Ok(Value::Opaque("an object of an allowed class"))
+        }
+        _ => Err(fail(format!("NEWOBJ of {global:?}, which is not a class"))),
+    }
+}
+
+fn machine(data: &[u8]) -> Machine<'_> {
     Machine {
         data,
         pos: 0,
@@ -533,5 +714,15 @@ pub fn load(data: &[u8]) -> Result<Value> {
         memo: Default::default(),
         copy_budget: (data.len() as u64).saturating_mul(4).saturating_add(1024),
     }
-    .run()
+}
+
+/// Unpickles `data` without executing anything.
+pub fn load(data: &[u8]) -> Result<Value> {
+    Ok(machine(data).run()?.0)
+}
+
+/// Unpickles the first pickle of `data`; returns it and the bytes it took, for files that
+/// hold several pickles one after another (the legacy torch.save format).
+pub fn load_prefix(data: &[u8]) -> Result<(Value, usize)> {
+    machine(data).run()
 }
