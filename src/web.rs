@@ -35,6 +35,10 @@ struct SessionConfig {
     /// device "gpu" and an adapter with shader-f16.
     #[serde(default)]
     precision: Option<String>,
+    /// The entry of a torch.save container that holds the weights (`--key`); None: found as
+    /// `gaze run` finds it.
+    #[serde(default)]
+    key: Option<String>,
 }
 
 impl SessionConfig {
@@ -91,7 +95,8 @@ impl Session {
     ) -> std::result::Result<Session, JsError> {
         let config: SessionConfig = serde_json::from_str(&config)
             .map_err(|e| JsError::new(&format!("session config: {e}")))?;
-        let sd = StateDict::from_bytes(&weights, &file_name).map_err(js)?;
+        let sd =
+            StateDict::from_bytes_entry(&weights, &file_name, config.key.as_deref()).map_err(js)?;
         let (arch, mut options) = if config.arch == "auto" {
             models::infer(&sd).ok_or_else(|| {
                 JsError::new(&format!(

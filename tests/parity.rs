@@ -239,7 +239,7 @@ fn argmax(row: &[f32]) -> usize {
 
 /// float32 tolerance: max(1e-4, 20 × PyTorch float32's own error); top-1 must agree.
 fn check(case: &Case, device: &str, got: &Tensor) {
-    let tol = (20.0 * case.torch_fp32_rel_l2).max(1e-4);
+    let tol = common::parity_tolerance(case.torch_fp32_rel_l2);
     check_within(case, &format!("{} on {device}", case.name), got, tol, 0.0);
 }
 

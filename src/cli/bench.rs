@@ -12,7 +12,6 @@ use crate::graph::Graph;
 use crate::kernels::peak;
 use crate::models;
 use crate::tensor::Tensor;
-use crate::weights::StateDict;
 use crate::Result;
 
 #[derive(Args)]
@@ -22,6 +21,8 @@ pub struct BenchArgs {
     /// Checkpoint; without one, deterministic weights of the official configuration.
     #[arg(long)]
     weights: Option<String>,
+    #[command(flatten)]
+    key: super::EntryKey,
     #[arg(long, default_value_t = 1)]
     batch: usize,
     /// Input height and width.
@@ -62,7 +63,7 @@ fn host_graph(
     let opts = models::parse_options(&args.opts)?;
     let shapes = input_shapes(arch, args.batch, args.size[0], args.size[1]);
     let graph = match weights {
-        Some(path) => models::build(arch, &StateDict::load(path)?, &shapes, &opts)?,
+        Some(path) => models::build(arch, &args.key.load(path)?, &shapes, &opts)?,
         None => models::build_synthetic(arch, 0, &shapes, &opts)?,
     };
     Ok((graph, shapes))

@@ -7,7 +7,6 @@ use crate::classify::{parse_manifest, Classification, Classifier, Preprocess};
 use crate::error::Error;
 use crate::gpu::{Gpu, GpuOptions, Precision};
 use crate::models;
-use crate::weights::StateDict;
 use crate::Result;
 
 #[derive(Args)]
@@ -26,6 +25,8 @@ pub struct ClassifyArgs {
         conflicts_with = "manifest"
     )]
     weights: Option<String>,
+    #[command(flatten)]
+    key: super::EntryKey,
     /// A models.json (e.g. web/models/models.json): its model's weights, labels and
     /// preprocessing, exactly as the web page uses them.
     #[arg(long)]
@@ -60,7 +61,7 @@ fn classifier(args: &ClassifyArgs, gpu: Option<Gpu>) -> Result<Classifier> {
                 "give --arch and --weights, or --manifest".into(),
             ));
         };
-        let sd = StateDict::load(weights)?;
+        let sd = args.key.load(weights)?;
         return Classifier::new(arch, &sd, &opts, None, Preprocess::ImageNet, gpu);
     };
     let text = String::from_utf8(read(manifest)?)
@@ -78,7 +79,7 @@ fn classifier(args: &ClassifyArgs, gpu: Option<Gpu>) -> Result<Classifier> {
     };
     let dir = Path::new(manifest).parent().unwrap_or(Path::new("."));
     let weights = dir.join(&entry.weights).to_string_lossy().into_owned();
-    let sd = StateDict::load(&weights)?;
+    let sd = args.key.load(&weights)?;
     // The command line's --opt wins over the manifest's options.
     let mut merged = entry.options.clone();
     merged.extend(opts);

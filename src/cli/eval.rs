@@ -6,7 +6,6 @@ use crate::error::Error;
 use crate::gpu::{Gpu, GpuOptions};
 use crate::graph::{cpu, gpu::GpuGraph};
 use crate::models;
-use crate::weights::StateDict;
 use crate::Result;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -20,6 +19,8 @@ pub struct EvalArgs {
     arch: String,
     #[arg(long)]
     weights: String,
+    #[command(flatten)]
+    key: super::EntryKey,
     #[arg(long, value_enum)]
     dataset: Dataset,
     /// Directory of the dataset files.
@@ -62,7 +63,7 @@ pub fn run(args: &EvalArgs, gpu_options: &GpuOptions) -> Result<()> {
         .as_deref()
         .map(|p| read_predictions(p, total))
         .transpose()?;
-    let sd = StateDict::load(&args.weights)?;
+    let sd = args.key.load(&args.weights)?;
     let opts = models::parse_options(&args.opts)?;
     let build = |n: usize| models::build(&args.arch, &sd, &[vec![n, 3, set.rows, set.cols]], &opts);
     let gpu = match args.device {

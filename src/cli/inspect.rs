@@ -1,9 +1,17 @@
+use super::EntryKey;
 use crate::models;
-use crate::weights::StateDict;
 use crate::Result;
 
-pub fn run(path: &str) -> Result<()> {
-    let sd = StateDict::load(path)?;
+pub fn run(path: &str, key: &EntryKey) -> Result<()> {
+    let sd = key.load(path)?;
+    super::say(format!("format: {}", sd.format()))?;
+    super::say(format!(
+        "entry: {}",
+        match sd.entry() {
+            Some(name) => format!("`{name}`"),
+            None => "the file itself (a bare state dict)".into(),
+        }
+    ))?;
     let mut params = 0usize;
     for key in sd.keys() {
         let t = sd.get_any(key)?;
@@ -21,7 +29,7 @@ pub fn run(path: &str) -> Result<()> {
             };
             super::say(format!("architecture: {arch}{note} {}", opts.join(" ")))?;
         }
-        None => println!("architecture: not recognised"),
+        None => super::say("architecture: not recognised".to_string())?,
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ mod inspect;
 mod run;
 mod serve;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::gpu::{GpuOptions, Precision};
 use crate::Result;
@@ -46,11 +46,30 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Serve the web demo (built by `bash web/build.sh`) on 127.0.0.1 and print its URL.
     Serve(serve::ServeArgs),
-    /// List a checkpoint's tensors and the architecture they point to.
+    /// List a checkpoint's format, the entry its weights came from, its tensors and the
+    /// architecture they point to.
     Inspect {
         /// A .safetensors or torch.save checkpoint.
         file: String,
+        #[command(flatten)]
+        key: EntryKey,
     },
+}
+
+/// Which entry of a torch.save container holds the weights.
+#[derive(Args, Clone, Debug, Default)]
+pub struct EntryKey {
+    /// The entry of a training checkpoint that holds the weights (e.g. `state_dict_ema`).
+    /// Default: the file itself when it is a state dict, else the first of state_dict,
+    /// model_state_dict, model, net, module, state_dict_ema, model_ema that holds tensors.
+    #[arg(long, value_name = "NAME")]
+    pub key: Option<String>,
+}
+
+impl EntryKey {
+    pub fn load(&self, path: &str) -> Result<crate::weights::StateDict> {
+        crate::weights::StateDict::load_entry(path, self.key.as_deref())
+    }
 }
 
 impl Cli {
@@ -68,7 +87,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Devices => devices::run(&cli.gpu_options()),
         Command::Run(args) => run::run(args, &cli.gpu_options()),
-        Command::Inspect { file } => inspect::run(file),
+        Command::Inspect { file, key } => inspect::run(file, key),
         Command::Classify(args) => classify::run(args, &cli.gpu_options()),
         Command::Bench(args) => bench::run(args, &cli.gpu_options()),
         Command::Eval(args) => eval::run(args, &cli.gpu_options()),

@@ -3,7 +3,6 @@ use clap::{Args, ValueEnum};
 use crate::gpu::{Gpu, GpuOptions};
 use crate::graph::{cpu, gpu::GpuGraph};
 use crate::models;
-use crate::weights::StateDict;
 use crate::{npy, Result};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -22,6 +21,8 @@ pub struct RunArgs {
     /// Checkpoint: .safetensors, or .pth/.pt/.pth.tar written by torch.save.
     #[arg(long)]
     weights: String,
+    #[command(flatten)]
+    key: super::EntryKey,
     /// Float32 NCHW .npy; AFF and iAFF take two: x (the branch output), then residual.
     #[arg(long, required = true)]
     input: Vec<String>,
@@ -41,7 +42,7 @@ pub fn run(args: &RunArgs, gpu_options: &GpuOptions) -> Result<()> {
         .iter()
         .map(|p| npy::read(p))
         .collect::<Result<Vec<_>>>()?;
-    let sd = StateDict::load(&args.weights)?;
+    let sd = args.key.load(&args.weights)?;
     let opts = models::parse_options(&args.opts)?;
     let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
     let graph = models::build(&args.arch, &sd, &shapes, &opts)?;
