@@ -2,13 +2,15 @@
 # Fuzzes gaze's readers of untrusted files with cargo-fuzz (libFuzzer + AddressSanitizer).
 #
 #   fuzz/run.sh [SECONDS] [TARGET ...]   each target for SECONDS (default 60); default targets:
-#                                        safetensors pickle checkpoint npy
+#                                        safetensors pickle checkpoint legacy npy
 #
 # Targets (fuzz/fuzz_targets/):
 #   safetensors  StateDict::from_bytes on safetensors-shaped input
 #   pickle       weights::pickle::load, the restricted unpickler, on raw pickle bytes
 #   checkpoint   StateDict::from_bytes on whole files, or on a torch.save zip built around a
 #                fuzzed data.pkl (so pickles reach the storage and stride checks)
+#   legacy       StateDict::from_bytes on legacy (pre-1.6, non-zip) torch.save files, whole or
+#                after the fixed magic-number and version pickles
 #   npy          npy::parse
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`). It passes nightly-only flags to rustc;
@@ -32,7 +34,7 @@ cd "$(dirname "$0")"
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(safetensors pickle checkpoint npy)
+[ ${#targets[@]} -eq 0 ] && targets=(safetensors pickle checkpoint legacy npy)
 export RUSTC_BOOTSTRAP=1
 
 cargo fuzz build || exit 1
