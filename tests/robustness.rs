@@ -2,9 +2,9 @@
 //! device is an error a new session recovers from, and long runs neither leak nor drift.
 //!
 //! Covered elsewhere and not repeated here: truncated, empty, 2^63-header and past-the-end
-//! checkpoints, the legacy format and the `os.system` fixture (tests/weights.rs
-//! `broken_files_give_clear_errors`, `legacy_format_is_refused_with_a_way_out`,
-//! `pickles_that_name_other_globals_are_refused_and_never_run`); `.npy` refusals
+//! checkpoints and the `os.system` fixture (tests/weights.rs `broken_files_give_clear_errors`,
+//! `pickles_that_name_other_globals_are_refused_and_never_run`); real legacy, container,
+//! whole-model and big-endian files (tests/checkpoints.rs); `.npy` refusals
 //! (src/npy.rs `refusals_say_what_is_wrong`, tests/cli.rs `input_problems_are_explained`,
 //! `nan_inputs_do_not_crash_and_are_reported`); requests beyond the adapter's limits
 //! (tests/limits.rs); shader errors naming the kernel (tests/shaders.rs

@@ -32,10 +32,28 @@ function check(ok, what) {
   if (!ok) failures += 1;
 }
 
-function native(samples) {
+function native(samples, model = ['--manifest', MANIFEST]) {
   const files = samples.map((s) => join(ROOT, 'web', 'samples', s.file));
-  const out = execFileSync(GAZE, ['classify', '--manifest', MANIFEST, '--json', ...files], { encoding: 'utf8' });
+  const out = execFileSync(GAZE, ['classify', ...model, '--json', ...files], { encoding: 'utf8' });
   return out.trim().split('\n').map((line) => JSON.parse(line));
+}
+
+// A visitor's own checkpoint as PyTorch before 1.6 wrote it: a legacy (non-zip) torch.save file
+// in SAN's training container, with optimizer and scheduler state (tests/fixtures/
+// make_checkpoints.py). The page reads it as `gaze classify` does.
+const OWN_CHECKPOINT = join(ROOT, 'tests', 'fixtures', 'checkpoints', 'mbv2_ta_train_legacy.pth');
+
+async function classifyOwnCheckpoint(page, sample, label) {
+  const expected = native([sample], ['--arch', 'mobilenet_v2_ta', '--weights', OWN_CHECKPOINT])[0];
+  await page.selectOption('#model-select', 'own');
+  await page.selectOption('#arch-select', 'auto');
+  await page.setInputFiles('#weights-file', OWN_CHECKPOINT);
+  await page.waitForFunction(() => /from mbv2_ta_train_legacy\.pth/.test(document.getElementById('model-info').textContent)
+    || !document.getElementById('error').hidden);
+  const info = await page.textContent('#model-info');
+  check(/mobilenet_v2_ta from/.test(info), `${label}: legacy torch.save container loaded as "${info}"`);
+  const result = await page.evaluate((file) => window.gazeDemo.classifySample(file), sample.file);
+  compare(`${label} own legacy checkpoint ${sample.file}`, result, expected);
 }
 
 function serve() {
@@ -120,6 +138,7 @@ async function main() {
     check(/lost/i.test(after.recovered ?? ''), `lost device reported (${after.recovered}) and a new session made`);
     check(after.on_gpu, 'the new session runs on WebGPU');
     compare(`after device loss ${samples[0].file}`, after, expected[0]);
+    await classifyOwnCheckpoint(page, samples[0], 'webgpu');
     check(errors.length === 0, `no console errors on WebGPU${errors.length ? `: ${errors.join(' | ')}` : ''}`);
 
     await page.setViewportSize({ width: 390, height: 844 });
@@ -142,12 +161,20 @@ async function main() {
     await classifyAll(page, samples, expected, 'cpu-wasm');
     await page.screenshot({ path: join(OUT, 'cpu.png'), fullPage: true });
 
+    await classifyOwnCheckpoint(page, samples[0], 'cpu-wasm');
+
     // A file that is not a checkpoint: a clear error on the page, the loaded model kept.
     await page.selectOption('#model-select', 'own');
     await page.setInputFiles('#weights-file', { name: 'broken.safetensors', mimeType: 'application/octet-stream', buffer: Buffer.from('not a checkpoint') });
     await page.waitForSelector('#error:not([hidden])');
     const shown = await page.textContent('#error');
     check(/broken\.safetensors/.test(shown), `a broken checkpoint is refused by name: "${shown}"`);
+    // A whole pickled model: refused, naming its class and the way to save its weights.
+    await page.setInputFiles('#weights-file', join(ROOT, 'tests', 'fixtures', 'checkpoints', 'whole_model_legacy.pth'));
+    await page.waitForFunction(() => /whole model/.test(document.getElementById('error').textContent));
+    const whole = await page.textContent('#error');
+    check(/make_parity\.TripletAttention/.test(whole) && /state_dict\(\)/.test(whole),
+      `a whole pickled model is refused with its class and the way out: "${whole.slice(0, 120)}…"`);
     check(errors.length === 0, `no console errors on the CPU fallback${errors.length ? `: ${errors.join(' | ')}` : ''}`);
     await browser.close();
   } finally {
