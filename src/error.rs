@@ -15,6 +15,12 @@ pub enum Error {
     Shape { op: &'static str, msg: String },
     #[error("kernel `{kernel}` failed to compile: {msg}")]
     Shader { kernel: String, msg: String },
+    #[error("kernel `{kernel}`: its WGSL interface differs from the Rust declaration at {precision}: {msg}")]
+    Interface {
+        kernel: String,
+        precision: String,
+        msg: String,
+    },
     #[error("{what} needs {needed} but the device allows {limit}")]
     Limit {
         what: String,

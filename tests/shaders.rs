@@ -64,6 +64,8 @@ fn a_broken_shader_is_reported_with_its_name() {
         name: "broken_example",
         source: "@compute @workgroup_size(64) fn main() { let x: f32 = undefined_thing; }",
         features: wgpu::Features::empty(),
+        params: gaze::kernels::peak::FMA_PEAK.params,
+        bindings: &[],
     };
     let err = broken.validate(Precision::F32).unwrap_err().to_string();
     assert!(
@@ -107,6 +109,8 @@ fn undeclared_subgroup_use_is_rejected() {
         name: "undeclared_subgroups",
         source,
         features: wgpu::Features::empty(),
+        params: gaze::kernels::peak::FMA_PEAK.params,
+        bindings: &[],
     };
     let err = undeclared.validate(Precision::F32).unwrap_err().to_string();
     assert!(err.contains("undeclared_subgroups"), "{err}");

@@ -2,6 +2,7 @@
 
 mod buffer;
 mod context;
+mod interface;
 mod pipeline;
 mod recorder;
 mod split;
@@ -9,5 +10,6 @@ mod split;
 pub use crate::precision::Precision;
 pub use buffer::GpuTensor;
 pub use context::{list_adapters, AdapterSummary, Gpu, GpuOptions, LimitOverrides};
+pub use interface::{Access, Binding, Field, Layout, Ty, WgslStruct};
 pub use pipeline::{Constants, Kernel, COMMON_WGSL};
 pub use recorder::{DispatchTime, Recorder, WG};

@@ -3,13 +3,15 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use super::interface::{check_module, Binding, Layout};
 use super::{Gpu, Precision};
 use crate::error::{Error, Result};
 
 /// Helpers every shader may use (activations, the flat invocation index); prepended to each kernel.
 pub const COMMON_WGSL: &str = include_str!("../../shaders/common.wgsl");
 
-/// A WGSL compute kernel: one file under `shaders/`, one entry point `main`.
+/// A WGSL compute kernel: one file under `shaders/`, one entry point `main`, and its interface:
+/// the uniform `Params` at binding 0 and the storage bindings after it.
 #[derive(Debug)]
 pub struct Kernel {
     pub name: &'static str,
@@ -17,22 +19,29 @@ pub struct Kernel {
     /// Device features the shader needs (subgroup builtins); empty for almost every kernel.
     /// Launchers pick such a kernel only on a device that has them.
     pub features: wgpu::Features,
+    /// The layout of the `Params` struct a dispatch uploads (`Recorder::dispatch`).
+    pub params: &'static Layout,
+    /// Bindings 1, 2, ... in order.
+    pub bindings: &'static [Binding],
 }
 
 /// Declares a `Kernel` whose source is `shaders/<file>`, or several files joined in order
-/// (WGSL has no includes; a shared fragment comes first). `kernel!(features F; ...)` declares
-/// one that needs the device features `F`.
+/// (WGSL has no includes; a shared fragment comes first), with its `Params` type and bindings:
+/// `kernel!("unary", "unary.wgsl"; UnaryParams; bindings![read x, write y])`.
+/// `kernel!(features F; ...)` declares one that needs the device features `F`.
 #[macro_export]
 macro_rules! kernel {
-    (features $features:expr; $name:literal, $($file:literal),+) => {
+    (features $features:expr; $name:literal, $($file:literal),+; $params:ty; $bindings:expr) => {
         $crate::gpu::Kernel {
             name: $name,
             source: concat!($(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/shaders/", $file)), "\n"),+),
             features: $features,
+            params: &<$params as $crate::gpu::WgslStruct>::LAYOUT,
+            bindings: $bindings,
         }
     };
-    ($name:literal, $($file:literal),+) => {
-        $crate::kernel!(features wgpu::Features::empty(); $name, $($file),+)
+    ($name:literal, $($file:literal),+; $params:ty; $bindings:expr) => {
+        $crate::kernel!(features wgpu::Features::empty(); $name, $($file),+; $params; $bindings)
     };
 }
 
@@ -98,6 +107,20 @@ impl Kernel {
             .validate(&module)
             .map_err(|e| fail(e.emit_to_string_with_path(&source, self.name)))?;
         Ok(module)
+    }
+
+    /// Checks the shader's uniform struct (field names, order, offsets, types, size) and its
+    /// bindings (names, order, access, element type at `precision`) against the Rust
+    /// declaration; the error names the kernel and the first field or binding that differs.
+    pub fn check_interface(&self, precision: Precision) -> Result<()> {
+        let module = self.validate(precision)?;
+        check_module(&module, self.params, self.bindings, precision).map_err(|msg| {
+            Error::Interface {
+                kernel: self.name.to_string(),
+                precision: precision.to_string(),
+                msg,
+            }
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! Records the dispatches of one inference into a single command buffer.
 
-use super::{Constants, Gpu, GpuTensor, Kernel};
+use super::{Constants, Gpu, GpuTensor, Kernel, WgslStruct};
 use crate::error::{Error, Result};
 
 /// Threads per workgroup of every 1-D kernel; `WG` in `shaders/common.wgsl` says the same.
@@ -109,16 +109,26 @@ impl<'g> Recorder<'g> {
         Ok([x as u32, y as u32, 1])
     }
 
-    /// Records one dispatch of `kernel`. Binding 0 is the uniform `params` (u32 words; f32 values
-    /// as their bits); bindings 1.. are `buffers` in order.
-    pub fn dispatch(
+    /// Records one dispatch of `kernel`. Binding 0 is the uniform `params`, which must be the
+    /// kernel's own `Params` type; bindings 1.. are `buffers`, in the order the kernel declares.
+    pub fn dispatch<P: WgslStruct>(
         &mut self,
         kernel: &Kernel,
         constants: &Constants,
-        params: &[u32],
+        params: &P,
         buffers: &[&GpuTensor],
         workgroups: [u32; 3],
     ) -> Result<()> {
+        if P::LAYOUT.name != kernel.params.name || buffers.len() != kernel.bindings.len() {
+            return Err(Error::Invalid(format!(
+                "kernel `{}` takes {} and {} bindings, but was given {} and {} (a launcher bug)",
+                kernel.name,
+                kernel.params.name,
+                kernel.bindings.len(),
+                P::LAYOUT.name,
+                buffers.len()
+            )));
+        }
         let pipeline = self.gpu.pipeline(kernel, constants)?;
         for t in buffers {
             if t.bytes() > self.gpu.max_binding_bytes() {
@@ -134,13 +144,11 @@ impl<'g> Recorder<'g> {
             }
         }
         // Uniform buffers are sized in 16-byte rows.
-        let mut words = params.to_vec();
-        words.resize(params.len().div_ceil(4).max(1) * 4, 0);
-        let uniform = self.gpu.buffer_with(
-            Some(kernel.name),
-            bytemuck::cast_slice(&words),
-            wgpu::BufferUsages::UNIFORM,
-        );
+        let mut bytes = bytemuck::bytes_of(params).to_vec();
+        bytes.resize(bytes.len().div_ceil(16).max(1) * 16, 0);
+        let uniform = self
+            .gpu
+            .buffer_with(Some(kernel.name), &bytes, wgpu::BufferUsages::UNIFORM);
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: uniform.as_entire_binding(),

@@ -11,18 +11,90 @@
 //! tile shape is picked per conv from the tensor shapes (`Tile::choose`,
 //! `Tile::choose_shared`). `examples/conv_layers.rs` measures them.
 
-use super::{expect_shape, u32_param, u32_params};
+use super::{expect_shape, u32_param};
 use crate::error::{shape_err, Error, Result};
-use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder};
-use crate::kernel;
+use crate::gpu::{Binding, Gpu, GpuTensor, Kernel, Recorder};
 use crate::ops::conv::{Conv2d, Epilogue};
+use crate::{bindings, kernel, wgsl_struct};
+
+wgsl_struct! {
+    /// 1×1 conv as a GEMM over `pixels` = N·H·W; `blocks` = RO_G · RP_Q, the store loop's trip
+    /// count. The epilogue (`flags`: 1 bias, 2 scale/shift, 4 residual; `act` before the
+    /// residual add, `post_act` after) ends every conv's params.
+    pub struct ConvGemmParams {
+        pixels: u32,
+        out_hw: u32,
+        cin: u32,
+        cout: u32,
+        blocks: u32,
+        flags: u32,
+        act: u32,
+        post_act: u32,
+    }
+}
+
+wgsl_struct! {
+    /// Any conv as an implicit GEMM: `blocks` channel blocks per group, `tile_blocks` = RO_G ·
+    /// RP_Q; the epilogue as in `ConvGemmParams`.
+    pub struct ConvGeneralParams {
+        pixels: u32,
+        out_hw: u32,
+        out_w: u32,
+        blocks: u32,
+        cin: u32,
+        cin_g: u32,
+        cout_g: u32,
+        cout: u32,
+        in_h: u32,
+        in_w: u32,
+        kh: u32,
+        kw: u32,
+        sh: u32,
+        sw: u32,
+        ph: u32,
+        pw: u32,
+        dh: u32,
+        dw: u32,
+        tile_blocks: u32,
+        flags: u32,
+        act: u32,
+        post_act: u32,
+    }
+}
+
+wgsl_struct! {
+    /// 3×3 depthwise: `lanes` = N · C · quads · strips invocations, each `rows` output rows of
+    /// 4-wide quads; the epilogue as in `ConvGemmParams`.
+    pub struct ConvDepthwiseParams {
+        lanes: u32,
+        channels: u32,
+        in_h: u32,
+        in_w: u32,
+        out_h: u32,
+        out_w: u32,
+        quads: u32,
+        strips: u32,
+        rows: u32,
+        ph: u32,
+        pw: u32,
+        flags: u32,
+        act: u32,
+        post_act: u32,
+    }
+}
+
+/// Every conv kernel's bindings (`conv2d_epilogue.wgsl`).
+const CONV_BINDINGS: &[Binding] =
+    bindings![read x, read wt, read bias, read scale, read shift, read residual, write y];
 
 pub static CONV2D_GEMM: Kernel = kernel!(
     "conv2d_gemm",
     "conv2d_epilogue.wgsl",
     "conv2d_tile.wgsl",
     "conv2d_gemm_io.wgsl",
-    "conv2d_gemm.wgsl"
+    "conv2d_gemm.wgsl";
+    ConvGemmParams;
+    CONV_BINDINGS
 );
 pub static CONV2D_GEMM_SG: Kernel = kernel!(
     features wgpu::Features::SUBGROUP;
@@ -31,19 +103,25 @@ pub static CONV2D_GEMM_SG: Kernel = kernel!(
     "conv2d_tile.wgsl",
     "conv2d_sg.wgsl",
     "conv2d_gemm_io.wgsl",
-    "conv2d_gemm_sg.wgsl"
+    "conv2d_gemm_sg.wgsl";
+    ConvGemmParams;
+    CONV_BINDINGS
 );
 pub static CONV2D_DEPTHWISE: Kernel = kernel!(
     "conv2d_depthwise",
     "conv2d_epilogue.wgsl",
-    "conv2d_depthwise.wgsl"
+    "conv2d_depthwise.wgsl";
+    ConvDepthwiseParams;
+    CONV_BINDINGS
 );
 pub static CONV2D_GENERAL: Kernel = kernel!(
     "conv2d_general",
     "conv2d_epilogue.wgsl",
     "conv2d_tile.wgsl",
     "conv2d_general_io.wgsl",
-    "conv2d_general.wgsl"
+    "conv2d_general.wgsl";
+    ConvGeneralParams;
+    CONV_BINDINGS
 );
 pub static CONV2D_GENERAL_SG: Kernel = kernel!(
     features wgpu::Features::SUBGROUP;
@@ -52,7 +130,9 @@ pub static CONV2D_GENERAL_SG: Kernel = kernel!(
     "conv2d_tile.wgsl",
     "conv2d_sg.wgsl",
     "conv2d_general_io.wgsl",
-    "conv2d_general_sg.wgsl"
+    "conv2d_general_sg.wgsl";
+    ConvGeneralParams;
+    CONV_BINDINGS
 );
 pub const KERNELS: &[&Kernel] = &[
     &CONV2D_GEMM,
@@ -401,41 +481,53 @@ impl Call<'_> {
         inputs.extend(ep.residual);
         rec.batched(&inputs, out, |rec, ins, out| {
             let input = ins[0].shape();
-            let epilogue = epilogue_words(ep, spec);
-            let (params, grid) = match plan {
-                ConvKernel::Gemm(tile) => gemm_launch(rec, input, w.shape(), out.shape(), tile)?,
-                ConvKernel::Depthwise { .. } => depthwise_launch(rec, input, out.shape(), spec)?,
-                ConvKernel::General(tile) => {
-                    general_launch(rec, input, w.shape(), out.shape(), spec, tile)?
-                }
-            };
-            let params = u32_params(OP, &[&params[..], &epilogue[..]].concat())?;
+            let epi = EpilogueWords::of(ep, spec);
             // Absent operands bind the (read-only) weights; the flags keep the shader off them.
             let bias = ep.bias.unwrap_or(w);
             let (scale, shift) = ep.affine.unwrap_or((w, w));
             let residual = ins.get(1).copied().unwrap_or(w);
             let buffers = [ins[0], w, bias, scale, shift, residual, out];
-            rec.dispatch(plan.kernel(), &plan.constants(), &params, &buffers, grid)
+            let (kernel, constants) = (plan.kernel(), plan.constants());
+            match plan {
+                ConvKernel::Gemm(tile) => {
+                    let (p, grid) = gemm_launch(rec, input, w.shape(), out.shape(), tile, epi)?;
+                    rec.dispatch(kernel, &constants, &p, &buffers, grid)
+                }
+                ConvKernel::Depthwise { .. } => {
+                    let (p, grid) = depthwise_launch(rec, input, out.shape(), spec, epi)?;
+                    rec.dispatch(kernel, &constants, &p, &buffers, grid)
+                }
+                ConvKernel::General(tile) => {
+                    let (p, grid) =
+                        general_launch(rec, input, w.shape(), out.shape(), spec, tile, epi)?;
+                    rec.dispatch(kernel, &constants, &p, &buffers, grid)
+                }
+            }
         })
     }
 }
 
-/// The kernel-specific leading words of a dispatch's `Params` (the epilogue words follow) and
-/// its workgroup counts.
-type Launch = (Vec<usize>, [u32; 3]);
+/// The epilogue fields that end every conv kernel's params: which operands exist, act,
+/// post_act. They are parameters rather than specialization constants so that one pipeline per
+/// tile serves every epilogue (these kernels take long to compile on lavapipe).
+#[derive(Clone, Copy)]
+struct EpilogueWords {
+    flags: u32,
+    act: u32,
+    post_act: u32,
+}
 
-/// The epilogue words that end every kernel's `Params`: which operands exist, act, post_act.
-/// They are parameters rather than specialization constants so that one pipeline per tile
-/// serves every epilogue (these kernels take long to compile on lavapipe).
-fn epilogue_words(ep: &Epilogue<GpuTensor>, spec: &Conv2d) -> [usize; 3] {
-    let flags = usize::from(ep.bias.is_some())
-        | usize::from(ep.affine.is_some()) << 1
-        | usize::from(ep.residual.is_some()) << 2;
-    [
-        flags,
-        spec.act.code() as usize,
-        spec.post_act.code() as usize,
-    ]
+impl EpilogueWords {
+    fn of(ep: &Epilogue<GpuTensor>, spec: &Conv2d) -> Self {
+        let flags = u32::from(ep.bias.is_some())
+            | u32::from(ep.affine.is_some()) << 1
+            | u32::from(ep.residual.is_some()) << 2;
+        Self {
+            flags,
+            act: spec.act.code(),
+            post_act: spec.post_act.code(),
+        }
+    }
 }
 
 /// Workgroups for `pixels` output pixels in tiles of `tile` (x, spilling into z past the
@@ -468,12 +560,23 @@ fn gemm_launch(
     weight: &[usize],
     out: &[usize],
     tile: Tile,
-) -> Result<Launch> {
+    epi: EpilogueWords,
+) -> Result<(ConvGemmParams, [u32; 3])> {
     let (cin, cout) = (input[1], weight[0]);
     let pixels = pixel_count(out)?;
     let grid = tiled_grid(rec, pixels, tile, cout.div_ceil(4 * tile.channels))?;
-    let hw = out[2] * out[3];
-    Ok((vec![pixels, hw, cin, cout, tile.blocks()], grid))
+    let u = |v: usize| u32_param(OP, v);
+    let params = ConvGemmParams {
+        pixels: u(pixels)?,
+        out_hw: u(out[2] * out[3])?,
+        cin: u(cin)?,
+        cout: u(cout)?,
+        blocks: u(tile.blocks())?,
+        flags: epi.flags,
+        act: epi.act,
+        post_act: epi.post_act,
+    };
+    Ok((params, grid))
 }
 
 fn general_launch(
@@ -483,7 +586,8 @@ fn general_launch(
     out: &[usize],
     spec: &Conv2d,
     tile: Tile,
-) -> Result<Launch> {
+    epi: EpilogueWords,
+) -> Result<(ConvGeneralParams, [u32; 3])> {
     let (cin, h, w) = (input[1], input[2], input[3]);
     let (cout, cin_g, kh, kw) = (weight[0], weight[1], weight[2], weight[3]);
     let (ho, wo) = (out[2], out[3]);
@@ -493,27 +597,31 @@ fn general_launch(
     let blocks = cout_g.div_ceil(4 * tile.channels);
     let grid = tiled_grid(rec, pixels, tile, groups * blocks)?;
     let (s, p, d) = (spec.stride, spec.padding, spec.dilation);
-    let params = vec![
-        pixels,
-        ho * wo,
-        wo,
-        blocks,
-        cin,
-        cin_g,
-        cout_g,
-        cout,
-        h,
-        w,
-        kh,
-        kw,
-        s.0,
-        s.1,
-        p.0,
-        p.1,
-        d.0,
-        d.1,
-        tile.blocks(),
-    ];
+    let u = |v: usize| u32_param(OP, v);
+    let params = ConvGeneralParams {
+        pixels: u(pixels)?,
+        out_hw: u(ho * wo)?,
+        out_w: u(wo)?,
+        blocks: u(blocks)?,
+        cin: u(cin)?,
+        cin_g: u(cin_g)?,
+        cout_g: u(cout_g)?,
+        cout: u(cout)?,
+        in_h: u(h)?,
+        in_w: u(w)?,
+        kh: u(kh)?,
+        kw: u(kw)?,
+        sh: u(s.0)?,
+        sw: u(s.1)?,
+        ph: u(p.0)?,
+        pw: u(p.1)?,
+        dh: u(d.0)?,
+        dw: u(d.1)?,
+        tile_blocks: u(tile.blocks())?,
+        flags: epi.flags,
+        act: epi.act,
+        post_act: epi.post_act,
+    };
     Ok((params, grid))
 }
 
@@ -522,7 +630,8 @@ fn depthwise_launch(
     input: &[usize],
     out: &[usize],
     spec: &Conv2d,
-) -> Result<Launch> {
+    epi: EpilogueWords,
+) -> Result<(ConvDepthwiseParams, [u32; 3])> {
     let (n, c, h, w) = (input[0], input[1], input[2], input[3]);
     let (ho, wo) = (out[2], out[3]);
     let rows = ho.div_ceil(ho.div_ceil(MAX_STRIP_ROWS));
@@ -534,8 +643,22 @@ fn depthwise_launch(
         .ok_or_else(|| shape_err(OP, format!("output {out:?} needs too many invocations")))?;
     let grid = rec.grid(lanes as u64)?;
     let (ph, pw) = spec.padding;
-    Ok((
-        vec![lanes, c, h, w, ho, wo, quads, strips, rows, ph, pw],
-        grid,
-    ))
+    let u = |v: usize| u32_param(OP, v);
+    let params = ConvDepthwiseParams {
+        lanes: u(lanes)?,
+        channels: u(c)?,
+        in_h: u(h)?,
+        in_w: u(w)?,
+        out_h: u(ho)?,
+        out_w: u(wo)?,
+        quads: u(quads)?,
+        strips: u(strips)?,
+        rows: u(rows)?,
+        ph: u(ph)?,
+        pw: u(pw)?,
+        flags: epi.flags,
+        act: epi.act,
+        post_act: epi.post_act,
+    };
+    Ok((params, grid))
 }

@@ -1,15 +1,42 @@
 //! Coordinate Attention's own ops (`crate::ops::coord`): pool, gates, apply — one dispatch each.
 
 use super::triplet::{axis_pool, plane_fits, PoolRole, Target};
-use super::{expect_shape, group_grid, next_start, u32_params};
+use super::{expect_shape, group_grid, next_start, u32_param, u32x4};
 use crate::error::Result;
 use crate::gpu::{GpuTensor, Kernel, Recorder};
-use crate::kernel;
 use crate::ops::coord::{CoordApply, CoordGateSpec, CoordPool};
 use crate::ops::triplet::{ZAxis, ZPool};
+use crate::{bindings, kernel, wgsl_struct};
 
-pub static GATES: Kernel = kernel!("coord_gates", "coord_gates.wgsl");
-pub static APPLY: Kernel = kernel!("coord_apply", "coord_apply.wgsl");
+wgsl_struct! {
+    /// One direction's gates (H, then W).
+    pub struct CoordRole {
+        /// start, tiles per image, position tiles, positions (H or W)
+        head: [u32; 4],
+        /// first row of f, first output, first weight, first bias
+        offs: [u32; 4],
+    }
+}
+
+wgsl_struct! {
+    /// Both directions' `sigmoid(conv(f))` in one dispatch; `rows` = H + W.
+    pub struct CoordGatesParams { n: u32, c: u32, mip: u32, rows: u32, role: [CoordRole; 2] }
+}
+
+wgsl_struct! {
+    pub struct CoordApplyParams { n: u32, c: u32, h: u32, w: u32 }
+}
+
+pub static GATES: Kernel = kernel!(
+    "coord_gates", "coord_gates.wgsl";
+    CoordGatesParams;
+    bindings![read f, read weight, read bias, write y]
+);
+pub static APPLY: Kernel = kernel!(
+    "coord_apply", "coord_apply.wgsl";
+    CoordApplyParams;
+    bindings![read x, read gates, write y]
+);
 pub const KERNELS: &[&Kernel] = &[&GATES, &APPLY];
 
 /// `[N,C,H+W,1]`: both directional means in one dispatch.
@@ -72,25 +99,23 @@ pub fn coord_gates(
     let (h, w) = (spec.h, spec.w);
     rec.batched(&[f], out, |rec, ins, out| {
         let n = ins[0].shape()[0];
-        let mut params = u32_params(op, &[n, c, mip, h + w])?;
+        let u = |v: usize| u32_param(op, v);
+        let mut params = CoordGatesParams {
+            n: u(n)?,
+            c: u(c)?,
+            mip: u(mip)?,
+            rows: u(h + w)?,
+            ..Default::default()
+        };
         let mut start = 0;
         // (positions, first row of f, first output, part)
         for (count, from, to, part) in [(h, 0, 0, 0), (w, h, c * h, 1)] {
             let position_tiles = count.div_ceil(8);
             let tiles = c.div_ceil(8) * position_tiles;
-            params.extend(u32_params(
-                op,
-                &[
-                    start,
-                    tiles,
-                    position_tiles,
-                    count,
-                    from,
-                    to,
-                    part * c * mip,
-                    part * c,
-                ],
-            )?);
+            params.role[part] = CoordRole {
+                head: u32x4(op, [start, tiles, position_tiles, count])?,
+                offs: u32x4(op, [from, to, part * c * mip, part * c])?,
+            };
             start = next_start(start + n * tiles);
         }
         let grid = group_grid(rec, start)?;
@@ -111,7 +136,8 @@ pub fn coord_apply(
     expect_shape(op, out, x.shape())?;
     rec.batched(&[x, gates], out, |rec, ins, out| {
         let [n, c, h, w] = [0, 1, 2, 3].map(|i| out.shape()[i]);
-        let params = u32_params(op, &[n, c, h, w])?;
+        let [n, c, h, w] = u32x4(op, [n, c, h, w])?;
+        let params = CoordApplyParams { n, c, h, w };
         let tiles = n * c * h.div_ceil(8) * w.div_ceil(4);
         let grid = rec.grid(tiles as u64)?;
         rec.dispatch(&APPLY, &[], &params, &[ins[0], ins[1], out], grid)

@@ -3,11 +3,23 @@
 use super::{expect_shape, group_grid, u32_param};
 use crate::error::Result;
 use crate::gpu::{GpuTensor, Kernel, Recorder};
-use crate::kernel;
 use crate::ops::linear::{linear_dims, softmax_view, Linear, Softmax};
+use crate::{bindings, kernel, wgsl_struct};
 
-pub static LINEAR: Kernel = kernel!("linear", "linear.wgsl");
-pub static SOFTMAX: Kernel = kernel!("softmax", "softmax.wgsl");
+wgsl_struct! {
+    /// `y [rows, out_features] = act(x · wᵀ + b)`; `has_bias` 0: `b` is a placeholder binding.
+    pub struct LinearParams { rows: u32, features: u32, out_features: u32, act: u32, has_bias: u32 }
+}
+
+wgsl_struct! {
+    /// Softmax over `len` elements `inner` apart, for `lines` = outer * inner lines.
+    pub struct SoftmaxParams { lines: u32, len: u32, inner: u32 }
+}
+
+pub static LINEAR: Kernel =
+    kernel!("linear", "linear.wgsl"; LinearParams; bindings![read x, read w, read b, write y]);
+pub static SOFTMAX: Kernel =
+    kernel!("softmax", "softmax.wgsl"; SoftmaxParams; bindings![read x, write y]);
 pub const KERNELS: &[&Kernel] = &[&LINEAR, &SOFTMAX];
 
 /// Rows of x an invocation of `linear.wgsl` covers in a batch of at least as many (`ROWS`).
@@ -27,13 +39,13 @@ pub fn linear(
     expect_shape(op, out, &dims.out_shape())?;
     rec.batched(&[x], out, |rec, ins, out| {
         let rows = out.shape()[0];
-        let params = [
-            u32_param(op, rows)?,
-            u32_param(op, dims.f)?,
-            u32_param(op, dims.o)?,
-            spec.act.code(),
-            u32::from(b.is_some()),
-        ];
+        let params = LinearParams {
+            rows: u32_param(op, rows)?,
+            features: u32_param(op, dims.f)?,
+            out_features: u32_param(op, dims.o)?,
+            act: spec.act.code(),
+            has_bias: u32::from(b.is_some()),
+        };
         // One invocation per 4 outputs of `block` rows.
         let block = if rows >= BATCH_ROWS { BATCH_ROWS } else { 1 };
         let grid = group_grid(rec, rows.div_ceil(block) * dims.o.div_ceil(4))?;
@@ -51,11 +63,11 @@ pub fn softmax(rec: &mut Recorder, x: &GpuTensor, out: &GpuTensor, spec: &Softma
     rec.batched(&[x], out, |rec, ins, out| {
         let [outer, len, inner] = softmax_view(spec, out.shape())?;
         let lines = outer * inner;
-        let params = [
-            u32_param(op, lines)?,
-            u32_param(op, len)?,
-            u32_param(op, inner)?,
-        ];
+        let params = SoftmaxParams {
+            lines: u32_param(op, lines)?,
+            len: u32_param(op, len)?,
+            inner: u32_param(op, inner)?,
+        };
         let grid = rec.grid(lines as u64)?;
         rec.dispatch(&SOFTMAX, &[], &params, &[ins[0], out], grid)
     })

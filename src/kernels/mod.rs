@@ -47,9 +47,14 @@ pub(crate) fn u32_param(op: &'static str, v: usize) -> Result<u32> {
     u32::try_from(v).map_err(|_| shape_err(op, format!("size {v} exceeds a 32-bit index")))
 }
 
-/// `u32_param` of each value: a kernel's parameter words.
-pub(crate) fn u32_params(op: &'static str, values: &[usize]) -> Result<Vec<u32>> {
-    values.iter().map(|&v| u32_param(op, v)).collect()
+/// `u32_param` of four values: a `vec4<u32>` parameter.
+pub(crate) fn u32x4(op: &'static str, v: [usize; 4]) -> Result<[u32; 4]> {
+    Ok([
+        u32_param(op, v[0])?,
+        u32_param(op, v[1])?,
+        u32_param(op, v[2])?,
+        u32_param(op, v[3])?,
+    ])
 }
 
 /// Invocations per workgroup of the small-workgroup kernels (attention, linear; `GROUP` in

@@ -2,15 +2,27 @@
 //! memory bandwidth (a copy).
 
 use crate::gpu::Kernel;
-use crate::kernel;
+use crate::{bindings, kernel, wgsl_struct};
 
-pub static FMA_PEAK: Kernel = kernel!("fma_peak", "fma_peak.wgsl");
-pub static STREAM_COPY: Kernel = kernel!("stream_copy", "stream_copy.wgsl");
+wgsl_struct! {
+    /// Loop iterations of 8 vec4 FMAs per invocation.
+    pub struct FmaPeakParams { iters: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
+}
+
+wgsl_struct! {
+    /// Copies `n` elements with `threads` invocations.
+    pub struct StreamCopyParams { n: u32, threads: u32, _pad0: u32, _pad1: u32 }
+}
+
+pub static FMA_PEAK: Kernel =
+    kernel!("fma_peak", "fma_peak.wgsl"; FmaPeakParams; bindings![write sink]);
+pub static STREAM_COPY: Kernel =
+    kernel!("stream_copy", "stream_copy.wgsl"; StreamCopyParams; bindings![read x, write y]);
 pub const KERNELS: &[&Kernel] = &[&FMA_PEAK, &STREAM_COPY];
 
 #[cfg(not(target_arch = "wasm32"))]
 mod measure {
-    use super::{FMA_PEAK, STREAM_COPY};
+    use super::{FmaPeakParams, StreamCopyParams, FMA_PEAK, STREAM_COPY};
     use crate::gpu::{Gpu, GpuTensor, Recorder};
     use crate::Result;
 
@@ -59,7 +71,11 @@ mod measure {
         let sink = gpu.empty(&[threads as usize])?;
         let record = |rec: &mut Recorder, units: u32| {
             let grid = rec.grid(threads as u64)?;
-            rec.dispatch(&FMA_PEAK, &[], &[ITERS * units, 0, 0, 0], &[&sink], grid)
+            let params = FmaPeakParams {
+                iters: ITERS * units,
+                ..Default::default()
+            };
+            rec.dispatch(&FMA_PEAK, &[], &params, &[&sink], grid)
         };
         let units_per_second = best_rate(gpu, &record, 1 << 18)?;
         let iters_per_second = units_per_second * ITERS as f64;
@@ -102,7 +118,12 @@ mod measure {
             )));
         }
         let threads = n.div_ceil(COPIES_PER_THREAD);
-        let params = crate::kernels::u32_params("stream_copy", &[n, threads])?;
+        let u = |v: usize| crate::kernels::u32_param("stream_copy", v);
+        let params = StreamCopyParams {
+            n: u(n)?,
+            threads: u(threads)?,
+            ..Default::default()
+        };
         let grid = rec.grid(threads as u64)?;
         rec.dispatch(&STREAM_COPY, &[], &params, &[x, y], grid)
     }

@@ -1,11 +1,41 @@
-use super::{expect_shape, u32_params};
+use super::{expect_shape, u32_param};
 use crate::error::Result;
 use crate::gpu::{GpuTensor, Kernel, Recorder};
-use crate::kernel;
 use crate::ops::pool::{AvgPool2d, MaxPool2d, SpatialMean};
+use crate::{bindings, kernel, wgsl_struct};
 
-pub static WINDOW_POOL: Kernel = kernel!("pool_window", "pool_window.wgsl");
-pub static SPATIAL_MEAN: Kernel = kernel!("pool_mean", "pool_mean.wgsl");
+wgsl_struct! {
+    /// Max or average over `kernel`-square windows (the `AVERAGE` constant picks).
+    pub struct WindowPoolParams {
+        total: u32,
+        in_h: u32,
+        in_w: u32,
+        out_h: u32,
+        out_w: u32,
+        kernel: u32,
+        stride: u32,
+        padding: u32,
+        count_include_pad: u32,
+    }
+}
+
+wgsl_struct! {
+    /// Means over `rows` x `cols` (1 where that axis is kept).
+    pub struct SpatialMeanParams {
+        total: u32,
+        in_h: u32,
+        in_w: u32,
+        out_h: u32,
+        out_w: u32,
+        rows: u32,
+        cols: u32,
+    }
+}
+
+pub static WINDOW_POOL: Kernel =
+    kernel!("pool_window", "pool_window.wgsl"; WindowPoolParams; bindings![read x, write y]);
+pub static SPATIAL_MEAN: Kernel =
+    kernel!("pool_mean", "pool_mean.wgsl"; SpatialMeanParams; bindings![read x, write y]);
 pub const KERNELS: &[&Kernel] = &[&WINDOW_POOL, &SPATIAL_MEAN];
 
 /// How `pool_window.wgsl` reduces a window.
@@ -31,21 +61,18 @@ fn window_pool(
     rec.batched(&[x], out, |rec, ins, out| {
         let (x, o) = (ins[0].shape(), out.shape());
         let [kernel, stride, padding] = window;
-        let total = o.iter().product();
-        let params = u32_params(
-            op,
-            &[
-                total,
-                x[2],
-                x[3],
-                o[2],
-                o[3],
-                kernel,
-                stride,
-                padding,
-                count_include_pad as usize,
-            ],
-        )?;
+        let u = |v: usize| u32_param(op, v);
+        let params = WindowPoolParams {
+            total: u(o.iter().product())?,
+            in_h: u(x[2])?,
+            in_w: u(x[3])?,
+            out_h: u(o[2])?,
+            out_w: u(o[3])?,
+            kernel: u(kernel)?,
+            stride: u(stride)?,
+            padding: u(padding)?,
+            count_include_pad: count_include_pad as u32,
+        };
         let grid = rec.grid(out.numel() as u64)?;
         rec.dispatch(&WINDOW_POOL, &constants, &params, &[ins[0], out], grid)
     })
@@ -91,7 +118,16 @@ pub fn spatial_mean(
     let cols = if spec.over.reduces_w() { w } else { 1 };
     rec.batched(&[x], out, |rec, ins, out| {
         let o = out.shape();
-        let params = u32_params(op, &[out.numel(), h, w, o[2], o[3], rows, cols])?;
+        let u = |v: usize| u32_param(op, v);
+        let params = SpatialMeanParams {
+            total: u(out.numel())?,
+            in_h: u(h)?,
+            in_w: u(w)?,
+            out_h: u(o[2])?,
+            out_w: u(o[3])?,
+            rows: u(rows)?,
+            cols: u(cols)?,
+        };
         let grid = rec.grid(out.numel() as u64)?;
         rec.dispatch(&SPATIAL_MEAN, &[], &params, &[ins[0], out], grid)
     })

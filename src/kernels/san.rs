@@ -1,19 +1,89 @@
 //! Launchers of the SAN primitives (MODULES.md §9.2, §9.3).
 
-use super::{expect_shape, u32_params};
+use super::{expect_shape, u32_param};
 use crate::error::Result;
 use crate::gpu::{GpuTensor, Kernel, Recorder};
-use crate::kernel;
 use crate::ops::san::{
     aggregation_shape, check_epilogue, patch_gather_shape, reflect_pad_shape, subtraction_shape,
     unfold_shape, Aggregation, PatchGather, ReflectPad, Subtraction, Unfold, Window,
 };
+use crate::{bindings, kernel, wgsl_struct};
 
-pub static SUBTRACTION: Kernel = kernel!("san_subtraction", "san_subtraction.wgsl");
-pub static AGGREGATION: Kernel = kernel!("san_aggregation", "san_aggregation.wgsl");
-pub static REFLECT_PAD: Kernel = kernel!("san_reflect_pad", "san_reflect_pad.wgsl");
-pub static UNFOLD: Kernel = kernel!("san_unfold", "san_unfold.wgsl");
-pub static PATCH_GATHER: Kernel = kernel!("san_patch_gather", "san_patch_gather.wgsl");
+wgsl_struct! {
+    /// x1 at each position minus x2 over its `kernel`² window (`centre` = ((k-1)/2)·dilation).
+    pub struct SubtractionParams {
+        total: u32,
+        height: u32,
+        width: u32,
+        out_width: u32,
+        out_plane: u32,
+        kernel: u32,
+        stride: u32,
+        dilation: u32,
+        pad: u32,
+        centre: u32,
+        mode: u32,
+        act: u32,
+    }
+}
+
+wgsl_struct! {
+    /// Window sums of x weighted by wt, `weight_groups` (Cw) channels of weights; `affine` 0:
+    /// scale and shift are placeholder bindings.
+    pub struct AggregationParams {
+        total: u32,
+        channels: u32,
+        weight_groups: u32,
+        height: u32,
+        width: u32,
+        out_width: u32,
+        out_plane: u32,
+        kernel: u32,
+        stride: u32,
+        dilation: u32,
+        pad: u32,
+        mode: u32,
+        act: u32,
+        affine: u32,
+    }
+}
+
+wgsl_struct! {
+    pub struct ReflectPadParams { total: u32, height: u32, width: u32, pad: u32 }
+}
+
+wgsl_struct! {
+    /// `positions` = Lh · Lw windows, `out_width` = Lw.
+    pub struct UnfoldParams { total: u32, height: u32, width: u32, kernel: u32, stride: u32, out_width: u32, positions: u32 }
+}
+
+wgsl_struct! {
+    /// `out_channels` = C · k · k; `affine` 0: scale and shift are placeholder bindings.
+    pub struct PatchGatherParams { total: u32, height: u32, width: u32, kernel: u32, out_channels: u32, act: u32, affine: u32 }
+}
+
+pub static SUBTRACTION: Kernel = kernel!(
+    "san_subtraction", "san_subtraction.wgsl";
+    SubtractionParams;
+    bindings![read x1, read x2, write y]
+);
+pub static AGGREGATION: Kernel = kernel!(
+    "san_aggregation", "san_aggregation.wgsl";
+    AggregationParams;
+    bindings![read x, read wt, read scale, read shift, write y]
+);
+pub static REFLECT_PAD: Kernel = kernel!(
+    "san_reflect_pad", "san_reflect_pad.wgsl";
+    ReflectPadParams;
+    bindings![read x, write y]
+);
+pub static UNFOLD: Kernel =
+    kernel!("san_unfold", "san_unfold.wgsl"; UnfoldParams; bindings![read x, write y]);
+pub static PATCH_GATHER: Kernel = kernel!(
+    "san_patch_gather", "san_patch_gather.wgsl";
+    PatchGatherParams;
+    bindings![read x, read scale, read shift, write y]
+);
 pub const KERNELS: &[&Kernel] = &[
     &SUBTRACTION,
     &AGGREGATION,
@@ -52,22 +122,21 @@ pub fn subtraction2(
     let win: Window = spec.window;
     let (_, wo) = win.output_size(op, h, w)?;
     rec.batched(&[x1, x2], out, |rec, ins, out| {
-        let mut p = u32_params(
-            op,
-            &[
-                out.numel(),
-                h,
-                w,
-                wo,
-                shape[3],
-                win.kernel,
-                win.stride,
-                win.dilation,
-                win.padding,
-                win.centre(),
-            ],
-        )?;
-        p.extend([win.pad_mode.code(), spec.act.code()]);
+        let u = |v: usize| u32_param(op, v);
+        let p = SubtractionParams {
+            total: u(out.numel())?,
+            height: u(h)?,
+            width: u(w)?,
+            out_width: u(wo)?,
+            out_plane: u(shape[3])?,
+            kernel: u(win.kernel)?,
+            stride: u(win.stride)?,
+            dilation: u(win.dilation)?,
+            pad: u(win.padding)?,
+            centre: u(win.centre())?,
+            mode: win.pad_mode.code(),
+            act: spec.act.code(),
+        };
         let grid = rec.grid(out.numel() as u64)?;
         rec.dispatch(&SUBTRACTION, &[], &p, &[ins[0], ins[1], out], grid)
     })
@@ -100,27 +169,23 @@ pub fn aggregation(
     let (c, h, w) = (x.shape()[1], x.shape()[2], x.shape()[3]);
     let (cw, win) = (wt.shape()[1], spec.window);
     rec.batched(&[x, wt], out, |rec, ins, out| {
-        let mut p = u32_params(
-            op,
-            &[
-                out.numel(),
-                c,
-                cw,
-                h,
-                w,
-                shape[3],
-                shape[2] * shape[3],
-                win.kernel,
-                win.stride,
-                win.dilation,
-                win.padding,
-            ],
-        )?;
-        p.extend([
-            win.pad_mode.code(),
-            spec.epilogue.act.code(),
-            u32::from(spec.epilogue.affine),
-        ]);
+        let u = |v: usize| u32_param(op, v);
+        let p = AggregationParams {
+            total: u(out.numel())?,
+            channels: u(c)?,
+            weight_groups: u(cw)?,
+            height: u(h)?,
+            width: u(w)?,
+            out_width: u(shape[3])?,
+            out_plane: u(shape[2] * shape[3])?,
+            kernel: u(win.kernel)?,
+            stride: u(win.stride)?,
+            dilation: u(win.dilation)?,
+            pad: u(win.padding)?,
+            mode: win.pad_mode.code(),
+            act: spec.epilogue.act.code(),
+            affine: u32::from(spec.epilogue.affine),
+        };
         let (scale, shift) = epilogue_bindings(scale_shift, ins[1]);
         let grid = rec.grid(out.numel() as u64)?;
         rec.dispatch(
@@ -145,7 +210,13 @@ pub fn reflection_pad(
     expect_shape(op, out, &shape)?;
     let (h, w) = (x.shape()[2], x.shape()[3]);
     rec.batched(&[x], out, |rec, ins, out| {
-        let p = u32_params(op, &[out.numel(), h, w, spec.pad])?;
+        let u = |v: usize| u32_param(op, v);
+        let p = ReflectPadParams {
+            total: u(out.numel())?,
+            height: u(h)?,
+            width: u(w)?,
+            pad: u(spec.pad)?,
+        };
         let grid = rec.grid(out.numel() as u64)?;
         rec.dispatch(&REFLECT_PAD, &[], &p, &[ins[0], out], grid)
     })
@@ -158,10 +229,16 @@ pub fn unfold(rec: &mut Recorder, x: &GpuTensor, out: &GpuTensor, spec: &Unfold)
     expect_shape(op, out, &shape)?;
     let (h, w) = (x.shape()[2], x.shape()[3]);
     rec.batched(&[x], out, |rec, ins, out| {
-        let p = u32_params(
-            op,
-            &[out.numel(), h, w, spec.kernel, spec.stride, lw, shape[2]],
-        )?;
+        let u = |v: usize| u32_param(op, v);
+        let p = UnfoldParams {
+            total: u(out.numel())?,
+            height: u(h)?,
+            width: u(w)?,
+            kernel: u(spec.kernel)?,
+            stride: u(spec.stride)?,
+            out_width: u(lw)?,
+            positions: u(shape[2])?,
+        };
         let grid = rec.grid(out.numel() as u64)?;
         rec.dispatch(&UNFOLD, &[], &p, &[ins[0], out], grid)
     })
@@ -182,8 +259,16 @@ pub fn patch_gather(
     expect_shape(op, out, &shape)?;
     let (h, w) = (x.shape()[2], x.shape()[3]);
     rec.batched(&[x], out, |rec, ins, out| {
-        let mut p = u32_params(op, &[out.numel(), h, w, spec.kernel, shape[1]])?;
-        p.extend([spec.epilogue.act.code(), u32::from(spec.epilogue.affine)]);
+        let u = |v: usize| u32_param(op, v);
+        let p = PatchGatherParams {
+            total: u(out.numel())?,
+            height: u(h)?,
+            width: u(w)?,
+            kernel: u(spec.kernel)?,
+            out_channels: u(shape[1])?,
+            act: spec.epilogue.act.code(),
+            affine: u32::from(spec.epilogue.affine),
+        };
         let (scale, shift) = epilogue_bindings(scale_shift, ins[0]);
         let grid = rec.grid(out.numel() as u64)?;
         rec.dispatch(&PATCH_GATHER, &[], &p, &[ins[0], scale, shift, out], grid)

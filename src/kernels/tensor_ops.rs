@@ -3,12 +3,23 @@
 use super::{expect_shape, u32_param};
 use crate::error::{shape_err, Result};
 use crate::gpu::{GpuTensor, Kernel, Recorder};
-use crate::kernel;
 use crate::ops::tensor_ops::{axis_view, concat_shape, split_shapes, Concat, Split};
 use crate::tensor::nchw;
+use crate::{bindings, kernel, wgsl_struct};
 
-pub static CONCAT: Kernel = kernel!("concat", "concat.wgsl");
-pub static SPLIT: Kernel = kernel!("split", "split.wgsl");
+wgsl_struct! {
+    /// Copies one input (`len` of the axis, `inner` elements each) into the output at `offset`.
+    pub struct ConcatParams { total: u32, src_numel: u32, inner: u32, len: u32, out_len: u32, offset: u32 }
+}
+
+wgsl_struct! {
+    /// Copies `len` of the input's `in_len` along the axis, from `offset`.
+    pub struct SplitParams { total: u32, inner: u32, len: u32, in_len: u32, offset: u32 }
+}
+
+pub static CONCAT: Kernel =
+    kernel!("concat", "concat.wgsl"; ConcatParams; bindings![read x, write y]);
+pub static SPLIT: Kernel = kernel!("split", "split.wgsl"; SplitParams; bindings![read x, write y]);
 pub const KERNELS: &[&Kernel] = &[&CONCAT, &SPLIT];
 
 /// Writes the concatenation of `inputs` along `spec.axis` into `out`.
@@ -31,14 +42,14 @@ pub fn concat(
             let view = axis_view(&nchw(op, x.shape())?, spec.axis);
             let total = out_view[0] * view[1] * view[2] * view[3];
             if total > 0 {
-                let params = [
-                    u32_param(op, total)?,
-                    u32_param(op, x.numel())?,
-                    u32_param(op, view[3])?,
-                    u32_param(op, view[2])?,
-                    u32_param(op, out_view[2])?,
-                    u32_param(op, offset)?,
-                ];
+                let params = ConcatParams {
+                    total: u32_param(op, total)?,
+                    src_numel: u32_param(op, x.numel())?,
+                    inner: u32_param(op, view[3])?,
+                    len: u32_param(op, view[2])?,
+                    out_len: u32_param(op, out_view[2])?,
+                    offset: u32_param(op, offset)?,
+                };
                 let grid = rec.grid(total as u64)?;
                 rec.dispatch(&CONCAT, &[], &params, &[x, out], grid)?;
             }
@@ -90,13 +101,13 @@ pub fn split_part(
         if out.numel() == 0 {
             return Ok(());
         }
-        let params = [
-            u32_param(op, out.numel())?,
-            u32_param(op, view[3])?,
-            u32_param(op, view[2])?,
-            u32_param(op, in_view[2])?,
-            u32_param(op, offset)?,
-        ];
+        let params = SplitParams {
+            total: u32_param(op, out.numel())?,
+            inner: u32_param(op, view[3])?,
+            len: u32_param(op, view[2])?,
+            in_len: u32_param(op, in_view[2])?,
+            offset: u32_param(op, offset)?,
+        };
         let grid = rec.grid(out.numel() as u64)?;
         rec.dispatch(&SPLIT, &[], &params, &[ins[0], out], grid)
     })

@@ -1,24 +1,96 @@
 //! Triplet Attention as three dispatches (`crate::ops::triplet`), and the axis pooling that
 //! Coordinate Attention shares.
 
-use super::{expect_shape, group_grid, next_start, u32_params, GROUP};
+use super::{expect_shape, group_grid, next_start, u32_param, u32x4, GROUP};
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder};
-use crate::kernel;
 use crate::ops::triplet::{
     branch_scale, Plane, TripletCombine, TripletDims, TripletGateSpec, TripletPool, ZPool,
     ZPoolLayout, HW_GROUP,
 };
 use crate::tensor::nchw;
+use crate::{bindings, kernel, wgsl_struct};
 
-pub static POOL: Kernel = kernel!("triplet_pool", "triplet_pool.wgsl");
+wgsl_struct! {
+    /// One reduction job of `triplet_pool.wgsl`; what `u`, `v`, `w` hold depends on `kind`
+    /// (`PoolRole::role`).
+    pub struct PoolRoleParams { u: [u32; 4], v: [u32; 4], w: [u32; 4] }
+}
+
+wgsl_struct! {
+    /// `outputs` invocations of one `PoolRole` (`kind` 0 line, 1 plane, 2 finish).
+    pub struct TripletPoolParams { x_image: u32, out_image: u32, outputs: u32, kind: u32, role: PoolRoleParams }
+}
+
+wgsl_struct! {
+    /// The plane pass of `triplet_pool_sg.wgsl`: hc into `rows`, cw into `cols` (each: max at,
+    /// mean at, two strides), channel-group partials of hw at `scratch_at`.
+    pub struct TripletPoolSgParams {
+        n: u32,
+        c: u32,
+        groups: u32,
+        h: u32,
+        w: u32,
+        out_image: u32,
+        scratch_at: u32,
+        _pad: u32,
+        rows: [u32; 4],
+        cols: [u32; 4],
+    }
+}
+
+wgsl_struct! {
+    /// One branch's gate tiles in `triplet_gates.wgsl`.
+    pub struct GateRoleParams {
+        /// start, tiles per image, tiles along the slide axis, bias index
+        head: [u32; 4],
+        /// rows, slide length, p_row, p_slide
+        ext: [u32; 4],
+        /// offset of the max map in the pools, offset in the gates, w_off, 0
+        offs: [u32; 4],
+        /// w_row, w_slide, 0, 0
+        wstr: [u32; 4],
+    }
+}
+
+wgsl_struct! {
+    /// Every branch's gate in one dispatch; `roles` of `role` are used.
+    pub struct TripletGatesParams { n: u32, pooled_image: u32, gates_image: u32, roles: u32, role: [GateRoleParams; 3] }
+}
+
+wgsl_struct! {
+    /// `x · (sum of gates) · scale`, the gates of an image `gates_image` long.
+    pub struct TripletCombineParams {
+        n: u32,
+        c: u32,
+        h: u32,
+        w: u32,
+        gates_image: u32,
+        off_cw: u32,
+        off_hc: u32,
+        scale: f32,
+    }
+}
+
+pub static POOL: Kernel =
+    kernel!("triplet_pool", "triplet_pool.wgsl"; TripletPoolParams; bindings![read x, write y]);
 pub static POOL_SG: Kernel = kernel!(
     features wgpu::Features::SUBGROUP;
     "triplet_pool_sg",
-    "triplet_pool_sg.wgsl"
+    "triplet_pool_sg.wgsl";
+    TripletPoolSgParams;
+    bindings![read x, write y]
 );
-pub static GATES: Kernel = kernel!("triplet_gates", "triplet_gates.wgsl");
-pub static COMBINE: Kernel = kernel!("triplet_combine", "triplet_combine.wgsl");
+pub static GATES: Kernel = kernel!(
+    "triplet_gates", "triplet_gates.wgsl";
+    TripletGatesParams;
+    bindings![read pooled, read weight, read bias, write y]
+);
+pub static COMBINE: Kernel = kernel!(
+    "triplet_combine", "triplet_combine.wgsl";
+    TripletCombineParams;
+    bindings![read x, read gates, read residual, write y]
+);
 pub const KERNELS: &[&Kernel] = &[&POOL, &POOL_SG, &GATES, &COMBINE];
 
 // triplet_pool_sg.wgsl gives each of a workgroup's GROUP lanes 4 channels of the group.
@@ -47,6 +119,10 @@ impl Target {
     fn words(&self) -> [usize; 4] {
         [self.max_at, self.mean_at, self.strides[0], self.strides[1]]
     }
+
+    fn vec4(&self, op: &'static str) -> Result<[u32; 4]> {
+        u32x4(op, self.words())
+    }
 }
 
 /// One reduction job of the axis pool.
@@ -67,35 +143,29 @@ pub(crate) enum PoolRole {
 }
 
 impl PoolRole {
-    /// The role's parameter words for a batch of `n` images of `x [N,C,H,W]` (`kind, u, v, w`
-    /// of `Params` in `triplet_pool.wgsl`) and its invocation count.
-    fn words(&self, n: usize, [c, h, w]: [usize; 3]) -> (Vec<usize>, usize) {
+    /// The role's `kind` and `u, v, w` words for a batch of `n` images of `x [N,C,H,W]`
+    /// (`TripletPoolParams`), and its invocation count.
+    fn role(&self, n: usize, [c, h, w]: [usize; 3]) -> (u32, [[usize; 4]; 3], usize) {
         match *self {
             PoolRole::Line { walk: l, to } => {
-                let walk = [l.b, l.a * l.b, l.count, l.stride_a, l.stride_b, l.stride_r];
-                (
-                    [&[0], &walk[..], &to.words(), &[0, 0]].concat(),
-                    n * l.a * l.b,
-                )
+                let [max_at, mean_at, out_a, out_b] = to.words();
+                let u = [l.b, l.a * l.b, l.count, l.stride_a];
+                let v = [l.stride_b, l.stride_r, max_at, mean_at];
+                (0, [u, v, [out_a, out_b, 0, 0]], n * l.a * l.b)
             }
-            PoolRole::Plane { rows, cols } => (
-                [&[1, h, w, c, 0], &rows.words()[..], &cols.words()].concat(),
-                n * c,
-            ),
+            PoolRole::Plane { rows, cols } => {
+                (1, [[h, w, c, 0], rows.words(), cols.words()], n * c)
+            }
             PoolRole::Finish {
                 groups,
                 scratch_at,
                 to,
-            } => (
+            } => {
                 // The hw map is one value per position: its strides go unused.
-                [
-                    &[2, h * w, groups, c, scratch_at],
-                    &to.words()[..2],
-                    &[0; 6],
-                ]
-                .concat(),
-                n * h * w,
-            ),
+                let [max_at, mean_at, ..] = to.words();
+                let u = [h * w, groups, c, scratch_at];
+                (2, [u, [max_at, mean_at, 0, 0], [0; 4]], n * h * w)
+            }
         }
     }
 
@@ -109,9 +179,18 @@ impl PoolRole {
     ) -> Result<()> {
         let op = "axis_pool";
         let [n, c, h, w] = nchw(op, x.shape())?;
-        let (body, count) = self.words(n, [c, h, w]);
-        let mut params = u32_params(op, &[c * h * w, out.numel() / n.max(1), count])?;
-        params.extend(u32_params(op, &body)?);
+        let (kind, [u, v, w_], count) = self.role(n, [c, h, w]);
+        let params = TripletPoolParams {
+            x_image: u32_param(op, c * h * w)?,
+            out_image: u32_param(op, out.numel() / n.max(1))?,
+            outputs: u32_param(op, count)?,
+            kind,
+            role: PoolRoleParams {
+                u: u32x4(op, u)?,
+                v: u32x4(op, v)?,
+                w: u32x4(op, w_)?,
+            },
+        };
         let grid = group_grid(rec, count)?;
         let max = [("HAS_MAX", if with_max { 1.0 } else { 0.0 })];
         // The finish reads only the scratch in `out`; binding one element of x keeps the
@@ -247,12 +326,19 @@ fn pool_planes_sg(
     let op = "triplet_pool";
     let n = x.shape()[0];
     let groups = dims.channel_groups();
-    let sizes = [n, dims.c, groups, dims.h, dims.w];
-    let layout = [dims.pooled_len(), dims.maps_len(), 0];
-    let params = u32_params(
-        op,
-        &[&sizes[..], &layout, &rows.words(), &cols.words()].concat(),
-    )?;
+    let u = |v: usize| u32_param(op, v);
+    let params = TripletPoolSgParams {
+        n: u(n)?,
+        c: u(dims.c)?,
+        groups: u(groups)?,
+        h: u(dims.h)?,
+        w: u(dims.w)?,
+        out_image: u(dims.pooled_len())?,
+        scratch_at: u(dims.maps_len())?,
+        _pad: 0,
+        rows: rows.vec4(op)?,
+        cols: cols.vec4(op)?,
+    };
     let grid = group_grid(rec, n * groups * GROUP)?;
     rec.dispatch(&POOL_SG, &[], &params, &[x, out], grid)
 }
@@ -287,36 +373,27 @@ pub fn triplet_gates(
     let images = [spec.dims.pooled_len(), spec.dims.gates_len()];
     rec.batched(&[pooled], out, |rec, ins, out| {
         let n = ins[0].shape()[0];
-        let mut params = u32_params(op, &[n, images[0], images[1], planes.len()])?;
+        let u = |v: usize| u32_param(op, v);
+        let mut params = TripletGatesParams {
+            n: u(n)?,
+            pooled_image: u(images[0])?,
+            gates_image: u(images[1])?,
+            roles: u(planes.len())?,
+            ..Default::default()
+        };
         let mut start = 0;
         for (g, plane) in planes.iter().enumerate() {
             let [rows, len, p_row, p_slide, w_row, w_slide] = orientation(plane, k);
             let slide_tiles = len.div_ceil(GATE_TILE.0);
             let tiles = rows.div_ceil(GATE_TILE.1) * slide_tiles;
-            params.extend(u32_params(
-                op,
-                &[
-                    start,
-                    tiles,
-                    slide_tiles,
-                    g,
-                    rows,
-                    len,
-                    p_row,
-                    p_slide,
-                    plane.pooled,
-                    plane.gate,
-                    g * 2 * k * k,
-                    0,
-                    w_row,
-                    w_slide,
-                    0,
-                    0,
-                ],
-            )?);
+            params.role[g] = GateRoleParams {
+                head: u32x4(op, [start, tiles, slide_tiles, g])?,
+                ext: u32x4(op, [rows, len, p_row, p_slide])?,
+                offs: u32x4(op, [plane.pooled, plane.gate, g * 2 * k * k, 0])?,
+                wstr: u32x4(op, [w_row, w_slide, 0, 0])?,
+            };
             start = next_start(start + n * tiles);
         }
-        params.resize(4 + 16 * 3, 0);
         let grid = group_grid(rec, start)?;
         rec.dispatch(
             &GATES,
@@ -352,8 +429,17 @@ pub fn triplet_combine(
     let inputs = [x, gates, residual.unwrap_or(x)];
     rec.batched(&inputs, out, |rec, ins, out| {
         let [n, c, h, w] = [0, 1, 2, 3].map(|i| out.shape()[i]);
-        let mut params = u32_params(op, &[n, c, h, w, dims.gates_len(), off_cw, off_hc])?;
-        params.push(branch_scale(spec.has_hw).to_bits());
+        let u = |v: usize| u32_param(op, v);
+        let params = TripletCombineParams {
+            n: u(n)?,
+            c: u(c)?,
+            h: u(h)?,
+            w: u(w)?,
+            gates_image: u(dims.gates_len())?,
+            off_cw: u(off_cw)?,
+            off_hc: u(off_hc)?,
+            scale: branch_scale(spec.has_hw),
+        };
         let tiles = n * c.div_ceil(8) * h.div_ceil(COMBINE_ROWS);
         let grid = group_grid(rec, tiles)?;
         rec.dispatch(
