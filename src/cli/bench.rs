@@ -7,7 +7,7 @@ use clap::Args;
 
 use crate::error::Error;
 use crate::gpu::{Gpu, GpuOptions};
-use crate::graph::gpu::GpuGraph;
+use crate::graph::gpu::{GpuGraph, HostCost};
 use crate::graph::Graph;
 use crate::kernels::peak;
 use crate::models;
@@ -91,11 +91,11 @@ impl Loaded {
         Ok((loaded, cold_ms))
     }
 
-    /// Wall-clock milliseconds of one run, output read back.
-    fn time(&self, gpu: &Gpu) -> Result<f64> {
+    /// Wall-clock milliseconds of one run, output read back, and its host cost.
+    fn time(&self, gpu: &Gpu) -> Result<(f64, HostCost)> {
         let t = Instant::now();
-        self.model.run_blocking(gpu, &self.inputs)?;
-        Ok(t.elapsed().as_secs_f64() * 1e3)
+        let (_, cost) = self.model.run_measured(gpu, &self.inputs)?;
+        Ok((t.elapsed().as_secs_f64() * 1e3, cost))
     }
 }
 
@@ -106,6 +106,32 @@ struct Paired {
     ratio: f64,
 }
 
+/// The warm runs of `main`: wall-clock latencies and host costs.
+#[derive(Default)]
+struct Runs {
+    times: Vec<f64>,
+    costs: Vec<HostCost>,
+}
+
+impl Runs {
+    fn push(&mut self, (ms, cost): (f64, HostCost)) -> f64 {
+        self.times.push(ms);
+        self.costs.push(cost);
+        ms
+    }
+
+    /// The median time to write the inputs, encode and submit one run.
+    fn host_ms(&self) -> f64 {
+        median(&mut self.costs.iter().map(|c| c.host_ms).collect::<Vec<_>>())
+    }
+
+    /// Device objects created per run, on average.
+    fn objects_per_run(&self) -> f64 {
+        let total: u64 = self.costs.iter().map(|c| c.objects).sum();
+        total as f64 / self.costs.len().max(1) as f64
+    }
+}
+
 /// `iters` warm latencies of `main` and, given a baseline, the two timed alternately, each
 /// round's pair in either order, neither always running on a warmer machine.
 fn time_runs(
@@ -113,21 +139,23 @@ fn time_runs(
     main: &Loaded,
     baseline: Option<(&str, &Loaded)>,
     iters: usize,
-) -> Result<(Vec<f64>, Option<Paired>)> {
+) -> Result<(Runs, Option<Paired>)> {
+    let mut runs = Runs::default();
     let Some((arch, base)) = baseline else {
-        let times = (0..iters).map(|_| main.time(gpu)).collect::<Result<_>>()?;
-        return Ok((times, None));
+        for _ in 0..iters {
+            runs.push(main.time(gpu)?);
+        }
+        return Ok((runs, None));
     };
-    let (mut times, mut base_times, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut base_times, mut ratios) = (Vec::new(), Vec::new());
     for round in 0..iters {
         let (t, tb) = if round % 2 == 0 {
-            let t = main.time(gpu)?;
-            (t, base.time(gpu)?)
+            let t = runs.push(main.time(gpu)?);
+            (t, base.time(gpu)?.0)
         } else {
-            let tb = base.time(gpu)?;
-            (main.time(gpu)?, tb)
+            let tb = base.time(gpu)?.0;
+            (runs.push(main.time(gpu)?), tb)
         };
-        times.push(t);
         base_times.push(tb);
         ratios.push(t / tb);
     }
@@ -137,7 +165,7 @@ fn time_runs(
         median_ms: base_ms,
         ratio: median(&mut ratios),
     };
-    Ok((times, Some(paired)))
+    Ok((runs, Some(paired)))
 }
 
 /// Input shapes: images for networks, 64-channel maps for standalone modules.
@@ -186,7 +214,9 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
         None => None,
     };
     let baseline = baseline.as_ref().map(|(arch, b)| (arch.as_str(), b));
-    let (mut times, paired) = time_runs(&gpu, &main, baseline, args.iters)?;
+    let (runs, paired) = time_runs(&gpu, &main, baseline, args.iters)?;
+    let (host_ms, objects_per_run) = (runs.host_ms(), runs.objects_per_run());
+    let mut times = runs.times;
     let median_ms = median(&mut times);
     let p90_ms = percentile(&times, 0.9);
     let Loaded {
@@ -258,6 +288,8 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
             "cold_ms": cold_ms,
             "median_ms": median_ms,
             "p90_ms": p90_ms,
+            "host_ms": host_ms,
+            "objects_per_run": objects_per_run,
             "throughput_ips": args.batch as f64 / (median_ms / 1e3),
             "gmacs": macs as f64 / 1e9,
             "gflops": gflops,
@@ -293,6 +325,10 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
     super::say(format!(
         "  warm latency over {} runs: median {median_ms:.2} ms, p90 {p90_ms:.2} ms",
         args.iters
+    ))?;
+    super::say(format!(
+        "  host, per warm run: {host_ms:.3} ms to write the input, encode and submit (median); \
+         {objects_per_run:.1} device objects created"
     ))?;
     if let Some(p) = &paired {
         super::say(format!(

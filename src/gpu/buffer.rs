@@ -132,6 +132,7 @@ impl Gpu {
         contents: &[u8],
         usage: wgpu::BufferUsages,
     ) -> wgpu::Buffer {
+        self.count_object();
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label,
             size: contents.len() as u64,
@@ -145,6 +146,7 @@ impl Gpu {
     /// An uninitialised device tensor.
     pub fn empty(&self, shape: &[usize]) -> Result<GpuTensor> {
         let size = self.check_buffer_size(shape)?;
+        self.count_object();
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size,
@@ -202,6 +204,7 @@ impl Gpu {
             .iter()
             .map(|t| {
                 let size = t.word_bytes();
+                self.count_object();
                 let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("readback"),
                     size,

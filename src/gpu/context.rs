@@ -46,6 +46,9 @@ pub struct Gpu {
     features: wgpu::Features,
     precision: Precision,
     pub(crate) pipelines: PipelineCache,
+    /// WebGPU objects gaze has created on the device: buffers, bind groups, pipelines, shader
+    /// modules, query sets (`objects_created`).
+    objects: std::sync::atomic::AtomicU64,
     lost: Arc<Mutex<Option<String>>>,
     errors: Arc<Mutex<Vec<String>>>,
     // Held for the device's lifetime: in the browser, once the instance and adapter are
@@ -153,6 +156,18 @@ async fn choose_adapter(instance: &wgpu::Instance, wanted: Option<&str>) -> Resu
 }
 
 impl Gpu {
+    /// How many buffers, bind groups, pipelines, shader modules and query sets gaze has
+    /// created on this device so far: a warm inference should add none.
+    pub fn objects_created(&self) -> u64 {
+        self.objects.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts one created object; every creation site calls it.
+    pub(crate) fn count_object(&self) {
+        self.objects
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Opens the adapter chosen by `options` (or `GAZE_ADAPTER`), requesting the adapter's own
     /// limits rather than wgpu's conservative defaults.
     pub async fn new(options: &GpuOptions) -> Result<Self> {
@@ -220,6 +235,7 @@ impl Gpu {
             features,
             precision: options.precision,
             pipelines: PipelineCache::default(),
+            objects: Default::default(),
             lost,
             errors,
             _adapter: adapter,

@@ -169,6 +169,7 @@ impl Gpu {
             return Ok(p.clone());
         }
         let module = self.shader_module(kernel)?;
+        self.count_object();
         let pipeline = self
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -201,6 +202,7 @@ impl Gpu {
             return Ok(m.clone());
         }
         kernel.validate_for(self.features(), self.precision())?;
+        self.count_object();
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {

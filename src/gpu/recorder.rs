@@ -167,6 +167,9 @@ impl<'g> Recorder<'g> {
                     }),
                 }),
         );
+        // The bind group, and the layout it asks the pipeline for (a new object in a browser).
+        self.gpu.count_object();
+        self.gpu.count_object();
         let bind_group = self
             .gpu
             .device
@@ -246,6 +249,7 @@ impl<'g> Recorder<'g> {
         for d in self.pending.drain(..) {
             let index = profiler.labels.len() as u32;
             if index.is_multiple_of(DISPATCHES_PER_SET) {
+                self.gpu.count_object();
                 profiler
                     .sets
                     .push(self.gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
@@ -288,6 +292,8 @@ impl<'g> Recorder<'g> {
         let count = profiler.labels.len() as u64;
         let bytes = (count * 2 * 8).max(8);
         let usage = wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC;
+        self.gpu.count_object();
+        self.gpu.count_object();
         let resolve = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("timestamps"),
             size: bytes,

@@ -103,6 +103,15 @@ fn plan<T>(
     })
 }
 
+/// What one inference cost the host (`GpuGraph::run_measured`).
+#[derive(Clone, Copy, Debug)]
+pub struct HostCost {
+    /// Milliseconds to write the inputs, encode and submit, apart from GPU time.
+    pub host_ms: f64,
+    /// Device objects created, the readback included.
+    pub objects: u64,
+}
+
 struct Prepared {
     input_shapes: Vec<Vec<usize>>,
     keep: Vec<ValueId>,
@@ -273,6 +282,24 @@ impl GpuGraph {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn run_blocking(&self, gpu: &Gpu, inputs: &[Tensor]) -> Result<Tensor> {
         pollster::block_on(self.run(gpu, inputs))
+    }
+
+    /// `run_blocking`, with what the run cost the host: the time to write the inputs, encode
+    /// and submit (not the GPU's time), and the device objects it created.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn run_measured(&self, gpu: &Gpu, inputs: &[Tensor]) -> Result<(Tensor, HostCost)> {
+        let objects = gpu.objects_created();
+        let start = std::time::Instant::now();
+        let mut rec = Recorder::new(gpu);
+        let out = self.record(gpu, &mut rec, inputs)?;
+        rec.submit()?;
+        let host_ms = start.elapsed().as_secs_f64() * 1e3;
+        let output = gpu.read_blocking(&out)?;
+        let cost = HostCost {
+            host_ms,
+            objects: gpu.objects_created() - objects,
+        };
+        Ok((output, cost))
     }
 }
 
