@@ -280,3 +280,67 @@ impl Gpu {
         self.check_lost()
     }
 }
+
+/// A staging buffer kept for reading the same tensors back after every run: one copy each into
+/// it, one mapping, no new object.
+pub struct Readback {
+    staging: wgpu::Buffer,
+    /// Each tensor and its byte offset in `staging`.
+    parts: Vec<(GpuTensor, u64)>,
+}
+
+impl Readback {
+    pub fn new(gpu: &Gpu, tensors: &[&GpuTensor]) -> Self {
+        let mut parts = Vec::with_capacity(tensors.len());
+        let mut size = 0;
+        for t in tensors {
+            parts.push(((*t).clone(), size));
+            size += t.word_bytes();
+        }
+        gpu.count_object();
+        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: size.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Self { staging, parts }
+    }
+
+    /// Whether it reads exactly `tensors`, in order.
+    pub fn reads(&self, tensors: &[&GpuTensor]) -> bool {
+        self.parts.len() == tensors.len()
+            && self.parts.iter().zip(tensors).all(|((p, _), t)| {
+                p.buffer == t.buffer && p.offset == t.offset && p.shape() == t.shape()
+            })
+    }
+
+    /// Records the copies into the staging buffer.
+    pub fn copy(&self, encoder: &mut wgpu::CommandEncoder) {
+        for (t, at) in &self.parts {
+            encoder.copy_buffer_to_buffer(&t.buffer, t.offset, &self.staging, *at, t.word_bytes());
+        }
+    }
+
+    /// The tensors, once the submission holding `copy` has run.
+    pub async fn read(&self, gpu: &Gpu) -> Result<Vec<Tensor>> {
+        let request = request_map(&self.staging);
+        gpu.wait()?;
+        let len = self.parts.last().map_or(0, |(t, at)| at + t.word_bytes());
+        let bytes: Vec<u8> = gpu.mapped(&self.staging, request, len, "readback").await?;
+        self.parts
+            .iter()
+            .map(|(t, at)| {
+                let raw = &bytes[*at as usize..(*at + t.bytes()) as usize];
+                let data = match t.precision {
+                    Precision::F32 => bytemuck::pod_collect_to_vec::<u8, f32>(raw),
+                    Precision::F16 => bytemuck::pod_collect_to_vec::<u8, half::f16>(raw)
+                        .iter()
+                        .map(|v| v.to_f32())
+                        .collect(),
+                };
+                Tensor::new(t.shape().to_vec(), data)
+            })
+            .collect()
+    }
+}

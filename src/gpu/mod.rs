@@ -8,8 +8,8 @@ mod recorder;
 mod split;
 
 pub use crate::precision::Precision;
-pub use buffer::GpuTensor;
+pub use buffer::{GpuTensor, Readback};
 pub use context::{list_adapters, AdapterSummary, Gpu, GpuOptions, LimitOverrides};
 pub use interface::{Access, Binding, Field, Layout, Ty, WgslStruct};
 pub use pipeline::{Constants, Kernel, COMMON_WGSL};
-pub use recorder::{DispatchTime, Recorder, WG};
+pub use recorder::{DispatchTime, Recorder, Recording, WG};

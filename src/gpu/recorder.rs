@@ -1,4 +1,6 @@
-//! Records the dispatches of one inference into a single command buffer.
+//! Records the dispatches of one inference as a list of steps, which `Recording` turns into
+//! device objects once (one uniform buffer for every step's parameters, one bind group per
+//! dispatch) and then encodes into one command buffer as often as it is run.
 
 use super::{Constants, Gpu, GpuTensor, Kernel, WgslStruct};
 use crate::error::{Error, Result};
@@ -6,23 +8,50 @@ use crate::error::{Error, Result};
 /// Threads per workgroup of every 1-D kernel; `WG` in `shaders/common.wgsl` says the same.
 pub const WG: u32 = 64;
 
-struct Dispatch {
+/// A dispatch as recorded: what its bind group will hold.
+struct PendingDispatch {
     pipeline: wgpu::ComputePipeline,
-    bind_group: wgpu::BindGroup,
+    kernel: &'static str,
+    /// The kernel's `Params` bytes, padded to 16-byte rows.
+    params: Vec<u8>,
+    /// Storage bindings 1..: buffer, offset and size.
+    buffers: Vec<(wgpu::Buffer, u64, u64)>,
     workgroups: [u32; 3],
     label: String,
     bytes: u64,
 }
 
-/// Timestamp queries around every dispatch (each then gets its own compute pass).
-struct Profiler {
-    sets: Vec<wgpu::QuerySet>,
-    /// Label and tensor bytes of each timed dispatch.
-    labels: Vec<(String, u64)>,
+/// A buffer-to-buffer copy between dispatches (batch chunks of tensors larger than one binding).
+#[derive(Clone)]
+struct BufferCopy {
+    src: wgpu::Buffer,
+    src_offset: u64,
+    dst: wgpu::Buffer,
+    dst_offset: u64,
+    bytes: u64,
 }
 
-/// Two timestamps per dispatch, as many dispatches as one query set holds.
-const DISPATCHES_PER_SET: u32 = wgpu::QUERY_SET_MAX_QUERIES / 2;
+enum PendingStep {
+    Dispatch(PendingDispatch),
+    Copy(BufferCopy),
+}
+
+/// A dispatch ready to encode.
+struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    bind_group: wgpu::BindGroup,
+    /// The buffers the bind group binds, held as long as it is (a scratch buffer of a split
+    /// batch has no other owner, and a browser destroys a buffer whose handle is dropped).
+    _bound: Vec<wgpu::Buffer>,
+    workgroups: [u32; 3],
+    label: String,
+    bytes: u64,
+}
+
+enum Step {
+    Dispatch(Dispatch),
+    Copy(BufferCopy),
+}
 
 /// GPU time of one dispatch, from timestamp queries.
 #[derive(Clone, Debug)]
@@ -34,47 +63,33 @@ pub struct DispatchTime {
     pub bytes: u64,
 }
 
-/// Collects dispatches (and the copies between them) and submits them as one command buffer.
+/// Two timestamps per dispatch, as many dispatches as one query set holds.
+const DISPATCHES_PER_SET: u32 = wgpu::QUERY_SET_MAX_QUERIES / 2;
+
+/// Collects the dispatches of one inference (and the copies between them), in order.
 pub struct Recorder<'g> {
     gpu: &'g Gpu,
-    encoder: wgpu::CommandEncoder,
-    pending: Vec<Dispatch>,
+    steps: Vec<PendingStep>,
     dispatches: usize,
     label: String,
-    profiler: Option<Profiler>,
+}
+
+/// Recorded steps turned into device objects: encoded and submitted any number of times
+/// without creating another object. Holding it keeps every buffer it binds alive.
+pub struct Recording {
+    steps: Vec<Step>,
+    /// Every dispatch's parameters, each at an offset its binding may start at.
+    _uniform: Option<wgpu::Buffer>,
 }
 
 impl<'g> Recorder<'g> {
     pub fn new(gpu: &'g Gpu) -> Self {
-        let encoder = gpu
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("gaze inference"),
-            });
         Self {
             gpu,
-            encoder,
-            pending: Vec::new(),
+            steps: Vec::new(),
             dispatches: 0,
             label: String::new(),
-            profiler: None,
         }
-    }
-
-    /// A recorder that times every dispatch with timestamp queries (`submit_profiled`).
-    pub fn with_profiling(gpu: &'g Gpu) -> Result<Self> {
-        if !gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
-            return Err(Error::Gpu(format!(
-                "`{}` has no timestamp queries, so per-op GPU times cannot be measured",
-                gpu.adapter_name()
-            )));
-        }
-        let mut rec = Self::new(gpu);
-        rec.profiler = Some(Profiler {
-            sets: Vec::new(),
-            labels: Vec::new(),
-        });
-        Ok(rec)
     }
 
     /// Names the model part whose dispatches follow (shown in profiles).
@@ -113,7 +128,7 @@ impl<'g> Recorder<'g> {
     /// kernel's own `Params` type; bindings 1.. are `buffers`, in the order the kernel declares.
     pub fn dispatch<P: WgslStruct>(
         &mut self,
-        kernel: &Kernel,
+        kernel: &'static Kernel,
         constants: &Constants,
         params: &P,
         buffers: &[&GpuTensor],
@@ -143,53 +158,27 @@ impl<'g> Recorder<'g> {
                 });
             }
         }
-        // Uniform buffers are sized in 16-byte rows.
+        // Uniform bindings are sized in 16-byte rows.
         let mut bytes = bytemuck::bytes_of(params).to_vec();
         bytes.resize(bytes.len().div_ceil(16).max(1) * 16, 0);
-        let uniform = self
-            .gpu
-            .buffer_with(Some(kernel.name), &bytes, wgpu::BufferUsages::UNIFORM);
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: uniform.as_entire_binding(),
-        }];
-        entries.extend(
-            buffers
-                .iter()
-                .enumerate()
-                .map(|(i, t)| wgpu::BindGroupEntry {
-                    binding: i as u32 + 1,
-                    // Only the tensor's own bytes: a planned buffer may be larger than this use of it.
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &t.buffer,
-                        offset: t.offset,
-                        size: wgpu::BufferSize::new(t.word_bytes()),
-                    }),
-                }),
-        );
-        // The bind group, and the layout it asks the pipeline for (a new object in a browser).
-        self.gpu.count_object();
-        self.gpu.count_object();
-        let bind_group = self
-            .gpu
-            .device
-            .create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some(kernel.name),
-                layout: &pipeline.get_bind_group_layout(0),
-                entries: &entries,
-            });
         let label = if self.label.is_empty() {
             kernel.name.to_string()
         } else {
             format!("{} {}", self.label, kernel.name)
         };
-        self.pending.push(Dispatch {
+        self.steps.push(PendingStep::Dispatch(PendingDispatch {
             pipeline,
-            bind_group,
+            kernel: kernel.name,
+            params: bytes,
+            // Only the tensor's own bytes: a planned buffer may be larger than this use of it.
+            buffers: buffers
+                .iter()
+                .map(|t| (t.buffer.clone(), t.offset, t.word_bytes()))
+                .collect(),
             workgroups,
             label,
             bytes: buffers.iter().map(|t| t.bytes()).sum(),
-        });
+        }));
         self.dispatches += 1;
         Ok(())
     }
@@ -214,118 +203,247 @@ impl<'g> Recorder<'g> {
                 src.shape()
             )));
         }
-        self.flush();
-        self.encoder
-            .copy_buffer_to_buffer(&src.buffer, from, &dst.buffer, to, bytes);
+        self.steps.push(PendingStep::Copy(BufferCopy {
+            src: src.buffer.clone(),
+            src_offset: from,
+            dst: dst.buffer.clone(),
+            dst_offset: to,
+            bytes,
+        }));
         Ok(())
     }
 
-    fn flush(&mut self) {
-        if self.pending.is_empty() {
-            return;
+    /// Creates the recording's device objects: one uniform buffer holding every dispatch's
+    /// parameters, each at an offset a binding may start at, and one bind group per dispatch.
+    pub fn finish(self) -> Result<Recording> {
+        let gpu = self.gpu;
+        let align = u64::from(gpu.limits().min_uniform_buffer_offset_alignment).max(16);
+        let mut params = Vec::new();
+        let mut offsets = Vec::new();
+        for step in &self.steps {
+            if let PendingStep::Dispatch(d) = step {
+                params.resize((params.len() as u64).next_multiple_of(align) as usize, 0);
+                offsets.push(params.len() as u64);
+                params.extend_from_slice(&d.params);
+            }
         }
-        if self.profiler.is_some() {
-            return self.flush_profiled();
-        }
-        let mut pass = self
-            .encoder
-            .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("gaze kernels"),
-                timestamp_writes: None,
+        let uniform = (!params.is_empty())
+            .then(|| gpu.buffer_with(Some("gaze params"), &params, wgpu::BufferUsages::UNIFORM));
+        let mut offsets = offsets.into_iter();
+        let mut steps = Vec::with_capacity(self.steps.len());
+        for step in self.steps {
+            steps.push(match step {
+                PendingStep::Copy(c) => Step::Copy(c),
+                PendingStep::Dispatch(d) => {
+                    let (Some(uniform), Some(offset)) = (&uniform, offsets.next()) else {
+                        return Err(Error::Gpu("a dispatch without parameters".into()));
+                    };
+                    Step::Dispatch(bind(gpu, d, uniform, offset)?)
+                }
             });
-        for d in self.pending.drain(..) {
-            pass.set_pipeline(&d.pipeline);
-            pass.set_bind_group(0, &d.bind_group, &[]);
-            let [x, y, z] = d.workgroups;
-            pass.dispatch_workgroups(x, y, z);
+        }
+        Ok(Recording {
+            steps,
+            _uniform: uniform,
+        })
+    }
+
+    /// Submits everything recorded as one command buffer.
+    pub fn submit(self) -> Result<()> {
+        let gpu = self.gpu;
+        self.finish()?.submit(gpu)
+    }
+}
+
+/// The bind group of a recorded dispatch: its parameters at `offset` of `uniform`, then its
+/// storage buffers.
+fn bind(gpu: &Gpu, d: PendingDispatch, uniform: &wgpu::Buffer, offset: u64) -> Result<Dispatch> {
+    let mut entries = vec![wgpu::BindGroupEntry {
+        binding: 0,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: uniform,
+            offset,
+            size: wgpu::BufferSize::new(d.params.len() as u64),
+        }),
+    }];
+    entries.extend(
+        d.buffers
+            .iter()
+            .enumerate()
+            .map(|(i, (buffer, offset, size))| wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer,
+                    offset: *offset,
+                    size: wgpu::BufferSize::new(*size),
+                }),
+            }),
+    );
+    // The bind group, and the layout it asks the pipeline for (a new object in a browser).
+    gpu.count_object();
+    gpu.count_object();
+    let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(d.kernel),
+        layout: &d.pipeline.get_bind_group_layout(0),
+        entries: &entries,
+    });
+    Ok(Dispatch {
+        pipeline: d.pipeline,
+        bind_group,
+        _bound: d.buffers.into_iter().map(|(buffer, ..)| buffer).collect(),
+        workgroups: d.workgroups,
+        label: d.label,
+        bytes: d.bytes,
+    })
+}
+
+impl Recording {
+    /// Encodes every step: runs of dispatches in one compute pass each, copies between them.
+    pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
+        let mut i = 0;
+        while i < self.steps.len() {
+            match &self.steps[i] {
+                Step::Copy(c) => {
+                    encoder.copy_buffer_to_buffer(
+                        &c.src,
+                        c.src_offset,
+                        &c.dst,
+                        c.dst_offset,
+                        c.bytes,
+                    );
+                    i += 1;
+                }
+                Step::Dispatch(_) => {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("gaze kernels"),
+                        timestamp_writes: None,
+                    });
+                    let mut current: Option<&wgpu::ComputePipeline> = None;
+                    while let Some(Step::Dispatch(d)) = self.steps.get(i) {
+                        // Runs of one kernel (a conv's batch chunks, SAN's blocks) set it once.
+                        if current != Some(&d.pipeline) {
+                            pass.set_pipeline(&d.pipeline);
+                            current = Some(&d.pipeline);
+                        }
+                        pass.set_bind_group(0, &d.bind_group, &[]);
+                        let [x, y, z] = d.workgroups;
+                        pass.dispatch_workgroups(x, y, z);
+                        i += 1;
+                    }
+                }
+            }
         }
     }
 
-    /// Each dispatch in its own pass, bracketed by timestamps.
-    fn flush_profiled(&mut self) {
-        let Some(profiler) = self.profiler.as_mut() else {
-            return;
-        };
-        for d in self.pending.drain(..) {
-            let index = profiler.labels.len() as u32;
+    /// Encodes and submits the recording as one command buffer.
+    pub fn submit(&self, gpu: &Gpu) -> Result<()> {
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("gaze inference"),
+            });
+        self.encode(&mut encoder);
+        gpu.queue.submit([encoder.finish()]);
+        gpu.check_lost()
+    }
+
+    /// How many dispatches the recording holds.
+    pub fn dispatches(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s, Step::Dispatch(_)))
+            .count()
+    }
+
+    /// Submits the recording with every dispatch in its own pass bracketed by timestamps,
+    /// waits, and returns the GPU time of each.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn submit_profiled(&self, gpu: &Gpu) -> Result<Vec<DispatchTime>> {
+        if !gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Err(Error::Gpu(format!(
+                "`{}` has no timestamp queries, so per-op GPU times cannot be measured",
+                gpu.adapter_name()
+            )));
+        }
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("gaze inference (profiled)"),
+            });
+        let mut sets: Vec<wgpu::QuerySet> = Vec::new();
+        let mut labels = Vec::new();
+        for step in &self.steps {
+            let d = match step {
+                Step::Copy(c) => {
+                    encoder.copy_buffer_to_buffer(
+                        &c.src,
+                        c.src_offset,
+                        &c.dst,
+                        c.dst_offset,
+                        c.bytes,
+                    );
+                    continue;
+                }
+                Step::Dispatch(d) => d,
+            };
+            let index = labels.len() as u32;
             if index.is_multiple_of(DISPATCHES_PER_SET) {
-                self.gpu.count_object();
-                profiler
-                    .sets
-                    .push(self.gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
-                        label: Some("gaze profile"),
-                        ty: wgpu::QueryType::Timestamp,
-                        count: DISPATCHES_PER_SET * 2,
-                    }));
+                gpu.count_object();
+                sets.push(gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("gaze profile"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: DISPATCHES_PER_SET * 2,
+                }));
             }
-            let Some(set) = profiler.sets.last() else {
-                return;
+            let Some(set) = sets.last() else {
+                return Err(Error::Gpu("no query set".into()));
             };
             let slot = (index % DISPATCHES_PER_SET) * 2;
-            let mut pass = self
-                .encoder
-                .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("gaze kernel (profiled)"),
-                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                        query_set: set,
-                        beginning_of_pass_write_index: Some(slot),
-                        end_of_pass_write_index: Some(slot + 1),
-                    }),
-                });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("gaze kernel (profiled)"),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: set,
+                    beginning_of_pass_write_index: Some(slot),
+                    end_of_pass_write_index: Some(slot + 1),
+                }),
+            });
             pass.set_pipeline(&d.pipeline);
             pass.set_bind_group(0, &d.bind_group, &[]);
             let [x, y, z] = d.workgroups;
             pass.dispatch_workgroups(x, y, z);
             drop(pass);
-            profiler.labels.push((d.label, d.bytes));
+            labels.push((d.label.clone(), d.bytes));
         }
-    }
-
-    /// Submits like `submit`, then waits and returns the GPU time of every dispatch.
-    #[cfg(not(target_arch = "wasm32"))]
-    pub fn submit_profiled(mut self) -> Result<Vec<DispatchTime>> {
-        self.flush();
-        let profiler = self
-            .profiler
-            .take()
-            .ok_or_else(|| Error::Gpu("this recorder does not profile".into()))?;
-        let count = profiler.labels.len() as u64;
+        let count = labels.len() as u64;
         let bytes = (count * 2 * 8).max(8);
         let usage = wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC;
-        self.gpu.count_object();
-        self.gpu.count_object();
-        let resolve = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        gpu.count_object();
+        gpu.count_object();
+        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("timestamps"),
             size: bytes,
             usage,
             mapped_at_creation: false,
         });
-        let readback = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        let readback = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("timestamps readback"),
             size: bytes,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        for (i, set) in profiler.sets.iter().enumerate() {
+        for (i, set) in sets.iter().enumerate() {
             let first = i as u64 * DISPATCHES_PER_SET as u64;
             let queries = ((count - first).min(DISPATCHES_PER_SET as u64) * 2) as u32;
-            self.encoder
-                .resolve_query_set(set, 0..queries, &resolve, first * 16);
+            encoder.resolve_query_set(set, 0..queries, &resolve, first * 16);
         }
-        self.encoder
-            .copy_buffer_to_buffer(&resolve, 0, &readback, 0, bytes);
-        self.gpu.queue.submit([self.encoder.finish()]);
+        encoder.copy_buffer_to_buffer(&resolve, 0, &readback, 0, bytes);
+        gpu.queue.submit([encoder.finish()]);
         let request = super::buffer::request_map(&readback);
-        self.gpu.wait()?;
-        let ticks: Vec<u64> = pollster::block_on(self.gpu.mapped(
-            &readback,
-            request,
-            count * 16,
-            "timestamp readback",
-        ))?;
-        let ns_per_tick = self.gpu.queue.get_timestamp_period() as f64;
-        Ok(profiler
-            .labels
+        gpu.wait()?;
+        let ticks: Vec<u64> =
+            pollster::block_on(gpu.mapped(&readback, request, count * 16, "timestamp readback"))?;
+        let ns_per_tick = gpu.queue.get_timestamp_period() as f64;
+        Ok(labels
             .into_iter()
             .zip(ticks.chunks_exact(2))
             .map(|((label, bytes), t)| DispatchTime {
@@ -334,12 +452,5 @@ impl<'g> Recorder<'g> {
                 bytes,
             })
             .collect())
-    }
-
-    /// Submits everything recorded as one command buffer.
-    pub fn submit(mut self) -> Result<()> {
-        self.flush();
-        self.gpu.queue.submit([self.encoder.finish()]);
-        self.gpu.check_lost()
     }
 }

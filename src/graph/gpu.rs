@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use super::cpu::last_uses;
 use super::{Graph, Op, ValueId};
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTensor, Precision, Recorder};
+use crate::gpu::{Gpu, GpuTensor, Precision, Readback, Recorder, Recording};
 use crate::kernels as k;
 use crate::ops::conv::Epilogue;
 use crate::tensor::{numel, Tensor};
@@ -112,34 +112,53 @@ pub struct HostCost {
     pub objects: u64,
 }
 
-struct Prepared {
+/// The graph compiled for one set of input shapes: its buffers, planned once, and the whole
+/// inference recorded once on them, replayed by every run.
+struct Plan {
+    id: u64,
     input_shapes: Vec<Vec<usize>>,
     keep: Vec<ValueId>,
     values: Vec<GpuTensor>,
+    /// Recorded on the first run (`GpuGraph::record` callers record their own).
+    recording: Option<Recording>,
+    /// Staging buffers of earlier runs, by the values they read; one is taken out while a run
+    /// reads through it.
+    readbacks: Vec<Readback>,
+}
+
+/// Plans kept for other input shapes or batches; the least recently used goes first. Each
+/// holds its activation buffers, so the bound is small.
+const PLANS_KEPT: usize = 3;
+
+/// Staging buffers kept per plan (one per set of values read back: with and without maps).
+const READBACKS_KEPT: usize = 4;
+
+/// A submitted inference whose values are yet to be read.
+struct Submitted {
+    plan: u64,
+    readback: Readback,
 }
 
 /// A graph whose weights live on one device, ready to run any number of times.
 pub struct GpuGraph {
     graph: Graph<GpuTensor>,
-    prepared: Mutex<Option<Prepared>>,
+    /// Most recently used first.
+    plans: Mutex<Vec<Plan>>,
+    next_plan: std::sync::atomic::AtomicU64,
 }
 
 impl GpuGraph {
     pub fn new(gpu: &Gpu, graph: &Graph<Tensor>) -> Result<Self> {
         Ok(Self {
             graph: graph.map(|t| gpu.upload(t))?,
-            prepared: Mutex::new(None),
+            plans: Mutex::new(Vec::new()),
+            next_plan: Default::default(),
         })
     }
 
     /// Buffers for these input shapes, planned and allocated once and reused while the shapes
     /// stay the same.
-    fn prepare(
-        &self,
-        gpu: &Gpu,
-        input_shapes: &[Vec<usize>],
-        keep: &[ValueId],
-    ) -> Result<Prepared> {
+    fn prepare(&self, gpu: &Gpu, input_shapes: &[Vec<usize>], keep: &[ValueId]) -> Result<Plan> {
         let refs: Vec<&[usize]> = input_shapes.iter().map(Vec::as_slice).collect();
         let shapes = self.graph.shapes(&refs)?;
         let precision = gpu.precision();
@@ -160,10 +179,15 @@ impl GpuGraph {
                 (_, None) => Err(Error::Invalid(format!("value {i} has no buffer"))),
             })
             .collect::<Result<_>>()?;
-        Ok(Prepared {
+        Ok(Plan {
+            id: self
+                .next_plan
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             input_shapes: input_shapes.to_vec(),
             keep: keep.to_vec(),
             values,
+            recording: None,
+            readbacks: Vec::new(),
         })
     }
 
@@ -192,46 +216,115 @@ impl GpuGraph {
         kept
     }
 
-    /// Records the whole inference on `rec` after writing the inputs; returns the output tensor.
-    pub fn record(&self, gpu: &Gpu, rec: &mut Recorder, inputs: &[Tensor]) -> Result<GpuTensor> {
-        Ok(self.record_keeping(gpu, rec, inputs, &[])?.0)
-    }
-
-    /// `record`, with the values `keep` left intact for reading afterwards.
-    fn record_keeping(
+    /// Runs `f` on the plan for these inputs (made, or moved to the front of the cache, first)
+    /// after writing the inputs into it.
+    fn with_plan<R>(
         &self,
         gpu: &Gpu,
-        rec: &mut Recorder,
         inputs: &[Tensor],
         keep: &[ValueId],
-    ) -> Result<(GpuTensor, Vec<GpuTensor>)> {
+        f: impl FnOnce(&mut Plan) -> Result<R>,
+    ) -> Result<R> {
+        if let Some(&v) = keep.iter().find(|&&v| v >= self.graph.nodes().len()) {
+            return Err(Error::Invalid(format!("no value {v} to keep")));
+        }
         let input_shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape().to_vec()).collect();
-        let mut guard = self
-            .prepared
+        let mut plans = self
+            .plans
             .lock()
             .map_err(|_| Error::Gpu("a previous run panicked".into()))?;
-        let stale = |p: &Prepared| {
-            p.input_shapes != input_shapes || keep.iter().any(|v| !p.keep.contains(v))
-        };
-        if guard.as_ref().is_none_or(stale) {
-            *guard = Some(self.prepare(gpu, &input_shapes, &self.kept_with(keep))?);
+        let fits =
+            |p: &Plan| p.input_shapes == input_shapes && keep.iter().all(|v| p.keep.contains(v));
+        match plans.iter().position(fits) {
+            Some(i) => {
+                let found = plans.remove(i);
+                plans.insert(0, found);
+            }
+            None => {
+                // The old plans' buffers go before the new one's are allocated.
+                plans.truncate(PLANS_KEPT - 1);
+                let plan = self.prepare(gpu, &input_shapes, &self.kept_with(keep))?;
+                plans.insert(0, plan);
+            }
         }
-        let prepared = guard
-            .as_ref()
-            .ok_or_else(|| Error::Gpu("no prepared buffers".into()))?;
+        let plan = &mut plans[0];
         for (i, node) in self.graph.nodes().iter().enumerate() {
-            let vals = &prepared.values;
             if let Op::Input(j) = node.op {
-                gpu.write(&vals[i], &inputs[j])?;
+                gpu.write(&plan.values[i], &inputs[j])?;
+            }
+        }
+        f(plan)
+    }
+
+    /// Records every dispatch of the graph on `rec`, reading and writing `values`.
+    fn record_on(&self, rec: &mut Recorder, values: &[GpuTensor]) -> Result<()> {
+        for (i, node) in self.graph.nodes().iter().enumerate() {
+            if let Op::Input(_) = node.op {
                 continue;
             }
-            let ins: Vec<&GpuTensor> = node.inputs.iter().map(|&v| &vals[v]).collect();
+            let ins: Vec<&GpuTensor> = node.inputs.iter().map(|&v| &values[v]).collect();
             rec.set_label(&node.name);
-            encode(rec, &node.op, &ins, &vals[i])?;
+            encode(rec, &node.op, &ins, &values[i])?;
         }
-        let vals = &prepared.values;
-        let kept = keep.iter().map(|&v| vals[v].clone()).collect();
-        Ok((vals[self.graph.output()?].clone(), kept))
+        Ok(())
+    }
+
+    /// Records the whole inference on `rec` after writing the inputs; returns the output tensor.
+    pub fn record(&self, gpu: &Gpu, rec: &mut Recorder, inputs: &[Tensor]) -> Result<GpuTensor> {
+        self.with_plan(gpu, inputs, &[], |plan| {
+            self.record_on(rec, &plan.values)?;
+            Ok(plan.values[self.graph.output()?].clone())
+        })
+    }
+
+    /// Writes the inputs and submits the plan's recorded inference (recording it on the first
+    /// run) with copies of the output and `keep` into a staging buffer; creates no device object
+    /// once this plan has run with the same `keep`.
+    fn submit(&self, gpu: &Gpu, inputs: &[Tensor], keep: &[ValueId]) -> Result<Submitted> {
+        let output = self.graph.output()?;
+        self.with_plan(gpu, inputs, keep, |plan| {
+            if plan.recording.is_none() {
+                let mut rec = Recorder::new(gpu);
+                self.record_on(&mut rec, &plan.values)?;
+                plan.recording = Some(rec.finish()?);
+            }
+            let read: Vec<&GpuTensor> = std::iter::once(output)
+                .chain(keep.iter().copied())
+                .map(|v| &plan.values[v])
+                .collect();
+            let readback = match plan.readbacks.iter().position(|r| r.reads(&read)) {
+                Some(i) => plan.readbacks.swap_remove(i),
+                None => Readback::new(gpu, &read),
+            };
+            let mut encoder = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("gaze inference"),
+                });
+            if let Some(recording) = &plan.recording {
+                recording.encode(&mut encoder);
+            }
+            readback.copy(&mut encoder);
+            gpu.queue.submit([encoder.finish()]);
+            gpu.check_lost()?;
+            Ok(Submitted {
+                plan: plan.id,
+                readback,
+            })
+        })
+    }
+
+    /// Reads a submitted inference back and returns its staging buffer to its plan.
+    async fn read(&self, gpu: &Gpu, submitted: Submitted) -> Result<Vec<Tensor>> {
+        let values = submitted.readback.read(gpu).await?;
+        if let Ok(mut plans) = self.plans.lock() {
+            if let Some(plan) = plans.iter_mut().find(|p| p.id == submitted.plan) {
+                if plan.readbacks.len() < READBACKS_KEPT {
+                    plan.readbacks.push(submitted.readback);
+                }
+            }
+        }
+        Ok(values)
     }
 
     /// The graph this runs (its taps name the values `run_keeping` can return).
@@ -246,25 +339,15 @@ impl GpuGraph {
         inputs: &[Tensor],
         keep: &[ValueId],
     ) -> Result<(Tensor, Vec<Tensor>)> {
-        if let Some(&v) = keep.iter().find(|&&v| v >= self.graph.nodes().len()) {
-            return Err(Error::Invalid(format!("no value {v} to keep")));
-        }
-        let mut rec = Recorder::new(gpu);
-        let (out, kept) = self.record_keeping(gpu, &mut rec, inputs, keep)?;
-        rec.submit()?;
-        let mut all: Vec<&GpuTensor> = vec![&out];
-        all.extend(&kept);
-        let mut values = gpu.read_many(&all).await?;
+        let submitted = self.submit(gpu, inputs, keep)?;
+        let mut values = self.read(gpu, submitted).await?;
         let out = values.remove(0);
         Ok((out, values))
     }
 
     /// One inference: one submission, then the output read back.
     pub async fn run(&self, gpu: &Gpu, inputs: &[Tensor]) -> Result<Tensor> {
-        let mut rec = Recorder::new(gpu);
-        let out = self.record(gpu, &mut rec, inputs)?;
-        rec.submit()?;
-        gpu.read(&out).await
+        Ok(self.run_keeping(gpu, inputs, &[]).await?.0)
     }
 
     /// One inference with every dispatch timed by timestamp queries.
@@ -274,9 +357,9 @@ impl GpuGraph {
         gpu: &Gpu,
         inputs: &[Tensor],
     ) -> Result<Vec<crate::gpu::DispatchTime>> {
-        let mut rec = Recorder::with_profiling(gpu)?;
+        let mut rec = Recorder::new(gpu);
         self.record(gpu, &mut rec, inputs)?;
-        rec.submit_profiled()
+        rec.finish()?.submit_profiled(gpu)
     }
 
     #[cfg(not(target_arch = "wasm32"))]
@@ -290,16 +373,14 @@ impl GpuGraph {
     pub fn run_measured(&self, gpu: &Gpu, inputs: &[Tensor]) -> Result<(Tensor, HostCost)> {
         let objects = gpu.objects_created();
         let start = std::time::Instant::now();
-        let mut rec = Recorder::new(gpu);
-        let out = self.record(gpu, &mut rec, inputs)?;
-        rec.submit()?;
+        let submitted = self.submit(gpu, inputs, &[])?;
         let host_ms = start.elapsed().as_secs_f64() * 1e3;
-        let output = gpu.read_blocking(&out)?;
+        let mut values = pollster::block_on(self.read(gpu, submitted))?;
         let cost = HostCost {
             host_ms,
             objects: gpu.objects_created() - objects,
         };
-        Ok((output, cost))
+        Ok((values.remove(0), cost))
     }
 }
 

@@ -68,8 +68,38 @@ function serve() {
   });
 }
 
+// Counts every WebGPU object the page creates, by wrapping the methods that create them, so a
+// test can check that a warm inference creates none (the plan is compiled once per shape).
+function countWebGpuObjects() {
+  window.__gazeObjects = 0;
+  const wrap = (proto, names) => {
+    for (const name of names) {
+      const original = proto?.[name];
+      if (typeof original !== 'function') continue;
+      proto[name] = function (...args) {
+        window.__gazeObjects += 1;
+        return original.apply(this, args);
+      };
+    }
+  };
+  if (typeof GPUDevice === 'undefined') return;
+  wrap(GPUDevice.prototype, ['createBuffer', 'createBindGroup', 'createBindGroupLayout',
+    'createPipelineLayout', 'createComputePipeline', 'createComputePipelineAsync',
+    'createShaderModule', 'createQuerySet', 'createTexture']);
+  wrap(GPUComputePipeline.prototype, ['getBindGroupLayout']);
+}
+
+// WebGPU objects created by one warm classification of `sample`.
+async function objectsPerWarmRun(page, sample) {
+  await page.evaluate((file) => window.gazeDemo.classifySample(file), sample.file);
+  const before = await page.evaluate(() => window.__gazeObjects);
+  await page.evaluate((file) => window.gazeDemo.classifySample(file), sample.file);
+  return (await page.evaluate(() => window.__gazeObjects)) - before;
+}
+
 async function openPage(browser, url, errors) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.addInitScript(countWebGpuObjects);
   page.on('console', (msg) => { if (msg.type() === 'error') errors.push(msg.text()); });
   page.on('pageerror', (err) => errors.push(String(err)));
   await page.goto(url);
@@ -131,6 +161,9 @@ async function main() {
     const compiled = await page.evaluate(() => window.gazeDemo.compileKernels());
     check(compiled.failures.length === 0, `${compiled.count} browser kernels compile in Chromium's WebGPU${compiled.failures.length ? `: ${compiled.failures.join(' | ')}` : ''}`);
     await classifyAll(page, samples, expected, 'webgpu');
+    const created = await objectsPerWarmRun(page, samples[0]);
+    const counted = await page.evaluate(() => window.__gazeObjects);
+    check(created === 0 && counted > 0, `a warm inference with its attention maps creates ${created} WebGPU objects (${counted} since the page loaded)`);
     await page.screenshot({ path: join(OUT, 'webgpu.png'), fullPage: true });
 
     await page.evaluate(() => window.gazeDemo.loseDevice());
