@@ -3,10 +3,12 @@
 mod common;
 
 use common::*;
+use gaze::gpu::Recorder;
 use gaze::kernels::elementwise as gpu_ops;
 use gaze::ops::elementwise::{Binary, BinaryOp, Blend, ChannelAffine, Unary};
 use gaze::ops::Activation;
 use gaze::reference::elementwise as cpu;
+use gaze::Tensor;
 
 /// Batch > 1, odd and non-square planes, channel counts that are not multiples of 4.
 const SHAPES: &[[usize; 4]] = &[[2, 3, 1, 1], [3, 5, 7, 5], [2, 7, 13, 17], [2, 3, 224, 224]];
@@ -107,6 +109,37 @@ fn aff_blend() {
                 );
             }
         }
+    }
+}
+
+/// One shape rule (`Blend::out_shape`) for the reference and the kernel: both refuse a
+/// residual of another shape and a weight that does not broadcast, in the same words.
+#[test]
+fn blend_shapes_are_checked_by_one_rule() {
+    let x = Tensor::zeros(&[2, 3, 4, 5]);
+    let spec = Blend { k: 2.0 };
+    let gpu = gpu();
+    let out = gpu.empty(&[2, 3, 4, 5]).unwrap();
+    for (w, r, words) in [
+        (
+            vec![2, 3, 1, 1],
+            vec![2, 3, 4, 4],
+            "and residual [2, 3, 4, 4] differ",
+        ),
+        (
+            vec![2, 2, 1, 1],
+            vec![2, 3, 4, 5],
+            "cannot broadcast [2, 3, 4, 5] with [2, 2, 1, 1]",
+        ),
+    ] {
+        let (w, r) = (Tensor::zeros(&w), Tensor::zeros(&r));
+        let cpu_err = cpu::blend(&x, &w, &r, &spec).unwrap_err().to_string();
+        let mut rec = Recorder::new(gpu);
+        let gpu_err = gpu_ops::blend(&mut rec, &upload(&x), &upload(&w), &upload(&r), &out, &spec)
+            .unwrap_err()
+            .to_string();
+        assert!(cpu_err.contains(words), "{cpu_err}");
+        assert_eq!(cpu_err, gpu_err);
     }
 }
 

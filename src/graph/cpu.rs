@@ -3,6 +3,7 @@
 use super::{Graph, Op, ValueId};
 use crate::error::{Error, Result};
 use crate::ops::conv::Epilogue;
+use crate::ops::tensor_ops::reshape_shape;
 use crate::precision::Precision;
 use crate::reference as r;
 use crate::tensor::Tensor;
@@ -135,12 +136,7 @@ fn eval(op: &Op<Tensor>, ins: &[&Tensor], inputs: &[Tensor]) -> Result<Tensor> {
         Op::Linear { spec, weight, bias } => r::linear::linear(x(), weight, bias.as_ref(), spec),
         Op::Softmax(s) => r::linear::softmax(x(), s),
         Op::Concat(s) => r::tensor_ops::concat(ins, s),
-        Op::Reshape(tail) => {
-            let shape: Vec<usize> = std::iter::once(x().shape()[0])
-                .chain(tail.iter().copied())
-                .collect();
-            x().clone().reshape(&shape)
-        }
+        Op::Reshape(tail) => x().clone().reshape(&reshape_shape(x().shape(), tail)?),
         Op::Subtraction(s) => r::san::subtraction2(ins[0], ins[1], s),
         Op::Aggregation { spec, scale_shift } => r::san::aggregation(
             ins[0],

@@ -5,6 +5,7 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod plan;
 
 use crate::error::{shape_err, Error, Result};
 use crate::ops::conv::{Conv2d, Shaped};
@@ -15,9 +16,8 @@ use crate::ops::pool::{AvgPool2d, MaxPool2d, SpatialMean};
 use crate::ops::san::{
     aggregation_shape, patch_gather_shape, subtraction_shape, Aggregation, PatchGather, Subtraction,
 };
-use crate::ops::tensor_ops::{concat_shape, Concat};
+use crate::ops::tensor_ops::{concat_shape, reshape_shape, Concat};
 use crate::ops::triplet::{TripletCombine, TripletGateSpec, TripletPool};
-use crate::tensor::numel;
 
 /// Index of a node, and of the value it produces.
 pub type ValueId = usize;
@@ -432,7 +432,8 @@ pub(crate) fn output_shape<T: Shaped>(
             .to_vec(),
         Op::Constant(t) => t.dims().to_vec(),
         Op::Conv { spec, weight, .. } => spec.output_shape(x(), weight.dims())?,
-        Op::Affine { .. } | Op::Unary(_) | Op::Softmax(_) | Op::Blend(_) => x().to_vec(),
+        Op::Affine { .. } | Op::Unary(_) | Op::Softmax(_) => x().to_vec(),
+        Op::Blend(s) => s.out_shape(ins[0], ins[1], ins[2])?,
         Op::Binary(_) => broadcast_shape("binary", ins[0], ins[1])?,
         Op::MaxPool(s) => s.out_shape(x())?.to_vec(),
         Op::AvgPool(s) => s.out_shape(x())?.to_vec(),
@@ -443,19 +444,7 @@ pub(crate) fn output_shape<T: Shaped>(
                 .to_vec()
         }
         Op::Concat(s) => concat_shape(s, ins)?.to_vec(),
-        Op::Reshape(tail) => {
-            let n = *x()
-                .first()
-                .ok_or_else(|| shape_err("reshape", "input has no batch dimension"))?;
-            let shape: Vec<usize> = std::iter::once(n).chain(tail.iter().copied()).collect();
-            if numel(&shape) != numel(x()) {
-                return Err(shape_err(
-                    "reshape",
-                    format!("cannot view {:?} as {shape:?}", x()),
-                ));
-            }
-            shape
-        }
+        Op::Reshape(tail) => reshape_shape(x(), tail)?,
         Op::Subtraction(s) => subtraction_shape(s, ins[0], ins[1])?.to_vec(),
         Op::Aggregation { spec, .. } => aggregation_shape(spec, ins[0], ins[1])?.to_vec(),
         Op::PatchGather { spec, .. } => patch_gather_shape(spec, x())?.to_vec(),

@@ -1,5 +1,5 @@
 use super::{expect_shape, u32_param, u32x4 as vec4};
-use crate::error::{shape_err, Result};
+use crate::error::Result;
 use crate::gpu::{GpuTensor, Kernel, Recorder};
 use crate::ops::elementwise::{
     broadcast_shape, broadcast_strides, channel_affine_channels, pad4, Binary, Blend,
@@ -104,18 +104,7 @@ pub fn blend(
     spec: &Blend,
 ) -> Result<()> {
     let op = "blend";
-    if x.shape() != r.shape() || broadcast_shape(op, x.shape(), w.shape())? != x.shape() {
-        return Err(shape_err(
-            op,
-            format!(
-                "needs x and residual of one shape and w broadcastable to it, got {:?}, {:?}, {:?}",
-                x.shape(),
-                r.shape(),
-                w.shape()
-            ),
-        ));
-    }
-    expect_shape(op, out, x.shape())?;
+    expect_shape(op, out, &spec.out_shape(x.shape(), w.shape(), r.shape())?)?;
     rec.batched(&[x, w, r], out, |rec, ins, out| {
         let dims = pad4(out.shape());
         let params = BlendParams {

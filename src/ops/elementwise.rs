@@ -47,6 +47,26 @@ pub struct Blend {
     pub k: f32,
 }
 
+impl Blend {
+    /// The output shape: x's, which the residual `r` must share and the weight `w` must
+    /// broadcast to.
+    pub fn out_shape(&self, x: &[usize], w: &[usize], r: &[usize]) -> Result<Vec<usize>> {
+        if x != r {
+            return Err(shape_err(
+                "blend",
+                format!("x {x:?} and residual {r:?} differ"),
+            ));
+        }
+        if broadcast_shape("blend", x, w)? != x {
+            return Err(shape_err(
+                "blend",
+                format!("weight {w:?} does not broadcast to {x:?}"),
+            ));
+        }
+        Ok(x.to_vec())
+    }
+}
+
 /// Shapes are right-aligned to rank 4 by prepending ones.
 pub const MAX_RANK: usize = 4;
 

@@ -26,6 +26,22 @@ pub struct Split {
     pub sizes: Vec<usize>,
 }
 
+/// The shape of `x` viewed with its batch dimension kept and `tail` after it (a flatten before
+/// a linear layer, for instance); the element count must stay the same.
+pub fn reshape_shape(x: &[usize], tail: &[usize]) -> Result<Vec<usize>> {
+    let n = *x
+        .first()
+        .ok_or_else(|| shape_err("reshape", "input has no batch dimension"))?;
+    let shape: Vec<usize> = std::iter::once(n).chain(tail.iter().copied()).collect();
+    if crate::tensor::numel(&shape) != crate::tensor::numel(x) {
+        return Err(shape_err(
+            "reshape",
+            format!("cannot view {x:?} as {shape:?}"),
+        ));
+    }
+    Ok(shape)
+}
+
 /// The `[N, P, D, Q]` view of a rank-4 shape around `axis`.
 pub fn axis_view(shape: &[usize; 4], axis: usize) -> [usize; 4] {
     let p: usize = shape[1..axis].iter().product();

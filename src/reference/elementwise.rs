@@ -1,4 +1,4 @@
-use crate::error::{shape_err, Result};
+use crate::error::Result;
 use crate::ops::elementwise::{
     broadcast_shape, channel_affine_channels, Binary, BinaryOp, Blend, ChannelAffine, Unary,
 };
@@ -59,23 +59,7 @@ pub fn binary(a: &Tensor, b: &Tensor, spec: &Binary) -> Result<Tensor> {
 }
 
 pub fn blend(x: &Tensor, w: &Tensor, r: &Tensor, spec: &Blend) -> Result<Tensor> {
-    if x.shape() != r.shape() {
-        return Err(shape_err(
-            "blend",
-            format!("x {:?} and residual {:?} differ", x.shape(), r.shape()),
-        ));
-    }
-    let shape = broadcast_shape("blend", x.shape(), w.shape())?;
-    if shape != x.shape() {
-        return Err(shape_err(
-            "blend",
-            format!(
-                "weight {:?} does not broadcast to {:?}",
-                w.shape(),
-                x.shape()
-            ),
-        ));
-    }
+    let shape = spec.out_shape(x.shape(), w.shape(), r.shape())?;
     Ok(Tensor::from_fn(&shape, |i| {
         let wv = broadcast_at(w, &unravel(i, &shape));
         spec.k * (x.data()[i] * wv + r.data()[i] * (1.0 - wv))
