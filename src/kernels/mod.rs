@@ -2,6 +2,7 @@
 //! then records its dispatches on a `Recorder`.
 
 pub mod conv;
+mod conv_tile;
 pub mod coord;
 pub mod elementwise;
 pub mod linear;
