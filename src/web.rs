@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::classify::{decode, Classifier, Preprocess};
@@ -137,21 +137,26 @@ impl Session {
 
     /// `[{block, kind, maps: [{label, rows, cols}]}]` as JSON: the attention modules whose
     /// maps `classify` returns.
-    pub fn attention_blocks(&self) -> String {
-        let blocks: Vec<serde_json::Value> = self
+    pub fn attention_blocks(&self) -> std::result::Result<String, JsError> {
+        let blocks: Vec<BlockJson> = self
             .model
             .taps()
             .iter()
-            .map(|t| {
-                let maps: Vec<serde_json::Value> = t
+            .map(|t| BlockJson {
+                block: &t.block,
+                kind: t.kind,
+                maps: t
                     .maps
                     .iter()
-                    .map(|m| serde_json::json!({"label": m.label, "rows": m.rows, "cols": m.cols}))
-                    .collect();
-                serde_json::json!({"block": t.block, "kind": t.kind, "maps": maps})
+                    .map(|m| MapJson {
+                        label: &m.label,
+                        rows: m.rows,
+                        cols: m.cols,
+                    })
+                    .collect(),
             })
             .collect();
-        serde_json::Value::Array(blocks).to_string()
+        to_json(&blocks)
     }
 
     /// Classifies a JPEG or PNG; resolves to JSON `{top, probabilities, attention}`.
@@ -162,9 +167,7 @@ impl Session {
                 .classify_image(&image, &name, true)
                 .await
                 .map_err(|e| JsValue::from(js(e)))?;
-            let json = serde_json::to_string(&c)
-                .map_err(|e| JsValue::from(js(Error::Invalid(e.to_string()))))?;
-            Ok(JsValue::from_str(&json))
+            Ok(JsValue::from_str(&to_json(&c)?))
         })
     }
 
@@ -213,9 +216,7 @@ impl Session {
                     .map_err(|e| JsValue::from(js(e)))?;
                 times.push(now() - start);
             }
-            Ok(JsValue::from_str(
-                &serde_json::json!({"times_ms": times}).to_string(),
-            ))
+            Ok(JsValue::from_str(&to_json(&Timings { times_ms: times })?))
         })
     }
 
@@ -229,21 +230,56 @@ impl Session {
 
 /// Every architecture name, as JSON, for the page's picker.
 #[wasm_bindgen]
-pub fn architectures() -> String {
-    serde_json::json!(models::ARCHITECTURES).to_string()
+pub fn architectures() -> std::result::Result<String, JsError> {
+    to_json(&models::ARCHITECTURES)
 }
 
 /// Every kernel the browser may run (those needing no device feature), as JSON
 /// `[{"name", "wgsl"}]`: the browser test compiles each in the browser's own WebGPU, because a
 /// shader naga accepts can still break a browser's compiler.
 #[wasm_bindgen(js_name = browserKernels)]
-pub fn browser_kernels() -> String {
-    let kernels: Vec<serde_json::Value> = crate::kernels::all()
+pub fn browser_kernels() -> std::result::Result<String, JsError> {
+    let kernels: Vec<KernelSource> = crate::kernels::all()
         .into_iter()
         .filter(|k| k.features.is_empty())
-        .map(|k| serde_json::json!({"name": k.name, "wgsl": k.wgsl(Precision::F32)}))
+        .map(|k| KernelSource {
+            name: k.name,
+            wgsl: k.wgsl(Precision::F32),
+        })
         .collect();
-    serde_json::Value::Array(kernels).to_string()
+    to_json(&kernels)
+}
+
+/// An attention module of `Session::attention_blocks`.
+#[derive(Serialize)]
+struct BlockJson<'a> {
+    block: &'a str,
+    kind: &'a str,
+    maps: Vec<MapJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct MapJson<'a> {
+    label: &'a str,
+    rows: usize,
+    cols: usize,
+}
+
+/// `Session::benchmark`'s result.
+#[derive(Serialize)]
+struct Timings {
+    times_ms: Vec<f64>,
+}
+
+/// A kernel's name and full WGSL, for the browser test to compile.
+#[derive(Serialize)]
+struct KernelSource {
+    name: &'static str,
+    wgsl: String,
+}
+
+fn to_json<T: Serialize + ?Sized>(value: &T) -> std::result::Result<String, JsError> {
+    serde_json::to_string(value).map_err(|e| JsError::new(&format!("JSON: {e}")))
 }
 
 #[wasm_bindgen(start)]

@@ -431,6 +431,10 @@ fn bench_reports_json_and_pairs_against_a_baseline() {
         let v = report[key].as_f64().unwrap_or(f64::NAN);
         assert!(v.is_finite() && v > 0.0, "{key} = {}", report[key]);
     }
+    // The host's share of a warm run: some time, and no device object (a compiled plan).
+    let host_ms = report["host_ms"].as_f64().unwrap_or(f64::NAN);
+    assert!(host_ms > 0.0 && host_ms < report["median_ms"].as_f64().unwrap_or(0.0) + 1.0);
+    assert_eq!(report["objects_per_run"].as_f64(), Some(0.0));
     assert_eq!(report["arch"], "triplet_attention");
     assert_eq!(report["precision"], "f32");
     assert_eq!(report["size"], serde_json::json!([8, 8]));

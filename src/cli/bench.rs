@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use clap::Args;
+use serde::Serialize;
 
 use crate::error::Error;
 use crate::gpu::{Gpu, GpuOptions};
@@ -193,7 +194,77 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
+/// What `gaze bench` measured: its JSON, field for field (`--json`), and what the report shows.
+#[derive(Serialize)]
+struct Report {
+    arch: String,
+    adapter: String,
+    backend: String,
+    precision: &'static str,
+    batch: usize,
+    size: [usize; 2],
+    iters: usize,
+    cold_ms: f64,
+    median_ms: f64,
+    p90_ms: f64,
+    host_ms: f64,
+    objects_per_run: f64,
+    throughput_ips: f64,
+    gmacs: f64,
+    gflops: f64,
+    peak_gflops: f64,
+    peak_buffer_bytes: u64,
+    unplanned_buffer_bytes: u64,
+    weight_bytes: u64,
+    gpu_ms: f64,
+    peak_gbs: f64,
+    copy_gbs: Vec<CopyRate>,
+    ops: Vec<UsageRow>,
+    kernels: Vec<UsageRow>,
+    against: Option<Against>,
+    /// Why per-op GPU times are missing (no timestamp queries); None when they were measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile_error: Option<String>,
+}
+
+/// The copy microbenchmark at one tensor size.
+#[derive(Serialize)]
+struct CopyRate {
+    bytes: u64,
+    gbs: f64,
+}
+
+/// GPU time of an op or a kernel, and the bandwidth its bound tensors need.
+#[derive(Serialize)]
+struct UsageRow {
+    name: String,
+    ms: f64,
+    pct: f64,
+    bytes: u64,
+    gbs: f64,
+}
+
+/// The paired timing against `--against`.
+#[derive(Serialize)]
+struct Against {
+    arch: String,
+    median_ms: f64,
+    ratio: f64,
+    ratio_of_medians: f64,
+}
+
 pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
+    let report = measure(args, gpu_options)?;
+    if args.json {
+        let json = serde_json::to_string(&report)
+            .map_err(|e| Error::Invalid(format!("bench report: {e}")))?;
+        return super::say(json);
+    }
+    render(&report)
+}
+
+/// Times the model and measures the device: everything the report shows.
+fn measure(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<Report> {
     let (h, w) = (args.size[0], args.size[1]);
     if args.batch == 0 || args.iters == 0 || h == 0 || w == 0 {
         return Err(Error::Invalid(
@@ -241,13 +312,8 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
         .weights()
         .map(|t| t.numel() as u64 * gpu.precision().bytes())
         .sum();
-
     let copies = peak::measure_copy_gbs(&gpu)?;
     let peak_gbs = copies.iter().map(|c| c.1).fold(0.0, f64::max);
-    let copies_text: Vec<String> = copies
-        .iter()
-        .map(|(bytes, gbs)| format!("{gbs:.2} GB/s copying {} MiB", bytes >> 20))
-        .collect();
 
     // Per-op GPU time: dispatches grouped by the model part that issued them.
     let mut by_part: BTreeMap<String, Usage> = BTreeMap::new();
@@ -259,131 +325,137 @@ pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
             u.bytes += d.bytes;
         }
     }
-    let gpu_total: f64 = by_part.values().map(|u| u.ms).sum();
-    let kernels = largest(by_kernel(&by_part), usize::MAX);
-    let ops = largest(by_part, args.top);
-    let pct = |ms: f64| {
-        if gpu_total > 0.0 {
-            100.0 * ms / gpu_total
-        } else {
-            0.0
-        }
-    };
-    let usage_json = |rows: &[(String, Usage)]| {
-        rows.iter()
-            .map(|(name, u)| {
-                serde_json::json!({"name": name, "ms": u.ms, "pct": pct(u.ms), "bytes": u.bytes, "gbs": u.gbs()})
+    let gpu_ms: f64 = by_part.values().map(|u| u.ms).sum();
+    let rows = |usage: Vec<(String, Usage)>| -> Vec<UsageRow> {
+        usage
+            .into_iter()
+            .map(|(name, u)| UsageRow {
+                name,
+                ms: u.ms,
+                pct: if gpu_ms > 0.0 {
+                    100.0 * u.ms / gpu_ms
+                } else {
+                    0.0
+                },
+                bytes: u.bytes,
+                gbs: u.gbs(),
             })
-            .collect::<Vec<_>>()
+            .collect()
     };
+    Ok(Report {
+        arch: args.arch.clone(),
+        adapter: gpu.adapter_name().to_string(),
+        backend: gpu.backend(),
+        precision: gpu.precision().name(),
+        batch: args.batch,
+        size: [h, w],
+        iters: args.iters,
+        cold_ms,
+        median_ms,
+        p90_ms,
+        host_ms,
+        objects_per_run,
+        throughput_ips: args.batch as f64 / (median_ms / 1e3),
+        gmacs: macs as f64 / 1e9,
+        gflops,
+        peak_gflops,
+        peak_buffer_bytes: plan.peak_bytes(),
+        unplanned_buffer_bytes: plan.unplanned_bytes,
+        weight_bytes,
+        gpu_ms,
+        peak_gbs,
+        copy_gbs: copies
+            .iter()
+            .map(|&(bytes, gbs)| CopyRate { bytes, gbs })
+            .collect(),
+        kernels: rows(largest(by_kernel(&by_part), usize::MAX)),
+        ops: rows(largest(by_part, args.top)),
+        against: paired.map(|p| Against {
+            ratio_of_medians: median_ms / p.median_ms,
+            arch: p.arch,
+            median_ms: p.median_ms,
+            ratio: p.ratio,
+        }),
+        profile_error: profile.err().map(|e| e.to_string()),
+    })
+}
 
-    if args.json {
-        let report = serde_json::json!({
-            "arch": args.arch,
-            "adapter": gpu.adapter_name(),
-            "precision": gpu.precision().name(),
-            "batch": args.batch,
-            "size": [h, w],
-            "iters": args.iters,
-            "cold_ms": cold_ms,
-            "median_ms": median_ms,
-            "p90_ms": p90_ms,
-            "host_ms": host_ms,
-            "objects_per_run": objects_per_run,
-            "throughput_ips": args.batch as f64 / (median_ms / 1e3),
-            "gmacs": macs as f64 / 1e9,
-            "gflops": gflops,
-            "peak_gflops": peak_gflops,
-            "peak_buffer_bytes": plan.peak_bytes(),
-            "unplanned_buffer_bytes": plan.unplanned_bytes,
-            "weight_bytes": weight_bytes,
-            "gpu_ms": gpu_total,
-            "peak_gbs": peak_gbs,
-            "copy_gbs": copies.iter().map(|(bytes, gbs)| serde_json::json!({"bytes": bytes, "gbs": gbs})).collect::<Vec<_>>(),
-            "ops": usage_json(&ops),
-            "kernels": usage_json(&kernels),
-            "against": paired.as_ref().map(|p| serde_json::json!({
-                "arch": p.arch,
-                "median_ms": p.median_ms,
-                "ratio": p.ratio,
-                "ratio_of_medians": median_ms / p.median_ms,
-            })),
-        });
-        return super::say(report);
-    }
-    super::say(format!(
-        "{} on {} ({}), batch {}, {h}×{w}, tensors stored as {}",
-        args.arch,
-        gpu.adapter_name(),
-        gpu.backend(),
-        args.batch,
-        gpu.precision()
+/// The text report of `gaze bench`.
+fn render(r: &Report) -> Result<()> {
+    let say = super::say;
+    say(format!(
+        "{} on {} ({}), batch {}, {}×{}, tensors stored as {}",
+        r.arch, r.adapter, r.backend, r.batch, r.size[0], r.size[1], r.precision
     ))?;
-    super::say(format!(
-        "  cold start (upload, pipelines, first run): {cold_ms:.1} ms"
+    say(format!(
+        "  cold start (upload, pipelines, first run): {:.1} ms",
+        r.cold_ms
     ))?;
-    super::say(format!(
-        "  warm latency over {} runs: median {median_ms:.2} ms, p90 {p90_ms:.2} ms",
-        args.iters
+    say(format!(
+        "  warm latency over {} runs: median {:.2} ms, p90 {:.2} ms",
+        r.iters, r.median_ms, r.p90_ms
     ))?;
-    super::say(format!(
-        "  host, per warm run: {host_ms:.3} ms to write the input, encode and submit (median); \
-         {objects_per_run:.1} device objects created"
+    say(format!(
+        "  host, per warm run: {:.3} ms to write the input, encode and submit (median); \
+         {:.1} device objects created",
+        r.host_ms, r.objects_per_run
     ))?;
-    if let Some(p) = &paired {
-        super::say(format!(
+    if let Some(p) = &r.against {
+        say(format!(
             "  against {} (runs alternated): median {:.2} ms; ratio {:.3} (median of {} paired ratios; ratio of medians {:.3})",
-            p.arch,
-            p.median_ms,
-            p.ratio,
-            args.iters,
-            median_ms / p.median_ms
+            p.arch, p.median_ms, p.ratio, r.iters, p.ratio_of_medians
         ))?;
     }
-    super::say(format!(
-        "  throughput: {:.1} images/s",
-        args.batch as f64 / (median_ms / 1e3)
+    say(format!("  throughput: {:.1} images/s", r.throughput_ips))?;
+    say(format!(
+        "  compute: {:.3} GMAC, {:.2} GFLOP/s achieved, device peak {:.2} GFLOP/s (FMA microbenchmark) = {:.1}%",
+        r.gmacs,
+        r.gflops,
+        r.peak_gflops,
+        100.0 * r.gflops / r.peak_gflops
     ))?;
-    super::say(format!(
-        "  compute: {:.3} GMAC, {gflops:.2} GFLOP/s achieved, device peak {peak_gflops:.2} GFLOP/s (FMA microbenchmark) = {:.1}%",
-        macs as f64 / 1e9,
-        100.0 * gflops / peak_gflops
-    ))?;
-    super::say(format!(
+    let mib = |b: u64| b as f64 / 1048576.0;
+    say(format!(
         "  buffers: {:.1} MiB planned (one buffer per tensor: {:.1} MiB), weights {:.1} MiB",
-        plan.peak_bytes() as f64 / 1048576.0,
-        plan.unplanned_bytes as f64 / 1048576.0,
-        weight_bytes as f64 / 1048576.0
+        mib(r.peak_buffer_bytes),
+        mib(r.unplanned_buffer_bytes),
+        mib(r.weight_bytes)
     ))?;
-    super::say(format!(
-        "  memory: device bandwidth {peak_gbs:.2} GB/s ({}); below, each op's GB/s counts the \
+    let copies: Vec<String> = r
+        .copy_gbs
+        .iter()
+        .map(|c| format!("{:.2} GB/s copying {} MiB", c.gbs, c.bytes >> 20))
+        .collect();
+    say(format!(
+        "  memory: device bandwidth {:.2} GB/s ({}); below, each op's GB/s counts the \
          tensors it binds, read or written once, and its % is of that peak",
-        copies_text.join(", ")
+        r.peak_gbs,
+        copies.join(", ")
     ))?;
-    match profile {
-        Ok(_) => {
-            super::say(format!(
-                "  GPU time per op (timestamp queries, {gpu_total:.2} ms in all), top {}:",
-                ops.len()
-            ))?;
-            let line = |name: &str, u: &Usage| {
-                format!(
-                    "    {:9.3} ms {:5.1}% {:8.2} GB/s {:5.1}%  {name}",
-                    u.ms,
-                    pct(u.ms),
-                    u.gbs(),
-                    100.0 * u.gbs() / peak_gbs
-                )
-            };
-            for (name, u) in &ops {
-                super::say(line(name, u))?;
-            }
-            super::say("  GPU time per kernel:".to_string())?;
-            for (name, u) in &kernels {
-                super::say(line(name, u))?;
-            }
-        }
-        Err(e) => super::say(format!("  GPU time per op: not available ({e})"))?,
+    if let Some(e) = &r.profile_error {
+        return say(format!("  GPU time per op: not available ({e})"));
+    }
+    say(format!(
+        "  GPU time per op (timestamp queries, {:.2} ms in all), top {}:",
+        r.gpu_ms,
+        r.ops.len()
+    ))?;
+    let line = |u: &UsageRow| {
+        format!(
+            "    {:9.3} ms {:5.1}% {:8.2} GB/s {:5.1}%  {}",
+            u.ms,
+            u.pct,
+            u.gbs,
+            100.0 * u.gbs / r.peak_gbs,
+            u.name
+        )
+    };
+    for u in &r.ops {
+        say(line(u))?;
+    }
+    say("  GPU time per kernel:".to_string())?;
+    for u in &r.kernels {
+        say(line(u))?;
     }
     Ok(())
 }

@@ -87,15 +87,26 @@ fn classifier(args: &ClassifyArgs, gpu: Option<Gpu>) -> Result<Classifier> {
     Classifier::new(&entry.arch, &sd, &merged, labels, entry.preprocess()?, gpu)
 }
 
+/// One line of `gaze classify --json`.
+#[derive(serde::Serialize)]
+struct ClassifyLine<'a> {
+    image: &'a str,
+    device: &'a str,
+    top: &'a [crate::classify::Prediction],
+    probabilities: &'a [f32],
+}
+
 fn report(path: &str, c: &Classification, device: &str, json: bool) -> Result<()> {
     if json {
-        let line = serde_json::json!({
-            "image": path,
-            "device": device,
-            "top": c.top,
-            "probabilities": c.probabilities,
-        });
-        return super::say(line);
+        let line = ClassifyLine {
+            image: path,
+            device,
+            top: &c.top,
+            probabilities: &c.probabilities,
+        };
+        let json = serde_json::to_string(&line)
+            .map_err(|e| Error::Invalid(format!("classify report: {e}")))?;
+        return super::say(json);
     }
     super::say(path)?;
     for p in &c.top {

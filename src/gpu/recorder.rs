@@ -36,7 +36,8 @@ enum PendingStep {
     Copy(BufferCopy),
 }
 
-/// A dispatch ready to encode.
+/// A dispatch ready to encode. (The label and bytes serve profiles, which wasm lacks.)
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 struct Dispatch {
     pipeline: wgpu::ComputePipeline,
     bind_group: wgpu::BindGroup,
@@ -64,6 +65,7 @@ pub struct DispatchTime {
 }
 
 /// Two timestamps per dispatch, as many dispatches as one query set holds.
+#[cfg(not(target_arch = "wasm32"))]
 const DISPATCHES_PER_SET: u32 = wgpu::QUERY_SET_MAX_QUERIES / 2;
 
 /// Collects the dispatches of one inference (and the copies between them), in order.
