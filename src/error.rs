@@ -29,6 +29,18 @@ pub enum Error {
     },
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// The device is gone (driver reset, destroyed); a new session can be made.
+    #[error("GPU error: the GPU device was lost ({0}); create a new session")]
+    DeviceLost(String),
+    /// The adapter lacks what the chosen precision needs (shader-f16).
+    #[error("could not open the GPU device `{adapter}`: {msg}")]
+    PrecisionUnsupported { adapter: String, msg: String },
+    /// A checkpoint that cannot be read or does not fit the architecture.
+    #[error("{0}")]
+    Checkpoint(String),
+    /// An input (a .npy array, an image) that cannot be used.
+    #[error("{0}")]
+    Input(String),
     #[error("{0}")]
     Invalid(String),
     #[error("{path}: {source}")]
@@ -37,9 +49,55 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Another error, with what was being done when it happened.
+    #[error("{context}: {source}")]
+    Context {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// A stable name for the kind of failure, for callers that act on it (the web API's error
+    /// codes): `no-adapter`, `device-lost`, `f16-unsupported`, `bad-checkpoint`, `bad-input`,
+    /// or `internal` for the rest.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NoAdapter(_) => "no-adapter",
+            Error::DeviceLost(_) => "device-lost",
+            Error::PrecisionUnsupported { .. } => "f16-unsupported",
+            Error::Checkpoint(_) => "bad-checkpoint",
+            Error::Input(_) | Error::Shape { .. } => "bad-input",
+            Error::Context { source, .. } => source
+                .downcast_ref::<Error>()
+                .map_or("internal", Error::code),
+            _ => "internal",
+        }
+    }
+}
+
+/// Adds what was being done to an error: `result.context("reading x")?`, and
+/// `with_context(|| ...)` where the words cost something to build.
+pub trait Context<T> {
+    fn context(self, context: impl std::fmt::Display) -> Result<T>;
+    fn with_context<C: std::fmt::Display>(self, context: impl FnOnce() -> C) -> Result<T>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> Context<T> for std::result::Result<T, E> {
+    fn context(self, context: impl std::fmt::Display) -> Result<T> {
+        self.with_context(|| context)
+    }
+
+    fn with_context<C: std::fmt::Display>(self, context: impl FnOnce() -> C) -> Result<T> {
+        self.map_err(|e| Error::Context {
+            context: context().to_string(),
+            source: Box::new(e),
+        })
+    }
+}
 
 /// Shorthand for a shape error raised by the op `op`.
 pub fn shape_err(op: &'static str, msg: impl Into<String>) -> Error {

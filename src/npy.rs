@@ -10,7 +10,7 @@ use crate::tensor::Tensor;
 const MAGIC: &[u8] = b"\x93NUMPY";
 
 fn bad(path: &str, msg: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!("{path}: not a usable .npy file: {msg}"))
+    Error::Input(format!("{path}: not a usable .npy file: {msg}"))
 }
 
 /// Parses a float32 `.npy` file held in memory. `path` only names the file in errors.

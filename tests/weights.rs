@@ -115,3 +115,20 @@ fn broken_files_give_clear_errors() {
         "{msg}"
     );
 }
+
+#[test]
+fn checkpoint_errors_carry_the_bad_checkpoint_code_through_context() {
+    use gaze::error::Context;
+    let err = load("evil.pth").unwrap_err();
+    assert_eq!(err.code(), "bad-checkpoint");
+    // Wrapped with what was being done, the kind survives and the words keep both parts.
+    let wrapped = load("evil.pth").context("loading the demo").unwrap_err();
+    assert_eq!(wrapped.code(), "bad-checkpoint");
+    assert!(
+        wrapped.to_string().starts_with("loading the demo: "),
+        "{wrapped}"
+    );
+    assert!(wrapped.to_string().contains("refuses"), "{wrapped}");
+    let io = load("no-such-file.pth").unwrap_err();
+    assert_eq!(io.code(), "internal");
+}

@@ -24,7 +24,7 @@ pub fn imagenet_labels() -> Vec<&'static str> {
 
 pub fn decode(bytes: &[u8], name: &str) -> Result<DynamicImage> {
     image::load_from_memory(bytes)
-        .map_err(|e| Error::Invalid(format!("{name}: cannot decode the image: {e}")))
+        .map_err(|e| Error::Input(format!("{name}: cannot decode the image: {e}")))
 }
 
 /// `Resize(resize)` (shorter side; the longer one as torchvision computes it, truncated),
@@ -39,7 +39,7 @@ pub fn preprocess(
 ) -> Result<Tensor> {
     let (w, h) = (img.width(), img.height());
     if w == 0 || h == 0 {
-        return Err(Error::Invalid("the image is empty".into()));
+        return Err(Error::Input("the image is empty".into()));
     }
     let (nw, nh) = if w <= h {
         (resize, (resize as u64 * h as u64 / w as u64) as u32)
@@ -49,7 +49,7 @@ pub fn preprocess(
     let rgb = img.to_rgb8();
     let resized = image::imageops::resize(&rgb, nw, nh, FilterType::Triangle);
     if nw < crop || nh < crop {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Input(format!(
             "a {nw}×{nh} image cannot be center-cropped to {crop}"
         )));
     }
@@ -88,7 +88,7 @@ impl Preprocess {
     /// positive std per channel (a zero std would turn every pixel into ±inf).
     pub fn fit(input: [usize; 3], mean: Vec<f32>, std: Vec<f32>, grayscale: bool) -> Result<Self> {
         let [channels, height, width] = input;
-        let bad = |msg: String| Err(Error::Invalid(msg));
+        let bad = |msg: String| Err(Error::Input(msg));
         if channels == 0 || height == 0 || width == 0 {
             return bad(format!("input {input:?} has an empty dimension"));
         }
@@ -130,7 +130,7 @@ impl Preprocess {
 
     pub fn apply(&self, img: &DynamicImage) -> Result<Tensor> {
         if img.width() == 0 || img.height() == 0 {
-            return Err(Error::Invalid("the image is empty".into()));
+            return Err(Error::Input("the image is empty".into()));
         }
         match self {
             Preprocess::ImageNet => preprocess(img, 256, 224, IMAGENET_MEAN, IMAGENET_STD),
@@ -158,7 +158,7 @@ impl Preprocess {
                         })
                         .collect()
                 } else {
-                    return Err(Error::Invalid(format!(
+                    return Err(Error::Input(format!(
                         "a color photo gives 3 channels, the model takes {channels} (set \"grayscale\")"
                     )));
                 };
@@ -191,7 +191,7 @@ impl Preprocess {
         let [_, c, h, w] = crate::tensor::nchw("input view", x.shape())?;
         let (mean, std) = self.normalization();
         if mean.len() != c {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Input(format!(
                 "the input has {c} channels, the normalization {}",
                 mean.len()
             )));

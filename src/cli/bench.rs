@@ -6,7 +6,7 @@ use std::time::Instant;
 use clap::Args;
 use serde::Serialize;
 
-use crate::error::Error;
+use crate::error::{Context, Error};
 use crate::gpu::{Gpu, GpuOptions};
 use crate::graph::gpu::{GpuGraph, HostCost};
 use crate::graph::Graph;
@@ -256,8 +256,7 @@ struct Against {
 pub fn run(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<()> {
     let report = measure(args, gpu_options)?;
     if args.json {
-        let json = serde_json::to_string(&report)
-            .map_err(|e| Error::Invalid(format!("bench report: {e}")))?;
+        let json = serde_json::to_string(&report).context("bench report")?;
         return super::say(json);
     }
     render(&report)

@@ -4,7 +4,7 @@ use clap::Args;
 
 use super::run::Device;
 use crate::classify::{parse_manifest, Classification, Classifier, Preprocess};
-use crate::error::Error;
+use crate::error::{Context, Error};
 use crate::gpu::{Gpu, GpuOptions, Precision};
 use crate::models;
 use crate::Result;
@@ -104,8 +104,7 @@ fn report(path: &str, c: &Classification, device: &str, json: bool) -> Result<()
             top: &c.top,
             probabilities: &c.probabilities,
         };
-        let json = serde_json::to_string(&line)
-            .map_err(|e| Error::Invalid(format!("classify report: {e}")))?;
+        let json = serde_json::to_string(&line).context("classify report")?;
         return super::say(json);
     }
     super::say(path)?;

@@ -2,7 +2,7 @@ use clap::{Args, ValueEnum};
 
 use super::run::Device;
 use crate::datasets::{fashion_mnist_test, normalized_batch, FASHION_MNIST_DIR};
-use crate::error::Error;
+use crate::error::{Context, Error};
 use crate::gpu::{Gpu, GpuOptions};
 use crate::graph::{cpu, gpu::GpuGraph};
 use crate::models;
@@ -75,7 +75,7 @@ pub fn run(args: &EvalArgs, gpu_options: &GpuOptions) -> Result<()> {
         indicatif::ProgressStyle::with_template(
             "{bar:40} {pos}/{len} images [{elapsed_precise}, {per_sec}]",
         )
-        .map_err(|e| Error::Invalid(e.to_string()))?,
+        .context("the progress bar")?,
     );
     let (mut correct, mut differ) = (0, 0);
     let mut models_by_size: Vec<(usize, crate::graph::Graph<crate::Tensor>, Option<GpuGraph>)> =

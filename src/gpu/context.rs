@@ -184,7 +184,7 @@ impl Gpu {
         let features = adapter.features() & helpful_features(info.backend);
         let missing = options.precision.features() - features;
         if !missing.is_empty() {
-            return Err(Error::Device {
+            return Err(Error::PrecisionUnsupported {
                 adapter: named(&info),
                 msg: format!(
                     "precision {} needs {}, which this adapter lacks (it has: {})",
@@ -299,9 +299,7 @@ impl Gpu {
             let _ = self.device.poll(wgpu::PollType::Poll);
         }
         if let Some(reason) = self.lost.lock().ok().and_then(|slot| slot.clone()) {
-            return Err(Error::Gpu(format!(
-                "the GPU device was lost ({reason}); create a new session"
-            )));
+            return Err(Error::DeviceLost(reason));
         }
         match first {
             Some(first) => Err(Error::Gpu(first)),

@@ -1,7 +1,7 @@
 //! Builds a graph from a state dict: reads each weight by its official key, checks its shape,
 //! folds BatchNorms, and tracks every value's shape as nodes are added.
 
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::graph::{output_shape, AttentionTap, Graph, Op, ValueId};
 use crate::ops::conv::{fold_batchnorm, BatchNorm, Conv2d};
 use crate::ops::linear::Linear;
@@ -118,7 +118,7 @@ impl<'a> Builder<'a> {
     pub fn push(&mut self, op: Op<Tensor>, inputs: Vec<ValueId>, context: &str) -> Result<ValueId> {
         let ins: Vec<&[usize]> = inputs.iter().map(|&v| self.shapes[v].as_slice()).collect();
         let shape = output_shape(&op, &ins, &[])
-            .map_err(|e| Error::Invalid(format!("{}: {context}: {e}", self.source())))?;
+            .with_context(|| format!("{}: {context}", self.source()))?;
         self.shapes.push(shape);
         Ok(self.graph.push_named(op, inputs, context.to_string()))
     }
@@ -194,7 +194,7 @@ impl<'a> Builder<'a> {
             get("running_mean")?,
             get("running_var")?,
         )
-        .map_err(|e| Error::Invalid(format!("{}: {prefix}: {e}", self.source())))
+        .with_context(|| format!("{}: {prefix}", self.source()))
     }
 
     /// Weight and bias of a conv after folding its BN, with the shapes checked.

@@ -2,7 +2,7 @@
 //! the 2-branch (`no_spatial`) form is chosen when the checkpoint has no `SpatialGate`.
 
 use super::builder::Builder;
-use crate::error::{Error, Result};
+use crate::error::{Context, Error, Result};
 use crate::graph::{AttentionMap, AttentionTap, Op, ValueId};
 use crate::ops::conv::fold_batchnorm;
 use crate::ops::triplet::{
@@ -55,12 +55,12 @@ pub fn triplet_attention(
     };
     gates
         .kernel_size()
-        .map_err(|e| Error::Invalid(format!("{}: {prefix}: {e}", b.source())))?;
+        .with_context(|| format!("{}: {prefix}", b.source()))?;
     let (weight, bias) = gates.pack()?;
     let has_hw = gates.hw.is_some();
     let pooled = b.push(Op::TripletPool(TripletPool { has_hw }), vec![x], prefix)?;
     let (_, dims) = TripletDims::of("triplet_attention", b.shape(x), has_hw)
-        .map_err(|e| Error::Invalid(format!("{}: {prefix}: {e}", b.source())))?;
+        .with_context(|| format!("{}: {prefix}", b.source()))?;
     let spec = TripletGateSpec { dims };
     let maps = b.push(
         Op::TripletGates { spec, weight, bias },

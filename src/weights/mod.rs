@@ -94,7 +94,7 @@ impl StateDict {
             }
             let canon = canonical_key(&key);
             if let Some(other) = raw_name.insert(canon.clone(), key.clone()) {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Checkpoint(format!(
                     "{source}: keys `{other}` and `{key}` both name `{canon}`"
                 )));
             }
@@ -130,7 +130,7 @@ impl StateDict {
     }
 
     pub fn from_bytes_entry(bytes: &[u8], source: &str, key: Option<&str>) -> Result<Self> {
-        let bad = |msg: String| Error::Invalid(format!("{source}: {msg}"));
+        let bad = |msg: String| Error::Checkpoint(format!("{source}: {msg}"));
         if bytes.is_empty() {
             return Err(bad("the file is empty".into()));
         }
@@ -193,7 +193,7 @@ impl StateDict {
                 "" => String::new(),
                 note => format!(" ({note})"),
             };
-            Error::Invalid(format!("{}: missing key `{key}`{note}", self.source))
+            Error::Checkpoint(format!("{}: missing key `{key}`{note}", self.source))
         })?;
         self.used.borrow_mut().insert(key.to_string());
         Ok(t)
@@ -203,7 +203,7 @@ impl StateDict {
     pub fn get(&self, key: &str, shape: &[usize]) -> Result<&Tensor> {
         let t = self.get_any(key)?;
         if t.shape() != shape {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Checkpoint(format!(
                 "{}: key `{key}` has shape {:?}, expected {shape:?}",
                 self.source,
                 t.shape()
@@ -226,7 +226,7 @@ impl StateDict {
             return Ok(());
         }
         let shown: Vec<&str> = unused.iter().take(8).copied().collect();
-        Err(Error::Invalid(format!(
+        Err(Error::Checkpoint(format!(
             "{}: {} unexpected key(s) for this architecture: {}{}",
             self.source,
             unused.len(),

@@ -136,7 +136,7 @@ struct Machine<'a> {
 }
 
 fn fail(msg: impl Into<String>) -> Error {
-    Error::Invalid(format!("checkpoint pickle: {}", msg.into()))
+    Error::Checkpoint(format!("checkpoint pickle: {}", msg.into()))
 }
 
 impl<'a> Machine<'a> {

@@ -6,7 +6,7 @@ use crate::tensor::Tensor;
 /// Float tensors as f32; integer tensors only where they are counters gaze ignores.
 pub fn read(bytes: &[u8], source: &str) -> Result<Vec<(String, Tensor)>> {
     let file = SafeTensors::deserialize(bytes)
-        .map_err(|e| Error::Invalid(format!("{source}: not a valid safetensors file: {e}")))?;
+        .map_err(|e| Error::Checkpoint(format!("{source}: not a valid safetensors file: {e}")))?;
     let mut out = Vec::new();
     for (name, view) in file.tensors() {
         let data = view.data();
@@ -32,7 +32,7 @@ pub fn read(bytes: &[u8], source: &str) -> Result<Vec<(String, Tensor)>> {
                 continue;
             }
             other => {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Checkpoint(format!(
                     "{source}: tensor `{name}` has dtype {other:?}; gaze reads float tensors"
                 )))
             }
