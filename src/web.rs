@@ -121,6 +121,25 @@ impl Session {
         })
     }
 
+    /// A session of `config.arch` with deterministic stand-in weights of the official
+    /// configuration (1000 ImageNet classes, ImageNet preprocessing): for benchmarks and tests
+    /// of networks no checkpoint is bundled for, such as ResNet-50 with Triplet Attention.
+    pub async fn create_deterministic(config: String) -> std::result::Result<Session, JsError> {
+        let config: SessionConfig = serde_json::from_str(&config)
+            .map_err(|e| JsError::new(&format!("session config: {e}")))?;
+        let precision = match &config.precision {
+            Some(p) => p.parse().map_err(js)?,
+            None => Precision::F32,
+        };
+        let gpu = open_gpu(&config.device, precision).await.map_err(js)?;
+        let model = Classifier::synthetic(&config.arch, &config.options, Preprocess::ImageNet, gpu)
+            .map_err(js)?;
+        Ok(Session {
+            model: Rc::new(model),
+            arch: config.arch,
+        })
+    }
+
     /// The architecture that runs (the one read from the keys for "auto").
     pub fn arch(&self) -> String {
         self.arch.clone()

@@ -74,6 +74,29 @@ impl Classifier {
         gpu: Option<Gpu>,
     ) -> Result<Self> {
         let graph = models::build(arch, weights, &[preprocess.input_shape()], options)?;
+        Self::from_graph(arch, graph, weights.source(), labels, preprocess, gpu)
+    }
+
+    /// `new` with deterministic stand-in weights of the official configuration (1000 ImageNet
+    /// classes), for benchmarks and tests where no checkpoint is at hand.
+    pub fn synthetic(
+        arch: &str,
+        options: &Options,
+        preprocess: Preprocess,
+        gpu: Option<Gpu>,
+    ) -> Result<Self> {
+        let graph = models::build_synthetic(arch, 0, &[preprocess.input_shape()], options)?;
+        Self::from_graph(arch, graph, "deterministic weights", None, preprocess, gpu)
+    }
+
+    fn from_graph(
+        arch: &str,
+        graph: crate::graph::Graph<crate::Tensor>,
+        source: &str,
+        labels: Option<Vec<String>>,
+        preprocess: Preprocess,
+        gpu: Option<Gpu>,
+    ) -> Result<Self> {
         let shapes = graph.shapes(&[&preprocess.input_shape()])?;
         let out = &shapes[graph.output()?];
         let classes = match out.as_slice() {
@@ -95,8 +118,7 @@ impl Classifier {
         });
         if classes != labels.len() {
             return Err(Error::Invalid(format!(
-                "{}: the model gives {classes} classes but {} labels are given",
-                weights.source(),
+                "{source}: the model gives {classes} classes but {} labels are given",
                 labels.len()
             )));
         }

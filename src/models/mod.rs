@@ -116,7 +116,6 @@ fn sa_type(v: &str) -> Result<SaType> {
     }
 }
 
-/// Builds the graph of `arch` from `sd` for inputs of the given shapes.
 /// Builds the graph of `arch` from the checkpoint `sd` for inputs of the given shapes.
 pub fn build(
     arch: &str,

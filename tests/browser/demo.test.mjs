@@ -97,6 +97,26 @@ async function objectsPerWarmRun(page, sample) {
   return (await page.evaluate(() => window.__gazeObjects)) - before;
 }
 
+// WebGPU objects created by the third classification of `file` with a ResNet-50 + Triplet
+// Attention session on deterministic weights (the page's own module, imported again: the same
+// initialized instance), after two that compile its plan and its readback.
+async function resnetObjectsPerWarmRun(page, file) {
+  return page.evaluate(async (file) => {
+    const { Session } = await import('./pkg/gaze.js');
+    const bytes = new Uint8Array(await (await fetch(`samples/${file}`)).arrayBuffer());
+    const session = await Session.create_deterministic(JSON.stringify({ arch: 'resnet50_ta', device: 'gpu' }));
+    try {
+      await session.classify(bytes, file);
+      await session.classify(bytes, file);
+      const before = window.__gazeObjects;
+      const result = JSON.parse(await session.classify(bytes, file));
+      return { created: window.__gazeObjects - before, classes: result.probabilities.length };
+    } finally {
+      session.free();
+    }
+  }, file);
+}
+
 async function openPage(browser, url, errors) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   await page.addInitScript(countWebGpuObjects);
@@ -172,6 +192,8 @@ async function main() {
     check(after.on_gpu, 'the new session runs on WebGPU');
     compare(`after device loss ${samples[0].file}`, after, expected[0]);
     await classifyOwnCheckpoint(page, samples[0], 'webgpu');
+    const resnet = await resnetObjectsPerWarmRun(page, samples[0].file);
+    check(resnet.created === 0 && resnet.classes === 1000, `a warm ResNet-50-TA inference (deterministic weights, ${resnet.classes} classes) creates ${resnet.created} WebGPU objects`);
     check(errors.length === 0, `no console errors on WebGPU${errors.length ? `: ${errors.join(' | ')}` : ''}`);
 
     await page.setViewportSize({ width: 390, height: 844 });
