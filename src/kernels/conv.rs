@@ -16,7 +16,7 @@ use super::conv_tile::{MAX_CHANNELS, MAX_PIXELS, MAX_SHARED_CHANNELS};
 use super::{expect_shape, u32_param};
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::{Binding, Gpu, GpuTensor, Kernel, Recorder};
-use crate::ops::conv::{Conv2d, Epilogue};
+use crate::ops::conv::{Conv2d, ConvDims, Epilogue};
 use crate::{bindings, kernel, wgsl_struct};
 
 wgsl_struct! {
@@ -187,18 +187,19 @@ fn depthwise_stride(weight: &[usize], spec: &Conv2d) -> Option<usize> {
 
 impl ConvKernel {
     /// Routes a conv by its geometry; `lanes` is the subgroup size when the shared tiles may
-    /// be used. `weight` must have passed `Conv2d::output_shape` with `out` the shape it gave.
-    fn plan(weight: &[usize], out: &[usize], spec: &Conv2d, lanes: Option<usize>) -> Self {
-        let (cout, cin_g, kh, kw) = (weight[0], weight[1], weight[2], weight[3]);
-        let pixels = out[0].saturating_mul(out[2]).saturating_mul(out[3]);
+    /// be used.
+    fn plan(d: &ConvDims, spec: &Conv2d, lanes: Option<usize>) -> Self {
+        let weight = [d.cout, d.cin_g, d.kh, d.kw];
+        let (cout, cin_g, kh, kw) = (d.cout, d.cin_g, d.kh, d.kw);
+        let pixels = d.n.saturating_mul(d.ho).saturating_mul(d.wo);
         let groups = spec.groups;
         let tile = |taps: usize| match lanes {
             Some(lanes) => Tile::choose_shared(cout / groups, groups, pixels, cin_g, taps, lanes),
             None => Tile::choose(cout / groups, groups, pixels, cin_g * taps),
         };
-        if is_gemm(weight, spec) {
+        if is_gemm(&weight, spec) {
             Self::Gemm(tile(1))
-        } else if let Some(stride) = depthwise_stride(weight, spec) {
+        } else if let Some(stride) = depthwise_stride(&weight, spec) {
             Self::Depthwise { stride }
         } else {
             Self::General(tile(kh * kw))
@@ -260,8 +261,7 @@ pub fn kernel_for(
     spec: &Conv2d,
     lanes: Option<usize>,
 ) -> Result<ConvKernel> {
-    let out = spec.output_shape(input, weight)?;
-    Ok(ConvKernel::plan(weight, &out, spec, lanes))
+    Ok(ConvKernel::plan(&spec.dims(input, weight)?, spec, lanes))
 }
 
 /// Whether the shaders take `tile`, on this device.
@@ -292,8 +292,8 @@ pub fn conv2d(
         out,
         spec,
     };
-    let shape = call.checked()?;
-    let plan = ConvKernel::plan(w.shape(), &shape, spec, subgroup_lanes(rec.gpu()));
+    let dims = call.checked()?;
+    let plan = ConvKernel::plan(&dims, spec, subgroup_lanes(rec.gpu()));
     call.record(rec, plan)
 }
 
@@ -330,11 +330,11 @@ struct Call<'a> {
 }
 
 impl Call<'_> {
-    /// The output shape after checking every operand, `out` among them.
-    fn checked(&self) -> Result<Vec<usize>> {
-        let shape = self.spec.check(self.x, self.w, self.ep)?;
-        expect_shape(OP, self.out, &shape)?;
-        Ok(shape)
+    /// The conv's dimensions after checking every operand, `out` among them.
+    fn checked(&self) -> Result<ConvDims> {
+        let dims = self.spec.check(self.x, self.w, self.ep)?;
+        expect_shape(OP, self.out, &dims.out_shape())?;
+        Ok(dims)
     }
 
     /// Records the checked conv on `plan`, a kernel that fits it.
@@ -349,7 +349,8 @@ impl Call<'_> {
         let mut inputs = vec![x];
         inputs.extend(ep.residual);
         rec.batched(&inputs, out, |rec, ins, out| {
-            let input = ins[0].shape();
+            // The dimensions of this batch chunk.
+            let d = spec.dims(ins[0].shape(), w.shape())?;
             let epi = EpilogueWords::of(ep, spec);
             // Absent operands bind the (read-only) weights; the flags keep the shader off them.
             let bias = ep.bias.unwrap_or(w);
@@ -359,16 +360,15 @@ impl Call<'_> {
             let (kernel, constants) = (plan.kernel(), plan.constants());
             match plan {
                 ConvKernel::Gemm(tile) => {
-                    let (p, grid) = gemm_launch(rec, input, w.shape(), out.shape(), tile, epi)?;
+                    let (p, grid) = gemm_launch(rec, &d, tile, epi)?;
                     rec.dispatch(kernel, &constants, &p, &buffers, grid)
                 }
                 ConvKernel::Depthwise { .. } => {
-                    let (p, grid) = depthwise_launch(rec, input, out.shape(), spec, epi)?;
+                    let (p, grid) = depthwise_launch(rec, &d, spec, epi)?;
                     rec.dispatch(kernel, &constants, &p, &buffers, grid)
                 }
                 ConvKernel::General(tile) => {
-                    let (p, grid) =
-                        general_launch(rec, input, w.shape(), out.shape(), spec, tile, epi)?;
+                    let (p, grid) = general_launch(rec, &d, spec, tile, epi)?;
                     rec.dispatch(kernel, &constants, &p, &buffers, grid)
                 }
             }
@@ -415,31 +415,20 @@ fn tiled_grid(rec: &Recorder, pixels: usize, tile: Tile, blocks: usize) -> Resul
     Ok([u32_param(OP, x)?, u32_param(OP, blocks)?, u32_param(OP, z)?])
 }
 
-/// N·H·W of an output, or an error naming it when that overflows.
-fn pixel_count(out: &[usize]) -> Result<usize> {
-    out[0]
-        .checked_mul(out[2])
-        .and_then(|v| v.checked_mul(out[3]))
-        .ok_or_else(|| shape_err(OP, format!("output {out:?} has too many pixels")))
-}
-
 fn gemm_launch(
     rec: &Recorder,
-    input: &[usize],
-    weight: &[usize],
-    out: &[usize],
+    d: &ConvDims,
     tile: Tile,
     epi: EpilogueWords,
 ) -> Result<(ConvGemmParams, [u32; 3])> {
-    let (cin, cout) = (input[1], weight[0]);
-    let pixels = pixel_count(out)?;
-    let grid = tiled_grid(rec, pixels, tile, cout.div_ceil(4 * tile.channels))?;
+    let pixels = d.pixels()?;
+    let grid = tiled_grid(rec, pixels, tile, d.cout.div_ceil(4 * tile.channels))?;
     let u = |v: usize| u32_param(OP, v);
     let params = ConvGemmParams {
         pixels: u(pixels)?,
-        out_hw: u(out[2] * out[3])?,
-        cin: u(cin)?,
-        cout: u(cout)?,
+        out_hw: u(d.ho * d.wo)?,
+        cin: u(d.cin)?,
+        cout: u(d.cout)?,
         blocks: u(tile.blocks())?,
         flags: epi.flags,
         act: epi.act,
@@ -450,42 +439,35 @@ fn gemm_launch(
 
 fn general_launch(
     rec: &Recorder,
-    input: &[usize],
-    weight: &[usize],
-    out: &[usize],
+    d: &ConvDims,
     spec: &Conv2d,
     tile: Tile,
     epi: EpilogueWords,
 ) -> Result<(ConvGeneralParams, [u32; 3])> {
-    let (cin, h, w) = (input[1], input[2], input[3]);
-    let (cout, cin_g, kh, kw) = (weight[0], weight[1], weight[2], weight[3]);
-    let (ho, wo) = (out[2], out[3]);
-    let groups = spec.groups;
-    let cout_g = cout / groups;
-    let pixels = pixel_count(out)?;
-    let blocks = cout_g.div_ceil(4 * tile.channels);
-    let grid = tiled_grid(rec, pixels, tile, groups * blocks)?;
-    let (s, p, d) = (spec.stride, spec.padding, spec.dilation);
+    let pixels = d.pixels()?;
+    let blocks = d.cout_g.div_ceil(4 * tile.channels);
+    let grid = tiled_grid(rec, pixels, tile, spec.groups * blocks)?;
+    let (s, p, dl) = (spec.stride, spec.padding, spec.dilation);
     let u = |v: usize| u32_param(OP, v);
     let params = ConvGeneralParams {
         pixels: u(pixels)?,
-        out_hw: u(ho * wo)?,
-        out_w: u(wo)?,
+        out_hw: u(d.ho * d.wo)?,
+        out_w: u(d.wo)?,
         blocks: u(blocks)?,
-        cin: u(cin)?,
-        cin_g: u(cin_g)?,
-        cout_g: u(cout_g)?,
-        cout: u(cout)?,
-        in_h: u(h)?,
-        in_w: u(w)?,
-        kh: u(kh)?,
-        kw: u(kw)?,
+        cin: u(d.cin)?,
+        cin_g: u(d.cin_g)?,
+        cout_g: u(d.cout_g)?,
+        cout: u(d.cout)?,
+        in_h: u(d.h)?,
+        in_w: u(d.w)?,
+        kh: u(d.kh)?,
+        kw: u(d.kw)?,
         sh: u(s.0)?,
         sw: u(s.1)?,
         ph: u(p.0)?,
         pw: u(p.1)?,
-        dh: u(d.0)?,
-        dw: u(d.1)?,
+        dh: u(dl.0)?,
+        dw: u(dl.1)?,
         tile_blocks: u(tile.blocks())?,
         flags: epi.flags,
         act: epi.act,
@@ -496,28 +478,29 @@ fn general_launch(
 
 fn depthwise_launch(
     rec: &Recorder,
-    input: &[usize],
-    out: &[usize],
+    d: &ConvDims,
     spec: &Conv2d,
     epi: EpilogueWords,
 ) -> Result<(ConvDepthwiseParams, [u32; 3])> {
-    let (n, c, h, w) = (input[0], input[1], input[2], input[3]);
-    let (ho, wo) = (out[2], out[3]);
+    let (ho, wo) = (d.ho, d.wo);
     let rows = ho.div_ceil(ho.div_ceil(MAX_STRIP_ROWS));
     let strips = ho.div_ceil(rows);
     let quads = wo.div_ceil(4);
-    let lanes = [n, c, quads, strips]
+    let lanes = [d.n, d.cin, quads, strips]
         .into_iter()
         .try_fold(1usize, |acc, v| acc.checked_mul(v))
-        .ok_or_else(|| shape_err(OP, format!("output {out:?} needs too many invocations")))?;
+        .ok_or_else(|| {
+            let out = d.out_shape();
+            shape_err(OP, format!("output {out:?} needs too many invocations"))
+        })?;
     let grid = rec.grid(lanes as u64)?;
     let (ph, pw) = spec.padding;
     let u = |v: usize| u32_param(OP, v);
     let params = ConvDepthwiseParams {
         lanes: u(lanes)?,
-        channels: u(c)?,
-        in_h: u(h)?,
-        in_w: u(w)?,
+        channels: u(d.cin)?,
+        in_h: u(d.h)?,
+        in_w: u(d.w)?,
         out_h: u(ho)?,
         out_w: u(wo)?,
         quads: u(quads)?,

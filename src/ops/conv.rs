@@ -84,6 +84,12 @@ impl Conv2d {
 
     /// `[N, Cout, Ho, Wo]` with `Ho = floor((H + 2ph − dh(kh − 1) − 1) / sh) + 1` (same for W).
     pub fn output_shape(&self, input: &[usize], weight: &[usize]) -> Result<Vec<usize>> {
+        Ok(self.dims(input, weight)?.out_shape().to_vec())
+    }
+
+    /// The conv's named dimensions, after checking input and weight against each other and
+    /// the geometry: the one shape rule the reference, the launchers and the kernel params use.
+    pub fn dims(&self, input: &[usize], weight: &[usize]) -> Result<ConvDims> {
         self.check_params()?;
         let [n, cin, h, w] = nchw(OP, input)?;
         let [cout, cin_g, kh, kw] = match weight {
@@ -123,7 +129,19 @@ impl Conv2d {
         let ho = out_extent(h, kh, self.stride.0, self.padding.0, self.dilation.0);
         let wo = out_extent(w, kw, self.stride.1, self.padding.1, self.dilation.1);
         match (ho, wo) {
-            (Some(ho), Some(wo)) => Ok(vec![n, cout, ho, wo]),
+            (Some(ho), Some(wo)) => Ok(ConvDims {
+                n,
+                cin,
+                h,
+                w,
+                cout,
+                cin_g,
+                cout_g: cout / g,
+                kh,
+                kw,
+                ho,
+                wo,
+            }),
             _ => Err(shape_err(
                 OP,
                 format!(
@@ -165,11 +183,47 @@ impl Conv2d {
         }
     }
 
-    /// The output shape after checking input, weight and every epilogue operand.
-    pub fn check<T: Shaped>(&self, x: &T, w: &T, ep: &Epilogue<T>) -> Result<Vec<usize>> {
-        let out = self.output_shape(x.dims(), w.dims())?;
-        self.check_epilogue(&out, &ep.shapes())?;
-        Ok(out)
+    /// The conv's dimensions after checking input, weight and every epilogue operand.
+    pub fn check<T: Shaped>(&self, x: &T, w: &T, ep: &Epilogue<T>) -> Result<ConvDims> {
+        let dims = self.dims(x.dims(), w.dims())?;
+        self.check_epilogue(&dims.out_shape(), &ep.shapes())?;
+        Ok(dims)
+    }
+}
+
+/// A conv's dimensions (`Conv2d::dims`): input `[n, cin, h, w]`, weight `[cout, cin_g, kh, kw]`
+/// with `cout_g` output channels per group, output `[n, cout, ho, wo]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvDims {
+    pub n: usize,
+    pub cin: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cout: usize,
+    pub cin_g: usize,
+    pub cout_g: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl ConvDims {
+    pub fn out_shape(&self) -> [usize; 4] {
+        [self.n, self.cout, self.ho, self.wo]
+    }
+
+    /// N·Ho·Wo output pixels, or an error naming the output when that overflows.
+    pub fn pixels(&self) -> Result<usize> {
+        self.n
+            .checked_mul(self.ho)
+            .and_then(|v| v.checked_mul(self.wo))
+            .ok_or_else(|| {
+                shape_err(
+                    OP,
+                    format!("output {:?} has too many pixels", self.out_shape()),
+                )
+            })
     }
 }
 

@@ -9,17 +9,11 @@ use crate::tensor::Tensor;
 /// (zero outside the image), then the epilogue. The sum is accumulated in f64 so the oracle
 /// carries less rounding than the kernels it checks.
 pub fn conv2d(x: &Tensor, w: &Tensor, ep: &Epilogue<Tensor>, spec: &Conv2d) -> Result<Tensor> {
-    let out_shape = spec.check(x, w, ep)?;
-    let &[n, cin, h, wd] = x.shape() else {
-        return Err(shape_err("conv2d", format!("input {:?}", x.shape())));
-    };
-    let &[cout, cin_g, kh, kw] = w.shape() else {
-        return Err(shape_err("conv2d", format!("weight {:?}", w.shape())));
-    };
-    let (ho, wo) = (out_shape[2], out_shape[3]);
-    let cout_g = cout / spec.groups;
+    let d = spec.check(x, w, ep)?;
+    let (n, cin, h, wd, cout, cin_g, cout_g) = (d.n, d.cin, d.h, d.w, d.cout, d.cin_g, d.cout_g);
+    let (kh, kw, ho, wo) = (d.kh, d.kw, d.ho, d.wo);
     let (xd, wdat) = (x.data(), w.data());
-    let mut y = Tensor::zeros(&out_shape);
+    let mut y = Tensor::zeros(&d.out_shape());
     let mut flat = 0;
     for b in 0..n {
         for o in 0..cout {
