@@ -117,6 +117,23 @@ async function resnetObjectsPerWarmRun(page, file) {
   }, file);
 }
 
+// `key` in Session.create's config chooses the container entry, as `--key` does: the entry
+// with the weights loads, another is refused by name.
+async function sessionKeys(page, checkpointUrl) {
+  // The page's server has only web/; the fixture is handed to the page at this URL.
+  await page.route(`**/${checkpointUrl}`, (route) => route.fulfill({ body: readFileSync(OWN_CHECKPOINT) }));
+  return page.evaluate(async (url) => {
+    const { Session } = await import('./pkg/gaze.js');
+    const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+    const create = (key) => Session.create(JSON.stringify({ arch: 'auto', device: 'cpu', key }), bytes, 'own.pth');
+    const chosen = await create('state_dict');
+    const arch = chosen.arch();
+    chosen.free();
+    const refused = await create('optimizer').then(() => 'loaded', (e) => String(e.message ?? e));
+    return { arch, refused };
+  }, checkpointUrl);
+}
+
 async function openPage(browser, url, errors) {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   await page.addInitScript(countWebGpuObjects);
@@ -217,6 +234,9 @@ async function main() {
     await page.screenshot({ path: join(OUT, 'cpu.png'), fullPage: true });
 
     await classifyOwnCheckpoint(page, samples[0], 'cpu-wasm');
+    const keys = await sessionKeys(page, 'test-checkpoint.pth');
+    check(keys.arch === 'mobilenet_v2_ta' && /entry `optimizer` holds/.test(keys.refused),
+      `Session.create's key picks the entry (${keys.arch}) and names a wrong one: "${keys.refused}"`);
 
     // A file that is not a checkpoint: a clear error on the page, the loaded model kept.
     await page.selectOption('#model-select', 'own');
