@@ -732,6 +732,35 @@ fn forged_tensor_sizes_strides_and_offsets_are_refused() {
     );
 }
 
+#[test]
+fn zip_entry_counts_beyond_the_file_are_refused_before_the_zip_reader_reserves_them() {
+    let _s = serial();
+    let storage: Vec<u8> = (0..16u32).flat_map(|i| (i as f32).to_le_bytes()).collect();
+    let mut file = torch_zip(
+        &state_dict_pickle(&[("w", tensor_pickle("0", "FloatStorage", 0, &[4], &[1]))]),
+        &[("0", &storage)],
+        b"little",
+    );
+    assert!(StateDict::from_bytes(&file, "ok.pth").is_ok());
+    // The end-of-central-directory record's entry counts raised to the directory's offset:
+    // the zip reader trusts any count up to that offset and reserves room for that many
+    // entries (hundreds of bytes each) before reading one, while no more than one per 46
+    // bytes of the file can exist.
+    let eocd = file.len() - 22;
+    assert_eq!(&file[eocd..eocd + 4], b"PK\x05\x06");
+    let offset = u32::from_le_bytes(file[eocd + 16..eocd + 20].try_into().unwrap());
+    let count = offset.min(u16::MAX as u32) as u16;
+    assert!(count as usize * 46 > file.len());
+    for at in [eocd + 8, eocd + 10] {
+        file[at..at + 2].copy_from_slice(&count.to_le_bytes());
+    }
+    let msg = checkpoint_refusal(&file, "many.pth");
+    assert_contains(
+        &msg,
+        &[&format!("declares {count} entries"), "bytes can hold"],
+    );
+}
+
 fn safetensors_file(header: &str, data: &[u8]) -> Vec<u8> {
     let mut v = (header.len() as u64).to_le_bytes().to_vec();
     v.extend_from_slice(header.as_bytes());

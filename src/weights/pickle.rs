@@ -55,8 +55,11 @@ pub enum Value {
     Dict(Vec<(Value, Value)>),
     Set(Vec<Value>),
     Global(Global),
-    Storage(StorageRef),
-    Tensor(TensorRef),
+    // Boxed: the unpickler holds a value per pickle byte or so, and the memory bound
+    // (tests/robustness.rs, fuzz/) is in bytes per input byte; unboxed they would triple
+    // every value's size.
+    Storage(Box<StorageRef>),
+    Tensor(Box<TensorRef>),
     /// A value PyTorch's unpickler would build that gaze keeps only by kind ("a complex
     /// number", "a quantized tensor", ...): nothing a model's weights are made of.
     Opaque(&'static str),
@@ -527,12 +530,12 @@ fn persistent_storage(pid: Value) -> Result<Value> {
                 }),
                 Some(_) => return Err(fail("a storage view that is not (key, offset, size)")),
             };
-            Ok(Value::Storage(StorageRef {
+            Ok(Value::Storage(Box::new(StorageRef {
                 key,
                 dtype: *dtype,
                 numel: count(numel, "a storage's element count")?,
                 view,
-            }))
+            })))
         }
         [Value::Str(kind), ..] if kind == "module" => Err(fail(
             "it holds the source code of a model class (a whole model saved with \
@@ -575,13 +578,13 @@ fn rebuild_tensor(kind: Rebuild, args: Vec<Value>) -> Result<Value> {
     }
     match args.as_slice() {
         [Value::Storage(storage), Value::Int(offset), size, stride, ..] if *offset >= 0 => {
-            Ok(Value::Tensor(TensorRef {
+            Ok(Value::Tensor(Box::new(TensorRef {
                 dtype: dtype.unwrap_or(storage.dtype),
-                storage: storage.clone(),
+                storage: (**storage).clone(),
                 offset: *offset as usize,
                 size: usize_list(size, "a tensor size")?,
                 stride: usize_list(stride, "a tensor stride")?,
-            }))
+            })))
         }
         _ => Err(unexpected()),
     }
@@ -725,4 +728,20 @@ pub fn load(data: &[u8]) -> Result<Value> {
 /// hold several pickles one after another (the legacy torch.save format).
 pub fn load_prefix(data: &[u8]) -> Result<(Value, usize)> {
     machine(data).run()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The memory bound on hostile pickles (1 MiB + 512 bytes per input byte) assumes small
+    /// values: the memo may copy four per input byte, and the stack and vectors double.
+    /// `tests/fixtures/regressions/checkpoint-wide-values.pth` broke it when tensors were
+    /// stored unboxed (160-byte values).
+    #[test]
+    fn values_stay_small() {
+        assert!(
+            std::mem::size_of::<super::Value>() <= 40,
+            "{}",
+            std::mem::size_of::<super::Value>()
+        );
+    }
 }

@@ -49,8 +49,57 @@ impl Storages for Archive<'_> {
     }
 }
 
+/// Smallest central directory entry: a 46-byte header with an empty name.
+const MIN_DIRECTORY_ENTRY: u64 = 46;
+
+/// The zip reader reserves room for as many entries as the end-of-central-directory record
+/// declares, about a kilobyte each, before reading any: a few forged bytes could make it
+/// reserve gigabytes. Every such record the reader may pick (any within the last 64 KiB, as it
+/// searches, and the ZIP64 record its locator points to) must declare no more entries than
+/// the file has room for.
+fn check_entry_counts(bytes: &[u8]) -> Result<(), String> {
+    let len = bytes.len() as u64;
+    let u16_at = |at: usize| {
+        bytes
+            .get(at..at + 2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+    };
+    let u64_at = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    let tail = bytes.len().saturating_sub(22 + 65_535);
+    for at in tail..bytes.len().saturating_sub(3) {
+        if bytes[at..at + 4] != *b"PK\x05\x06" {
+            continue;
+        }
+        let mut counts = vec![u16_at(at + 10).map(u64::from)];
+        // ZIP64: the locator just before the record gives the offset of the real counts.
+        if at >= 20 && bytes[at - 20..at - 16] == *b"PK\x06\x07" {
+            let record = u64_at(at - 20 + 8).and_then(|o| usize::try_from(o).ok());
+            if let Some(record) = record.filter(|&r| bytes.get(r..r + 4) == Some(b"PK\x06\x06")) {
+                counts.push(u64_at(record + 32));
+            }
+        }
+        if let Some(n) = counts
+            .into_iter()
+            .flatten()
+            .find(|&n| n.saturating_mul(MIN_DIRECTORY_ENTRY) > len)
+        {
+            return Err(format!(
+                "not a readable torch.save zip archive: it declares {n} entries, more than its \
+                 {len} bytes can hold"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The saved object of a zip checkpoint, and its storages.
 pub fn open(bytes: &[u8]) -> Result<(Value, impl Storages + '_), String> {
+    check_entry_counts(bytes)?;
     let zip = zip::ZipArchive::new(Cursor::new(bytes))
         .map_err(|e| format!("not a readable torch.save zip archive: {e}"))?;
     let pkl = zip

@@ -39,7 +39,7 @@ fn as_weights(value: &Value) -> Option<Vec<(String, TensorRef)>> {
     let tensors: Option<Vec<_>> = entries
         .iter()
         .map(|(k, v)| match (k, v) {
-            (Value::Str(k), Value::Tensor(t)) => Some((k.clone(), t.clone())),
+            (Value::Str(k), Value::Tensor(t)) => Some((k.clone(), (**t).clone())),
             _ => None,
         })
         .collect();
