@@ -299,6 +299,18 @@ fn bind(gpu: &Gpu, d: PendingDispatch, uniform: &wgpu::Buffer, offset: u64) -> R
     })
 }
 
+impl BufferCopy {
+    fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
+        encoder.copy_buffer_to_buffer(
+            &self.src,
+            self.src_offset,
+            &self.dst,
+            self.dst_offset,
+            self.bytes,
+        );
+    }
+}
+
 impl Recording {
     /// Encodes every step: runs of dispatches in one compute pass each, copies between them.
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
@@ -306,13 +318,7 @@ impl Recording {
         while i < self.steps.len() {
             match &self.steps[i] {
                 Step::Copy(c) => {
-                    encoder.copy_buffer_to_buffer(
-                        &c.src,
-                        c.src_offset,
-                        &c.dst,
-                        c.dst_offset,
-                        c.bytes,
-                    );
+                    c.encode(encoder);
                     i += 1;
                 }
                 Step::Dispatch(_) => {
@@ -377,13 +383,7 @@ impl Recording {
         for step in &self.steps {
             let d = match step {
                 Step::Copy(c) => {
-                    encoder.copy_buffer_to_buffer(
-                        &c.src,
-                        c.src_offset,
-                        &c.dst,
-                        c.dst_offset,
-                        c.bytes,
-                    );
+                    c.encode(&mut encoder);
                     continue;
                 }
                 Step::Dispatch(d) => d,
