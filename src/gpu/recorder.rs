@@ -355,14 +355,6 @@ impl Recording {
         gpu.check_lost()
     }
 
-    /// How many dispatches the recording holds.
-    pub fn dispatches(&self) -> usize {
-        self.steps
-            .iter()
-            .filter(|s| matches!(s, Step::Dispatch(_)))
-            .count()
-    }
-
     /// Submits the recording with every dispatch in its own pass bracketed by timestamps,
     /// waits, and returns the GPU time of each.
     #[cfg(not(target_arch = "wasm32"))]
