@@ -121,14 +121,69 @@ pub fn fashion_mnist_test(dir: &str) -> Result<ImageSet> {
     })
 }
 
-/// Images `range` as the model input: pixels/255 normalized with the dataset's mean and std,
-/// the gray channel repeated to `channels` (the networks' stems take RGB).
-pub fn normalized_batch(set: &ImageSet, range: std::ops::Range<usize>, channels: usize) -> Tensor {
+/// How dataset images become a model's input: pixels/255, the gray channel repeated to
+/// `channels`, upscaled `scale` times by pixel replication, normalized per channel.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Feed {
+    pub channels: usize,
+    pub scale: usize,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Feed {
+    /// The feed of `gaze eval --arch`: three channels at the images' own size, normalized with
+    /// the training set's mean and std, as web/models/train_fashion_mnist.py trains.
+    pub fn fashion_mnist() -> Self {
+        Self {
+            channels: 3,
+            scale: 1,
+            mean: vec![FASHION_MNIST_MEAN; 3],
+            std: vec![FASHION_MNIST_STD; 3],
+        }
+    }
+
+    /// The feed reaching a model's `[C, H, W]` input from images of `rows × cols`; `model` names
+    /// it in errors.
+    pub fn to_input(
+        set: &ImageSet,
+        input: [usize; 3],
+        mean: &[f32],
+        std: &[f32],
+        model: &str,
+    ) -> Result<Self> {
+        let [channels, h, w] = input;
+        let scale = h / set.rows.max(1);
+        if scale == 0 || h != scale * set.rows || w != scale * set.cols {
+            return Err(Error::Invalid(format!(
+                "model `{model}` takes {h}×{w} inputs, which the dataset's {}×{} images do not \
+                 reach by pixel replication (it needs the same integer multiple on both sides)",
+                set.rows, set.cols
+            )));
+        }
+        if mean.len() != channels || std.len() != channels {
+            return Err(Error::Invalid(format!(
+                "model `{model}`: mean and std need {channels} values"
+            )));
+        }
+        Ok(Self {
+            channels,
+            scale,
+            mean: mean.to_vec(),
+            std: std.to_vec(),
+        })
+    }
+}
+
+/// Images `range` as the model input, fed as `feed` says.
+pub fn normalized_batch(set: &ImageSet, range: std::ops::Range<usize>, feed: &Feed) -> Tensor {
+    let (s, c) = (feed.scale, feed.channels);
+    let (h, w) = (set.rows * s, set.cols * s);
     let plane = set.rows * set.cols;
-    let n = range.len();
-    Tensor::from_fn(&[n, channels, set.rows, set.cols], |i| {
-        let (img, pixel) = (range.start + i / (channels * plane), i % plane);
-        (set.images[img * plane + pixel] as f32 / 255.0 - FASHION_MNIST_MEAN) / FASHION_MNIST_STD
+    Tensor::from_fn(&[range.len(), c, h, w], |i| {
+        let (x, y, ch, img) = (i % w, i / w % h, i / (w * h) % c, i / (w * h * c));
+        let pixel = set.images[(range.start + img) * plane + (y / s) * set.cols + x / s];
+        (pixel as f32 / 255.0 - feed.mean[ch]) / feed.std[ch]
     })
 }
 
@@ -157,9 +212,27 @@ mod tests {
             rows: 2,
             cols: 2,
         };
-        let t = normalized_batch(&set, 0..1, 3);
+        let t = normalized_batch(&set, 0..1, &Feed::fashion_mnist());
         assert_eq!(t.shape(), &[1, 3, 2, 2]);
         assert_eq!(t.data()[1], (1.0 - FASHION_MNIST_MEAN) / FASHION_MNIST_STD);
         assert_eq!(t.data()[4..8], t.data()[0..4]);
+    }
+
+    #[test]
+    fn upscaling_replicates_pixels() {
+        let set = ImageSet {
+            images: vec![0, 255, 51, 102],
+            labels: vec![1],
+            rows: 2,
+            cols: 2,
+        };
+        let feed = Feed::to_input(&set, [1, 4, 4], &[0.0], &[1.0], "m").unwrap();
+        let t = normalized_batch(&set, 0..1, &feed);
+        let row = |r: usize| t.data()[r * 4..r * 4 + 4].to_vec();
+        assert_eq!(row(0), [0.0, 0.0, 1.0, 1.0]);
+        assert_eq!(row(1), row(0));
+        assert_eq!(row(2), [0.2, 0.2, 0.4, 0.4]);
+        let err = Feed::to_input(&set, [1, 5, 5], &[0.0], &[1.0], "m").unwrap_err();
+        assert!(err.to_string().contains("5×5 inputs"), "{err}");
     }
 }

@@ -11,6 +11,9 @@ use crate::models::{self, Options};
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelEntry {
+    /// A short name for `--model` (the display name and the arch work too).
+    #[serde(default)]
+    pub id: Option<String>,
     pub name: String,
     /// An architecture of `gaze run --arch`.
     pub arch: String,
@@ -65,6 +68,61 @@ impl ModelEntry {
     }
 }
 
+/// A manifest file's entries, checked.
+pub fn read_manifest(path: &str) -> Result<Vec<ModelEntry>> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_string(),
+        source,
+    })?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| Error::Invalid(format!("{path}: not UTF-8 text")))?;
+    parse_manifest(&text, path)
+}
+
+/// The entry `name` calls: by id, display name or arch (`None`: the first).
+pub fn find_model<'a>(
+    entries: &'a [ModelEntry],
+    name: Option<&str>,
+    source: &str,
+) -> Result<&'a ModelEntry> {
+    let Some(name) = name else {
+        return entries
+            .first()
+            .ok_or_else(|| Error::Invalid(format!("{source}: lists no models")));
+    };
+    let by = |f: &dyn Fn(&ModelEntry) -> bool| entries.iter().find(|e| f(e));
+    by(&|e| e.id.as_deref() == Some(name))
+        .or_else(|| by(&|e| e.name == name))
+        .or_else(|| by(&|e| e.arch == name))
+        .ok_or_else(|| {
+            let names: Vec<&str> = entries
+                .iter()
+                .map(|e| e.id.as_deref().unwrap_or(&e.name))
+                .collect();
+            Error::Invalid(format!(
+                "{source} has no model `{name}` (it has: {})",
+                names.join(", ")
+            ))
+        })
+}
+
+impl ModelEntry {
+    /// The weights file, which the manifest names relative to itself.
+    pub fn weights_path(&self, manifest: &str) -> String {
+        let dir = std::path::Path::new(manifest)
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
+        dir.join(&self.weights).to_string_lossy().into_owned()
+    }
+
+    /// The manifest's options, with the command line's `--opt` winning.
+    pub fn options_with(&self, cli: Options) -> Options {
+        let mut merged = self.options.clone();
+        merged.extend(cli);
+        merged
+    }
+}
+
 /// Parses and checks a manifest; `source` names it in errors.
 pub fn parse_manifest(text: &str, source: &str) -> Result<Vec<ModelEntry>> {
     let entries: Vec<ModelEntry> = serde_json::from_str(text)
@@ -91,6 +149,20 @@ mod tests {
         let e = &parse_manifest(ENTRY, "models.json").unwrap()[0];
         assert_eq!((e.arch.as_str(), e.input), ("mobilenet_v2_ta", [3, 28, 28]));
         assert!(e.grayscale);
+    }
+
+    #[test]
+    fn finds_a_model_by_id_name_or_arch() {
+        let text = ENTRY.replace(r#""name": "m""#, r#""id": "ta", "name": "m""#);
+        let entries = parse_manifest(&text, "models.json").unwrap();
+        for name in ["ta", "m", "mobilenet_v2_ta"] {
+            assert_eq!(find_model(&entries, Some(name), "j").unwrap().name, "m");
+        }
+        let err = find_model(&entries, Some("san"), "j").unwrap_err();
+        assert!(
+            err.to_string().contains("no model `san` (it has: ta)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod classifier;
 mod manifest;
 
 pub use classifier::{AttentionReading, Classification, Classifier, MapReading, Prediction};
-pub use manifest::{parse_manifest, ModelEntry};
+pub use manifest::{find_model, parse_manifest, read_manifest, ModelEntry};
 
 use image::imageops::FilterType;
 use image::{DynamicImage, GrayImage};

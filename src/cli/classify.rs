@@ -1,9 +1,7 @@
-use std::path::Path;
-
 use clap::Args;
 
 use super::run::Device;
-use crate::classify::{parse_manifest, Classification, Classifier, Preprocess};
+use crate::classify::{find_model, read_manifest, Classification, Classifier, Preprocess};
 use crate::error::{Context, Error};
 use crate::gpu::{Gpu, GpuOptions, Precision};
 use crate::models;
@@ -31,7 +29,7 @@ pub struct ClassifyArgs {
     /// preprocessing, exactly as the web page uses them.
     #[arg(long)]
     manifest: Option<String>,
-    /// Which model of the manifest (by name; default: the first).
+    /// Which model of the manifest (by id, name or arch; default: the first).
     #[arg(long, requires = "manifest")]
     model: Option<String>,
     /// JPEG or PNG photos.
@@ -64,25 +62,10 @@ fn classifier(args: &ClassifyArgs, gpu: Option<Gpu>) -> Result<Classifier> {
         let sd = args.key.load(weights)?;
         return Classifier::new(arch, &sd, &opts, None, Preprocess::ImageNet, gpu);
     };
-    let text = String::from_utf8(read(manifest)?)
-        .map_err(|_| Error::Invalid(format!("{manifest}: not UTF-8 text")))?;
-    let entries = parse_manifest(&text, manifest)?;
-    let entry = match &args.model {
-        None => &entries[0],
-        Some(name) => entries.iter().find(|e| &e.name == name).ok_or_else(|| {
-            let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-            Error::Invalid(format!(
-                "{manifest} has no model `{name}` (it has: {})",
-                names.join(", ")
-            ))
-        })?,
-    };
-    let dir = Path::new(manifest).parent().unwrap_or(Path::new("."));
-    let weights = dir.join(&entry.weights).to_string_lossy().into_owned();
-    let sd = args.key.load(&weights)?;
-    // The command line's --opt wins over the manifest's options.
-    let mut merged = entry.options.clone();
-    merged.extend(opts);
+    let entries = read_manifest(manifest)?;
+    let entry = find_model(&entries, args.model.as_deref(), manifest)?;
+    let sd = args.key.load(&entry.weights_path(manifest))?;
+    let merged = entry.options_with(opts);
     let labels = Some(entry.labels.clone());
     Classifier::new(&entry.arch, &sd, &merged, labels, entry.preprocess()?, gpu)
 }

@@ -1,7 +1,8 @@
 use clap::{Args, ValueEnum};
 
 use super::run::Device;
-use crate::datasets::{fashion_mnist_test, normalized_batch, FASHION_MNIST_DIR};
+use crate::classify::{find_model, read_manifest};
+use crate::datasets::{fashion_mnist_test, normalized_batch, Feed, ImageSet, FASHION_MNIST_DIR};
 use crate::error::{Context, Error};
 use crate::gpu::{Gpu, GpuOptions};
 use crate::graph::{cpu, gpu::GpuGraph};
@@ -15,10 +16,25 @@ pub enum Dataset {
 
 #[derive(Args)]
 pub struct EvalArgs {
+    #[arg(
+        long,
+        required_unless_present = "manifest",
+        conflicts_with = "manifest"
+    )]
+    arch: Option<String>,
+    #[arg(
+        long,
+        required_unless_present = "manifest",
+        conflicts_with = "manifest"
+    )]
+    weights: Option<String>,
+    /// A models.json (e.g. web/models/models.json): evaluate one of its models with its own
+    /// weights, options and preprocessing.
     #[arg(long)]
-    arch: String,
-    #[arg(long)]
-    weights: String,
+    manifest: Option<String>,
+    /// Which model of the manifest (by id, name or arch; default: the first).
+    #[arg(long, requires = "manifest")]
+    model: Option<String>,
     #[command(flatten)]
     key: super::EntryKey,
     #[arg(long, value_enum)]
@@ -53,6 +69,42 @@ fn read_predictions(path: &str, total: usize) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// What `gaze eval` runs: the command line's arch and weights, or a manifest's model.
+struct EvalModel {
+    arch: String,
+    weights: String,
+    opts: models::Options,
+    feed: Feed,
+}
+
+impl EvalModel {
+    fn new(args: &EvalArgs, set: &ImageSet) -> Result<Self> {
+        let opts = models::parse_options(&args.opts)?;
+        let Some(manifest) = &args.manifest else {
+            let (Some(arch), Some(weights)) = (&args.arch, &args.weights) else {
+                return Err(Error::Invalid(
+                    "give --arch and --weights, or --manifest".into(),
+                ));
+            };
+            return Ok(Self {
+                arch: arch.clone(),
+                weights: weights.clone(),
+                opts,
+                feed: Feed::fashion_mnist(),
+            });
+        };
+        let entries = read_manifest(manifest)?;
+        let entry = find_model(&entries, args.model.as_deref(), manifest)?;
+        let name = entry.id.as_deref().unwrap_or(&entry.name);
+        Ok(Self {
+            arch: entry.arch.clone(),
+            weights: entry.weights_path(manifest),
+            opts: entry.options_with(opts),
+            feed: Feed::to_input(set, entry.input, &entry.mean, &entry.std, name)?,
+        })
+    }
+}
+
 pub fn run(args: &EvalArgs, gpu_options: &GpuOptions) -> Result<()> {
     let Dataset::FashionMnist = args.dataset;
     let set = fashion_mnist_test(&args.data_dir)?;
@@ -63,9 +115,14 @@ pub fn run(args: &EvalArgs, gpu_options: &GpuOptions) -> Result<()> {
         .as_deref()
         .map(|p| read_predictions(p, total))
         .transpose()?;
-    let sd = args.key.load(&args.weights)?;
-    let opts = models::parse_options(&args.opts)?;
-    let build = |n: usize| models::build(&args.arch, &sd, &[vec![n, 3, set.rows, set.cols]], &opts);
+    let model = EvalModel::new(args, &set)?;
+    let sd = args.key.load(&model.weights)?;
+    let feed = &model.feed;
+    let (rows, cols) = (set.rows * feed.scale, set.cols * feed.scale);
+    let build = |n: usize| {
+        let shape = vec![n, feed.channels, rows, cols];
+        models::build(&model.arch, &sd, &[shape], &model.opts)
+    };
     let gpu = match args.device {
         Device::Gpu => Some(Gpu::new_blocking(gpu_options)?),
         Device::Cpu => None,
@@ -91,7 +148,7 @@ pub fn run(args: &EvalArgs, gpu_options: &GpuOptions) -> Result<()> {
             .iter()
             .find(|m| m.0 == n)
             .ok_or_else(|| Error::Invalid("no model".into()))?;
-        let x = normalized_batch(&set, start..start + n, 3);
+        let x = normalized_batch(&set, start..start + n, feed);
         let logits = match (&gpu, on_gpu) {
             (Some(g), Some(m)) => m.run_blocking(g, &[x])?,
             _ => cpu::run_at(graph, &[x], gpu_options.precision)?,

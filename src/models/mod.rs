@@ -59,6 +59,8 @@ pub const ARCHITECTURES: &[&str] = &[
 fn accepted_options(arch: &str) -> &'static [&'static str] {
     if arch.starts_with("aff_resnet") || arch.starts_with("iaff_resnet") {
         &["small_input"]
+    } else if arch.starts_with("resnet") {
+        &["network_type"]
     } else if arch == "san_sam" {
         &["sa_type", "kernel_size", "share_planes", "stride"]
     } else {
@@ -102,6 +104,20 @@ fn opt_bool(opts: &Options, key: &str) -> Result<bool> {
         Some("true") | Some("True") | Some("1") => Ok(true),
         Some(v) => Err(Error::Invalid(format!(
             "--opt {key}={v}: expected true or false"
+        ))),
+    }
+}
+
+/// Triplet Attention's `network_type`: false for "ImageNet" (the default), true for the CIFAR
+/// form.
+fn network_type(opts: &Options) -> Result<bool> {
+    match opts.get("network_type").map(|v| v.to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if v == "imagenet" => Ok(false),
+        Some(v) if v == "cifar" || v == "cifar10" || v == "cifar100" => Ok(true),
+        Some(v) => Err(Error::Invalid(format!(
+            "--opt network_type={v}: expected imagenet or cifar (CIFAR10 and CIFAR100 name the \
+             same form)"
         ))),
     }
 }
@@ -183,6 +199,7 @@ fn build_with(
             .parse()
             .map_err(|_| Error::Invalid(format!("bad depth in `{arch}`")))?;
         let small_input = opt_bool(opts, "small_input")?;
+        let cifar = network_type(opts)?;
         resnet::build(
             sd,
             input,
@@ -190,6 +207,7 @@ fn build_with(
                 depth,
                 fusion,
                 small_input,
+                cifar,
             },
         )
     };
@@ -308,8 +326,13 @@ pub fn infer(sd: &StateDict) -> Option<(String, Options)> {
         } else {
             format!("resnet{depth}")
         };
-        if arch.contains("aff_") && sd.get_any("conv1.weight").ok()?.shape().get(3) == Some(&3) {
-            opts.insert("small_input".into(), "true".into());
+        if sd.get_any("conv1.weight").ok()?.shape().get(3) == Some(&3) {
+            let (key, value) = if arch.contains("aff_") {
+                ("small_input", "true")
+            } else {
+                ("network_type", "cifar")
+            };
+            opts.insert(key.into(), value.into());
         }
         return Some((arch, opts));
     }
@@ -373,5 +396,32 @@ mod tests {
                 _ => assert_eq!(out, &vec![2, 1000], "{arch}"),
             }
         }
+    }
+
+    /// The CIFAR form's head pools a literal 4×4 window, so it reaches one pixel only for inputs
+    /// of 25 to 56 pixels; outside them the error says so, as PyTorch's fc would fail.
+    #[test]
+    fn cifar_form_checks_its_option_and_input_size() {
+        let cifar: Options = [("network_type".to_string(), "CIFAR10".to_string())].into();
+        for (arch, side) in [("resnet18_ta", 25), ("resnet50", 56)] {
+            build_synthetic(arch, 1, &[vec![1, 3, side, side]], &cifar).unwrap();
+        }
+        for side in [24, 57] {
+            let err = build_synthetic("resnet18_ta", 1, &[vec![1, 3, side, side]], &cifar)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("avg_pool2d(x, 4) head"), "{err}");
+        }
+        let bad: Options = [("network_type".to_string(), "mnist".to_string())].into();
+        let err = build_synthetic("resnet18", 1, &[vec![1, 3, 32, 32]], &bad).unwrap_err();
+        assert!(
+            err.to_string().contains("expected imagenet or cifar"),
+            "{err}"
+        );
+        let err = build_synthetic("aff_resnet18", 1, &[vec![1, 3, 32, 32]], &cifar).unwrap_err();
+        assert!(
+            err.to_string().contains("has no option `network_type`"),
+            "{err}"
+        );
     }
 }

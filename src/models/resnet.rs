@@ -30,6 +30,9 @@ pub struct ResNetCfg {
     pub fusion: Fusion,
     /// AFF port: a 3×3 stride-1 stem conv (`small_input=True`).
     pub small_input: bool,
+    /// Triplet Attention's `ResidualNet("CIFAR10", …)`: a 3×3 stride-1 stem, no max pool and an
+    /// `avg_pool2d(x, 4)` head.
+    pub cifar: bool,
 }
 
 fn blocks(depth: usize) -> Result<([usize; 4], bool)> {
@@ -47,65 +50,89 @@ fn blocks(depth: usize) -> Result<([usize; 4], bool)> {
 pub fn build(weights: Weights, input: &[usize], cfg: ResNetCfg) -> Result<Graph<Tensor>> {
     let (counts, bottleneck) = blocks(cfg.depth)?;
     let (mut b, ids) = Builder::new(weights, &[input.to_vec()]);
-    let stem = if cfg.small_input {
-        ConvCfg::new("conv1", 64, 3)
+    // The papers' networks have a 64-channel stem; narrower ones (the demo's) load as well, each
+    // stage doubling it as in the official code.
+    let base = b.dim("conv1.weight", 0, 64)?;
+    let stem = if cfg.small_input || cfg.cifar {
+        ConvCfg::new("conv1", base, 3)
     } else {
-        ConvCfg::new("conv1", 64, 7).stride(2)
+        ConvCfg::new("conv1", base, 7).stride(2)
     };
     let mut x = b.conv(ids[0], &stem.bn("bn1").act(Activation::Relu))?;
-    x = b.push(
-        Op::MaxPool(MaxPool2d {
-            kernel: 3,
-            stride: 2,
-            padding: 1,
-        }),
-        vec![x],
-        "maxpool",
-    )?;
+    if !cfg.cifar {
+        x = b.push(
+            Op::MaxPool(MaxPool2d {
+                kernel: 3,
+                stride: 2,
+                padding: 1,
+            }),
+            vec![x],
+            "maxpool",
+        )?;
+    }
     let expansion = if bottleneck { 4 } else { 1 };
     for (stage, &count) in counts.iter().enumerate() {
-        let planes = 64 << stage;
+        let planes = base << stage;
         for i in 0..count {
             let stride = if stage > 0 && i == 0 { 2 } else { 1 };
             let prefix = format!("layer{}.{i}", stage + 1);
             x = block(&mut b, x, &prefix, planes, stride, bottleneck, cfg.fusion)?;
         }
     }
-    let head_err = |map: &[usize]| {
+    x = head(&mut b, x, input, &cfg, 8 * base * expansion)?;
+    let out = b.linear(x, "fc", Activation::None)?;
+    b.finish(out)
+}
+
+/// The pooling before `fc`, flattened to `features`. Triplet Attention's code pools with a
+/// literal `AvgPool2d(7)` (ImageNet form, §3.2) or `avg_pool2d(x, 4)` (CIFAR form), which only
+/// reach one pixel for some input sizes; the other ResNets pool globally.
+fn head(
+    b: &mut Builder,
+    x: ValueId,
+    input: &[usize],
+    cfg: &ResNetCfg,
+    features: usize,
+) -> Result<ValueId> {
+    let literal = if cfg.cifar {
+        Some((4, "the CIFAR form's avg_pool2d(x, 4)", "25 to 56"))
+    } else if cfg.fusion == Fusion::Triplet {
+        Some((7, "the AvgPool2d(7)", "193 to 416"))
+    } else {
+        None
+    };
+    let head_err = |map: &[usize], (k, name, sizes): (usize, &str, &str)| {
         Error::Invalid(format!(
-            "input {input:?} leaves a {map:?} map before fc, which expects {} features: the \
-             AvgPool2d(7) head needs a last feature map of 7 to 13 pixels per side, i.e. inputs \
-             of 193 to 416 pixels",
-            512 * expansion
+            "input {input:?} leaves a {map:?} map before fc, which expects {features} features: \
+             {name} head needs a last feature map of {k} to {} pixels per side, i.e. inputs of \
+             {sizes} pixels",
+            2 * k - 1
         ))
     };
-    // Triplet Attention's head is AvgPool2d(7), reproduced literally (§3.2); the others pool
-    // globally.
-    if cfg.fusion == Fusion::Triplet && b.shape(x)[2..].iter().any(|&d| d < 7) {
-        return Err(head_err(&b.shape(x)[1..]));
-    }
-    x = if cfg.fusion == Fusion::Triplet {
-        let pool = AvgPool2d {
-            kernel: 7,
-            stride: 7,
-            padding: 0,
-            count_include_pad: true,
-        };
-        b.push(Op::AvgPool(pool), vec![x], "avgpool (AvgPool2d(7))")?
-    } else {
-        b.push(
+    let x = match literal {
+        Some(spec @ (k, ..)) => {
+            if b.shape(x)[2..].iter().any(|&d| d < k) {
+                return Err(head_err(&b.shape(x)[1..], spec));
+            }
+            let pool = AvgPool2d {
+                kernel: k,
+                stride: k,
+                padding: 0,
+                count_include_pad: true,
+            };
+            let y = b.push(Op::AvgPool(pool), vec![x], &format!("avgpool ({k}×{k})"))?;
+            if b.shape(y)[1..].iter().product::<usize>() != features {
+                return Err(head_err(&b.shape(y)[1..], spec));
+            }
+            y
+        }
+        None => b.push(
             Op::Mean(SpatialMean { over: MeanOver::HW }),
             vec![x],
             "avgpool",
-        )?
+        )?,
     };
-    let features: usize = b.shape(x)[1..].iter().product();
-    if features != 512 * expansion {
-        return Err(head_err(&b.shape(x)[1..]));
-    }
-    x = b.push(Op::Reshape(vec![features]), vec![x], "flatten")?;
-    let out = b.linear(x, "fc", Activation::None)?;
-    b.finish(out)
+    b.push(Op::Reshape(vec![features]), vec![x], "flatten")
 }
 
 fn block(

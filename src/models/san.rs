@@ -272,7 +272,6 @@ pub fn build(
     depth: usize,
     sa_type: SaType,
 ) -> Result<Graph<Tensor>> {
-    const PLANES: [usize; 5] = [64, 256, 512, 1024, 2048];
     const KERNELS: [usize; 5] = [3, 7, 7, 7, 7];
     let counts = layers(depth)?;
     // Stage s sees the input pooled 2^(s+1) times, and its k×k window is reflect-padded by k/2,
@@ -289,10 +288,14 @@ pub fn build(
         )));
     }
     let (mut b, ids) = Builder::new(weights, &[input.to_vec()]);
+    // The papers' networks have a 64-channel base; narrower ones (the demo's) load as well, with
+    // the official ratios between stages.
+    let base = b.dim("conv_in.weight", 0, 64)?;
+    let planes = [base, 4 * base, 8 * base, 16 * base, 32 * base];
     let relu = Activation::Relu;
     let mut x = b.conv(
         ids[0],
-        &ConvCfg::new("conv_in", 64, 1).bn("bn_in").act(relu),
+        &ConvCfg::new("conv_in", base, 1).bn("bn_in").act(relu),
     )?;
     for stage in 0..5 {
         x = b.push(
@@ -304,7 +307,7 @@ pub fn build(
             vec![x],
             "pool",
         )?;
-        x = b.conv(x, &ConvCfg::new(&format!("conv{stage}"), PLANES[stage], 1))?;
+        x = b.conv(x, &ConvCfg::new(&format!("conv{stage}"), planes[stage], 1))?;
         let cfg = SamCfg {
             sa_type,
             kernel: KERNELS[stage],
@@ -321,7 +324,7 @@ pub fn build(
         vec![x],
         "avgpool",
     )?;
-    x = b.push(Op::Reshape(vec![PLANES[4]]), vec![x], "flatten")?;
+    x = b.push(Op::Reshape(vec![planes[4]]), vec![x], "flatten")?;
     let out = b.linear(x, "fc", Activation::None)?;
     b.finish(out)
 }
