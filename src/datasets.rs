@@ -143,22 +143,26 @@ impl Feed {
         }
     }
 
-    /// The feed reaching a model's `[C, H, W]` input from images of `rows × cols`; `model` names
-    /// it in errors.
+    /// The feed of a model whose `[C, H, W]` input is `replicate` times the images' size
+    /// (models.json's `replicate`); `model` names it in errors.
     pub fn to_input(
         set: &ImageSet,
         input: [usize; 3],
-        mean: &[f32],
-        std: &[f32],
+        replicate: usize,
+        norm: (&[f32], &[f32]),
         model: &str,
     ) -> Result<Self> {
         let [channels, h, w] = input;
-        let scale = h / set.rows.max(1);
-        if scale == 0 || h != scale * set.rows || w != scale * set.cols {
+        let (mean, std) = norm;
+        let scale = replicate.max(1);
+        if h != scale * set.rows || w != scale * set.cols {
             return Err(Error::Invalid(format!(
-                "model `{model}` takes {h}×{w} inputs, which the dataset's {}×{} images do not \
-                 reach by pixel replication (it needs the same integer multiple on both sides)",
-                set.rows, set.cols
+                "model `{model}` takes {h}×{w} inputs with replicate {scale}, so {}×{} images; \
+                 the dataset's are {}×{}",
+                h / scale,
+                w / scale,
+                set.rows,
+                set.cols
             )));
         }
         if mean.len() != channels || std.len() != channels {
@@ -226,13 +230,13 @@ mod tests {
             rows: 2,
             cols: 2,
         };
-        let feed = Feed::to_input(&set, [1, 4, 4], &[0.0], &[1.0], "m").unwrap();
+        let feed = Feed::to_input(&set, [1, 4, 4], 2, (&[0.0], &[1.0]), "m").unwrap();
         let t = normalized_batch(&set, 0..1, &feed);
         let row = |r: usize| t.data()[r * 4..r * 4 + 4].to_vec();
         assert_eq!(row(0), [0.0, 0.0, 1.0, 1.0]);
         assert_eq!(row(1), row(0));
         assert_eq!(row(2), [0.2, 0.2, 0.4, 0.4]);
-        let err = Feed::to_input(&set, [1, 5, 5], &[0.0], &[1.0], "m").unwrap_err();
-        assert!(err.to_string().contains("5×5 inputs"), "{err}");
+        let err = Feed::to_input(&set, [1, 4, 4], 1, (&[0.0], &[1.0]), "m").unwrap_err();
+        assert!(err.to_string().contains("so 4×4 images"), "{err}");
     }
 }

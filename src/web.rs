@@ -29,6 +29,9 @@ struct SessionConfig {
     std: Option<Vec<f32>>,
     #[serde(default)]
     grayscale: bool,
+    /// Photos fitted to `1/replicate` of the input, each pixel repeated (models.json's field).
+    #[serde(default)]
+    replicate: Option<usize>,
     /// "auto" (WebGPU when the browser has it), "gpu" or "cpu".
     device: String,
     /// "f32" (the default) or "f16": how the GPU stores tensors (`--precision`); f16 needs
@@ -51,7 +54,8 @@ impl SessionConfig {
                 "an `input` needs its `mean` and `std` (one per channel)".into(),
             ));
         };
-        Preprocess::fit(input, mean.clone(), std.clone(), self.grayscale)
+        Preprocess::fit(input, mean.clone(), std.clone(), self.grayscale)?
+            .replicated(self.replicate.unwrap_or(1))
     }
 }
 
@@ -150,6 +154,18 @@ impl Session {
         self.model.device()
     }
 
+    /// The adapter behind the session's own device, as the browser names it (empty on the
+    /// CPU).
+    pub fn adapter(&self) -> String {
+        self.model.gpu().map_or(String::new(), |gpu| {
+            gpu.browser_adapter_info()
+                .unwrap_or_else(|| match gpu.adapter_name() {
+                    "" => "an adapter the browser does not name".into(),
+                    name => name.to_string(),
+                })
+        })
+    }
+
     pub fn on_gpu(&self) -> bool {
         self.model.gpu().is_some()
     }
@@ -168,9 +184,10 @@ impl Session {
                     .maps
                     .iter()
                     .map(|m| MapJson {
-                        label: &m.label,
+                        label: m.label,
                         rows: m.rows,
                         cols: m.cols,
+                        pixels: m.pixels,
                     })
                     .collect(),
             })
@@ -187,6 +204,41 @@ impl Session {
                 .await
                 .map_err(|e| JsValue::from(js(e)))?;
             Ok(JsValue::from_str(&to_json(&c)?))
+        })
+    }
+
+    /// Classifies a JPEG or PNG with each step timed apart, for the page: decode, preprocess,
+    /// `warm_runs` inferences alone (logits only), then one more that also reads the attention
+    /// maps back. Resolves to JSON `{top, probabilities, attention, timings}`.
+    pub fn classify_timed(&self, image: Vec<u8>, name: String, warm_runs: u32) -> js_sys::Promise {
+        let model = self.model.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let js_err = |e: Error| JsValue::from(js(e));
+            let now = clock()?;
+            let start = now();
+            let decoded = decode(&image, &name).map_err(js_err)?;
+            let decoded_at = now();
+            let x = model.preprocess().apply(&decoded).map_err(js_err)?;
+            let preprocessed_at = now();
+            let mut inference_ms = Vec::with_capacity(warm_runs as usize);
+            for _ in 0..warm_runs {
+                let t = now();
+                model.classify(x.clone(), false).await.map_err(js_err)?;
+                inference_ms.push(now() - t);
+            }
+            let t = now();
+            let classification = model.classify(x, true).await.map_err(js_err)?;
+            let timings = StepTimings {
+                decode_ms: decoded_at - start,
+                preprocess_ms: preprocessed_at - decoded_at,
+                inference_ms,
+                with_maps_ms: now() - t,
+            };
+            let timed = Timed {
+                classification: &classification,
+                timings,
+            };
+            Ok(JsValue::from_str(&to_json(&timed)?))
         })
     }
 
@@ -217,11 +269,7 @@ impl Session {
             let x = crate::tensor::Tensor::from_fn(&shape, |i| {
                 ((i * 7919 % 1000) as f32) / 500.0 - 1.0
             });
-            // performance.now(): sub-millisecond, unlike Date.now().
-            let performance = web_sys::window()
-                .and_then(|w| w.performance())
-                .ok_or_else(|| JsValue::from(JsError::new("no window.performance")))?;
-            let now = || performance.now();
+            let now = clock()?;
             model
                 .classify(x.clone(), false)
                 .await
@@ -282,6 +330,34 @@ struct MapJson<'a> {
     label: &'a str,
     rows: usize,
     cols: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pixels: Option<[usize; 2]>,
+}
+
+/// performance.now(): sub-millisecond, unlike Date.now().
+fn clock() -> std::result::Result<impl Fn() -> f64, JsValue> {
+    let performance = web_sys::window()
+        .and_then(|w| w.performance())
+        .ok_or_else(|| JsValue::from(JsError::new("no window.performance")))?;
+    Ok(move || performance.now())
+}
+
+/// `Session::classify_timed`'s result: the classification with its steps' times.
+#[derive(Serialize)]
+struct Timed<'a> {
+    #[serde(flatten)]
+    classification: &'a crate::classify::Classification,
+    timings: StepTimings,
+}
+
+#[derive(Serialize)]
+struct StepTimings {
+    decode_ms: f64,
+    preprocess_ms: f64,
+    /// One per inference without the maps (the first of a new session is its cold run).
+    inference_ms: Vec<f64>,
+    /// The run that also reads the attention maps back, and reads them.
+    with_maps_ms: f64,
 }
 
 /// `Session::benchmark`'s result.

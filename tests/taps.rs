@@ -34,7 +34,7 @@ fn map<'a>(
 ) -> impl Fn(usize, usize) -> f32 + 'a {
     let m = tap.maps.iter().find(|m| m.label == label).unwrap();
     let t = &kept[keep.iter().position(|&v| v == m.value).unwrap()];
-    let data = m.slice(t.data(), n).unwrap();
+    let data = m.read(t.data(), n).unwrap();
     let cols = m.cols;
     move |r, c| data[r * cols + c]
 }
@@ -116,6 +116,83 @@ fn coord_taps_are_the_applied_gates() {
         err < REBUILD_TOLERANCE,
         "CA output rebuilt from its maps is off by {err}"
     );
+}
+
+/// The mean over `groups` slabs of `len` values of image `n` of a value of `per_image` values.
+fn group_mean(t: &Tensor, n: usize, per_image: usize, groups: usize) -> Vec<f32> {
+    let len = per_image / groups;
+    let image = &t.data()[n * per_image..(n + 1) * per_image];
+    (0..len)
+        .map(|i| (0..groups).map(|g| image[g * len + i]).sum::<f32>() / groups as f32)
+        .collect()
+}
+
+#[test]
+fn aff_taps_are_the_applied_fusion_weights() {
+    let (c, h, w) = (12, 5, 7);
+    let shape = vec![2, c, h, w];
+    let graph =
+        build_synthetic("aff", 3, &[shape.clone(), shape.clone()], &Options::new()).unwrap();
+    let (x, r) = (Rng::new(5).tensor(&shape), Rng::new(6).tensor(&shape));
+    let keep = graph.tap_values();
+    let inputs = [x.clone(), r.clone()];
+    let (out, kept) = cpu::run_keeping(&graph, &inputs, &keep).unwrap();
+    let on_gpu = GpuGraph::new(gpu(), &graph).unwrap();
+    let (_, gpu_kept) = pollster::block_on(on_gpu.run_keeping(gpu(), &inputs, &keep)).unwrap();
+    assert_close(&gpu_kept[0], &kept[0], FP32_REL_L2, "fusion weights");
+    let tap = &graph.taps()[0];
+    assert_eq!(tap.kind, "aff");
+    let m = &tap.maps[0];
+    assert_eq!((m.label, m.rows, m.cols, m.groups), ("fusion", h, w, c));
+    // The kept value is the w that AFF applied: out = 2·x·w + 2·r·(1 − w).
+    let wt = &kept[0];
+    let worst = (0..out.numel())
+        .map(|i| {
+            let (xv, rv, wv) = (x.data()[i], r.data()[i], wt.data()[i]);
+            (2.0 * xv * wv + 2.0 * rv * (1.0 - wv) - out.data()[i]).abs()
+        })
+        .fold(0f32, f32::max);
+    assert!(
+        worst < REBUILD_TOLERANCE,
+        "AFF rebuilt from w is off by {worst}"
+    );
+    for n in 0..2 {
+        let want = group_mean(wt, n, c * h * w, c);
+        assert_eq!(
+            m.read(wt.data(), n).unwrap(),
+            want,
+            "image {n}: the channel mean"
+        );
+    }
+}
+
+#[test]
+fn san_taps_are_each_pixels_window_weights() {
+    let (c, h, w, k) = (32, 6, 9, 3);
+    let opts: Options = [("kernel_size".to_string(), k.to_string())].into();
+    let graph = build_synthetic("san_sam", 2, &[vec![2, c, h, w]], &opts).unwrap();
+    let x = Rng::new(7).tensor(&[2, c, h, w]);
+    let (_, _, kept) = run_both(&graph, &x);
+    let tap = &graph.taps()[0];
+    assert_eq!(tap.kind, "san");
+    let m = &tap.maps[0];
+    let cw = c / 4 / 8;
+    assert_eq!(
+        (m.label, m.rows, m.cols, m.groups, m.pixels),
+        ("neighbourhood", k * k, h * w, cw, Some([h, w]))
+    );
+    for n in 0..2 {
+        let map = m.read(kept[0].data(), n).unwrap();
+        assert_eq!(map, group_mean(&kept[0], n, cw * k * k * h * w, cw));
+        // Pairwise weights are a softmax over each pixel's window, and so is their group mean.
+        for p in 0..h * w {
+            let sum: f32 = (0..k * k).map(|j| map[j * h * w + p]).sum();
+            assert!(
+                (sum - 1.0).abs() < 1e-5,
+                "pixel {p}: window weights sum to {sum}"
+            );
+        }
+    }
 }
 
 #[test]

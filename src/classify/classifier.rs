@@ -27,6 +27,9 @@ pub struct MapReading {
     pub label: &'static str,
     pub rows: usize,
     pub cols: usize,
+    /// `[Ho, Wo]` when each column is a pixel and each row a tap of its window (SAN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pixels: Option<[usize; 2]>,
     pub data: Vec<f32>,
 }
 
@@ -250,7 +253,8 @@ impl Classifier {
                             label: m.label,
                             rows: m.rows,
                             cols: m.cols,
-                            data: m.slice(t.data(), 0)?.to_vec(),
+                            pixels: m.pixels,
+                            data: m.read(t.data(), 0)?,
                         })
                     })
                     .collect::<Result<_>>()?;

@@ -29,9 +29,17 @@ pub struct ModelEntry {
     /// inverted, as the training images are light objects on black.
     #[serde(default)]
     pub grayscale: bool,
+    /// Photos are fitted to `1/replicate` of the input and each pixel repeated, as the model was
+    /// trained on upscaled small images (1: fitted to the input itself).
+    #[serde(default = "one")]
+    pub replicate: usize,
     #[serde(default)]
     pub options: Options,
     pub pytorch_test_accuracy: Option<f64>,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl ModelEntry {
@@ -41,7 +49,8 @@ impl ModelEntry {
             self.mean.clone(),
             self.std.clone(),
             self.grayscale,
-        )
+        )?
+        .replicated(self.replicate)
     }
 
     fn check(&self, source: &str) -> Result<()> {

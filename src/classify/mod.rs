@@ -72,7 +72,9 @@ pub enum Preprocess {
     /// Small-image classifiers (the demo models): the whole photo padded with black to the
     /// input's aspect ratio, resized to `height × width`, normalized per channel. With
     /// `grayscale`, one luma channel repeated to `channels`, inverted first when the photo's
-    /// border is light (training images show light objects on black).
+    /// border is light (training images show light objects on black). With `replicate` r > 1
+    /// the photo is fitted to `height/r × width/r` and each pixel repeated r × r times, as a
+    /// model trained on upscaled small images saw them.
     Fit {
         channels: usize,
         height: usize,
@@ -80,6 +82,7 @@ pub enum Preprocess {
         mean: Vec<f32>,
         std: Vec<f32>,
         grayscale: bool,
+        replicate: usize,
     },
 }
 
@@ -112,7 +115,31 @@ impl Preprocess {
             mean,
             std,
             grayscale,
+            replicate: 1,
         })
+    }
+
+    /// This `Fit` with photos fitted to `1/r` of the input and each pixel repeated `r × r`
+    /// times; `r` must divide both sides.
+    pub fn replicated(mut self, r: usize) -> Result<Self> {
+        let Preprocess::Fit {
+            height,
+            width,
+            replicate,
+            ..
+        } = &mut self
+        else {
+            return Err(Error::Input(
+                "replicate applies to a model's own input, not the ImageNet transform".into(),
+            ));
+        };
+        if r == 0 || *height % r != 0 || *width % r != 0 {
+            return Err(Error::Input(format!(
+                "replicate {r} does not divide the input's {height}×{width}"
+            )));
+        }
+        *replicate = r;
+        Ok(self)
     }
 
     /// The model input shape of one image.
@@ -141,6 +168,7 @@ impl Preprocess {
                 mean,
                 std,
                 grayscale,
+                replicate,
             } => {
                 let planes = if *grayscale {
                     let mut gray = img.to_luma8();
@@ -162,13 +190,14 @@ impl Preprocess {
                         "a color photo gives 3 channels, the model takes {channels} (set \"grayscale\")"
                     )));
                 };
-                let (h, w) = (*height as u32, *width as u32);
+                let r = (*replicate).max(1);
+                let (h, w) = ((height / r) as u32, (width / r) as u32);
                 let planes: Vec<GrayImage> = planes.iter().map(|p| fit(p, w, h)).collect();
                 let plane = height * width;
                 Ok(Tensor::from_fn(&[1, *channels, *height, *width], |i| {
-                    let (ch, pixel) = (i / plane, i % plane);
+                    let (ch, y, x) = (i / plane, i % plane / width, i % width);
                     let src = &planes[ch.min(planes.len() - 1)];
-                    let v = src.as_raw()[pixel] as f32 / 255.0;
+                    let v = src.get_pixel((x / r) as u32, (y / r) as u32)[0] as f32 / 255.0;
                     (v - mean[ch]) / std[ch]
                 }))
             }
@@ -314,8 +343,31 @@ mod tests {
             mean: vec![0.0; 3],
             std: vec![1.0; 3],
             grayscale: true,
+            replicate: 1,
         };
         p.apply(&img).unwrap()
+    }
+
+    #[test]
+    fn replicate_repeats_each_pixel_of_the_smaller_fit() {
+        let img = image::GrayImage::from_fn(2, 2, |x, y| image::Luma([(x + 2 * y) as u8 * 10]));
+        let p = Preprocess::fit([1, 4, 4], vec![0.0], vec![1.0], true)
+            .and_then(|p| p.replicated(2))
+            .unwrap();
+        let t = p.apply(&DynamicImage::ImageLuma8(img)).unwrap();
+        let px = |v: f32| (v * 255.0).round();
+        let rows: Vec<Vec<f32>> = t
+            .data()
+            .chunks(4)
+            .map(|r| r.iter().map(|&v| px(v)).collect())
+            .collect();
+        assert_eq!(rows[0], [0.0, 0.0, 10.0, 10.0]);
+        assert_eq!(rows[1], rows[0]);
+        assert_eq!(rows[3], [20.0, 20.0, 30.0, 30.0]);
+        let err = Preprocess::fit([1, 5, 5], vec![0.0], vec![1.0], true)
+            .and_then(|p| p.replicated(2))
+            .unwrap_err();
+        assert!(err.to_string().contains("does not divide"), "{err}");
     }
 
     #[test]

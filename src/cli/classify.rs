@@ -39,7 +39,8 @@ pub struct ClassifyArgs {
     device: Device,
     #[arg(long = "opt")]
     opts: Vec<String>,
-    /// One JSON object per image: top-5 and every class probability.
+    /// One JSON object per image: top-5, every class probability and the attention maps
+    /// (as the web page draws them).
     #[arg(long)]
     json: bool,
 }
@@ -77,6 +78,7 @@ struct ClassifyLine<'a> {
     device: &'a str,
     top: &'a [crate::classify::Prediction],
     probabilities: &'a [f32],
+    attention: &'a [crate::classify::AttentionReading],
 }
 
 fn report(path: &str, c: &Classification, device: &str, json: bool) -> Result<()> {
@@ -86,6 +88,7 @@ fn report(path: &str, c: &Classification, device: &str, json: bool) -> Result<()
             device,
             top: &c.top,
             probabilities: &c.probabilities,
+            attention: &c.attention,
         };
         let json = serde_json::to_string(&line).context("classify report")?;
         return super::say(json);
@@ -116,7 +119,7 @@ pub fn run(args: &ClassifyArgs, gpu_options: &GpuOptions) -> Result<()> {
     let model = classifier(args, gpu)?;
     let device = model.device();
     for path in &args.images {
-        let c = pollster::block_on(model.classify_image(&read(path)?, path, false))?;
+        let c = pollster::block_on(model.classify_image(&read(path)?, path, args.json))?;
         report(path, &c, &device, args.json)?;
     }
     Ok(())

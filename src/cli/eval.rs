@@ -100,7 +100,13 @@ impl EvalModel {
             arch: entry.arch.clone(),
             weights: entry.weights_path(manifest),
             opts: entry.options_with(opts),
-            feed: Feed::to_input(set, entry.input, &entry.mean, &entry.std, name)?,
+            feed: Feed::to_input(
+                set,
+                entry.input,
+                entry.replicate,
+                (&entry.mean, &entry.std),
+                name,
+            )?,
         })
     }
 }

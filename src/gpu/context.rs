@@ -253,6 +253,21 @@ impl Gpu {
         &self.info.name
     }
 
+    /// What the browser says of the adapter behind gaze's own device (`GPUDevice.adapterInfo`:
+    /// vendor, architecture, device, description), which wgpu reduces to the description;
+    /// `None` where the browser tells nothing.
+    #[cfg(target_arch = "wasm32")]
+    pub fn browser_adapter_info(&self) -> Option<String> {
+        let device: &wasm_bindgen::JsValue = self.device.as_webgpu()?.as_ref();
+        let info = js_sys::Reflect::get(device, &"adapterInfo".into()).ok()?;
+        let parts: Vec<String> = ["vendor", "architecture", "device", "description"]
+            .iter()
+            .filter_map(|k| js_sys::Reflect::get(&info, &(*k).into()).ok()?.as_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(" "))
+    }
+
     pub fn backend(&self) -> String {
         format!("{:?}", self.info.backend)
     }

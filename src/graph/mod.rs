@@ -22,17 +22,24 @@ use crate::ops::triplet::{TripletCombine, TripletGateSpec, TripletPool};
 /// Index of a node, and of the value it produces.
 pub type ValueId = usize;
 
-/// One attention map of a tap: for image `n`, element `(r, c)` of the map is element
-/// `n·per_image + offset + r·cols + c` of the value's data.
+/// One attention map of a tap: for image `n`, element `(r, c)` of the map is the mean over
+/// `g < groups` of element `n·per_image + offset + g·rows·cols + r·cols + c` of the value's
+/// data (one group: the element itself).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttentionMap {
-    /// What the map is: "hw", "cw", "hc" (Triplet Attention), "h", "w" (Coordinate Attention).
+    /// What the map is: "hw", "cw", "hc" (Triplet Attention), "h", "w" (Coordinate
+    /// Attention), "fusion" (AFF), "fusion1", "fusion2" (iAFF), "neighbourhood" (SAN).
     pub label: &'static str,
     pub value: ValueId,
     pub per_image: usize,
     pub offset: usize,
     pub rows: usize,
     pub cols: usize,
+    /// Slabs averaged into the map: the channels of AFF's weights, SAN's weight groups.
+    pub groups: usize,
+    /// `[Ho, Wo]` when each column is a pixel of that grid and each row a tap of its k×k
+    /// window (SAN's neighbourhood weights).
+    pub pixels: Option<[usize; 2]>,
 }
 
 /// The attention weights of one module, kept readable after an inference (for display).
@@ -40,23 +47,51 @@ pub struct AttentionMap {
 pub struct AttentionTap {
     /// The module's key prefix, e.g. `features.3.conv.4`.
     pub block: String,
-    /// "triplet" or "coord".
+    /// "triplet", "coord", "aff", "iaff" or "san".
     pub kind: &'static str,
     pub maps: Vec<AttentionMap>,
 }
 
 impl AttentionMap {
+    /// A map read straight from `rows × cols` elements (one group).
+    pub fn plain(
+        label: &'static str,
+        value: ValueId,
+        per_image: usize,
+        offset: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Self {
+        Self {
+            label,
+            value,
+            per_image,
+            offset,
+            rows,
+            cols,
+            groups: 1,
+            pixels: None,
+        }
+    }
+
     /// The `rows × cols` map of image `n` from the value's data.
-    pub fn slice<'a>(&self, data: &'a [f32], n: usize) -> Result<&'a [f32]> {
+    pub fn read(&self, data: &[f32], n: usize) -> Result<Vec<f32>> {
+        let len = self.rows * self.cols;
         let start = n * self.per_image + self.offset;
-        data.get(start..start + self.rows * self.cols)
-            .ok_or_else(|| {
-                Error::Invalid(format!(
-                    "attention map {}: image {n} lies outside a value of {} elements",
-                    self.label,
-                    data.len()
-                ))
-            })
+        let slab = data.get(start..start + len * self.groups).ok_or_else(|| {
+            Error::Invalid(format!(
+                "attention map {}: image {n} lies outside a value of {} elements",
+                self.label,
+                data.len()
+            ))
+        })?;
+        let mut map = vec![0.0f32; len];
+        for group in slab.chunks_exact(len.max(1)) {
+            map.iter_mut().zip(group).for_each(|(m, v)| *m += v);
+        }
+        let groups = self.groups.max(1) as f32;
+        map.iter_mut().for_each(|m| *m /= groups);
+        Ok(map)
     }
 }
 

@@ -52,22 +52,8 @@ pub fn coord_attention(b: &mut Builder, x: ValueId, prefix: &str) -> Result<Valu
         block: prefix.to_string(),
         kind: "coord",
         maps: vec![
-            AttentionMap {
-                label: "h",
-                value: gates,
-                per_image,
-                offset: 0,
-                rows: c,
-                cols: h,
-            },
-            AttentionMap {
-                label: "w",
-                value: gates,
-                per_image,
-                offset: c * h,
-                rows: c,
-                cols: w,
-            },
+            AttentionMap::plain("h", gates, per_image, 0, c, h),
+            AttentionMap::plain("w", gates, per_image, c * h, c, w),
         ],
     });
     b.push(Op::CoordApply(CoordApply), vec![x, gates], prefix)
@@ -154,6 +140,7 @@ pub fn aff(b: &mut Builder, x: ValueId, residual: ValueId, prefix: &str) -> Resu
     };
     let xa = b.push(Op::Binary(add), vec![x, residual], prefix)?;
     let w = ms_cam_weights(b, xa, prefix, "local_att", "global_att")?;
+    tap_fusion(b, prefix, "aff", &[("fusion", w)]);
     b.push(Op::Blend(Blend { k: 2.0 }), vec![x, w, residual], prefix)
 }
 
@@ -177,5 +164,31 @@ pub fn iaff(b: &mut Builder, x: ValueId, residual: ValueId, prefix: &str) -> Res
             b.skip(&format!("{g}.running_var"))?;
         }
     }
+    tap_fusion(b, prefix, "iaff", &[("fusion1", w1), ("fusion2", w2)]);
     b.push(Op::Blend(Blend { k: 1.0 }), vec![x, w2, residual], prefix)
+}
+
+/// Keeps the fusion weights `w [N,C,H,W]` readable as `H × W` maps, the mean over channels:
+/// 1 where the block takes its branch, 0 where it takes the shortcut.
+fn tap_fusion(
+    b: &mut Builder,
+    prefix: &str,
+    kind: &'static str,
+    weights: &[(&'static str, ValueId)],
+) {
+    let maps = weights
+        .iter()
+        .map(|&(label, w)| {
+            let [c, h, wd] = [b.shape(w)[1], b.shape(w)[2], b.shape(w)[3]];
+            AttentionMap {
+                groups: c,
+                ..AttentionMap::plain(label, w, c * h * wd, 0, h, wd)
+            }
+        })
+        .collect();
+    b.tap(AttentionTap {
+        block: prefix.to_string(),
+        kind,
+        maps,
+    });
 }

@@ -3,7 +3,7 @@
 
 use super::builder::{Builder, ConvCfg, Weights};
 use crate::error::{Error, Result};
-use crate::graph::{Graph, Op, ValueId};
+use crate::graph::{AttentionMap, AttentionTap, Graph, Op, ValueId};
 use crate::ops::conv::Conv2d;
 use crate::ops::linear::Softmax;
 use crate::ops::pool::{MaxPool2d, MeanOver, SpatialMean};
@@ -96,6 +96,9 @@ pub fn sam(
             patchwise_weights(b, x, &key, rel, cw, c, cfg.kernel)?
         }
     };
+    let [h, w] = [b.shape(x)[2], b.shape(x)[3]];
+    let (ho, wo) = window.output_size("SAM", h, w)?;
+    tap_neighbourhood(b, prefix, weights, [ho, wo]);
     let (spec, scale_shift) = match epilogue {
         Some((bn, act)) => {
             let (s, t) = b.batchnorm(bn, mid)?.scale_shift();
@@ -120,6 +123,21 @@ pub fn sam(
         vec![x3, weights],
         prefix,
     )
+}
+
+/// Keeps the weights `[N, Cw, k², Ho·Wo]` readable: per output pixel (column), the weight of
+/// each tap of its k×k window (row), averaged over the Cw weight groups.
+fn tap_neighbourhood(b: &mut Builder, prefix: &str, weights: ValueId, out: [usize; 2]) {
+    let [_, cw, k2, pixels] = [0, 1, 2, 3].map(|i| b.shape(weights)[i]);
+    b.tap(AttentionTap {
+        block: prefix.to_string(),
+        kind: "san",
+        maps: vec![AttentionMap {
+            groups: cw,
+            pixels: Some(out),
+            ..AttentionMap::plain("neighbourhood", weights, cw * k2 * pixels, 0, k2, pixels)
+        }],
+    });
 }
 
 /// Pairwise attention weights `[N, Cw, k², Ho·Wo]` (§9.3): relation ‖ position, conv_w, softmax.

@@ -89,13 +89,15 @@ fn tap(b: &mut Builder, prefix: &str, value: ValueId, dims: &TripletDims) {
     let maps = dims
         .planes()
         .iter()
-        .map(|p| AttentionMap {
-            label: p.branch.label(),
-            value,
-            per_image: dims.gates_len(),
-            offset: p.gate,
-            rows: p.rows,
-            cols: p.cols,
+        .map(|p| {
+            AttentionMap::plain(
+                p.branch.label(),
+                value,
+                dims.gates_len(),
+                p.gate,
+                p.rows,
+                p.cols,
+            )
         })
         .collect();
     b.tap(AttentionTap {

@@ -203,7 +203,7 @@ pub fn check_attention_graph(
     let per_image: usize = maps.iter().map(|m| m.2 * m.3).sum();
     for m in &tap.maps {
         assert_eq!(m.per_image, per_image);
-        let slice = m.slice(got_gates[0].data(), 1).unwrap();
+        let slice = m.read(got_gates[0].data(), 1).unwrap();
         assert_eq!(slice.len(), m.rows * m.cols);
     }
 }

@@ -11,8 +11,9 @@ Run from the repository root (PyTorch on CPU):
 
 Data: Debian's dataset-fashion-mnist (60,000 training and 10,000 test images). Images are
 pixels/255 normalized by the training set's mean and std, repeated to three channels and
-upscaled by pixel replication to the model's input size, as `gaze eval --manifest` feeds them
-(src/datasets.rs holds the same constants).
+upscaled by pixel replication to the model's input size (models.json's `replicate`), as
+`gaze eval --manifest` feeds them and the page treats photos (src/datasets.rs holds the same
+constants).
 
 The networks are the papers' own architectures, narrowed so that each file stays under 8 MB:
 MobileNetV2 at width 0.5 (an official option), and ResNet-18 and SAN10 with fewer channels per
@@ -190,6 +191,8 @@ def main():
         "grayscale": True,
         "pytorch_test_accuracy": round(accuracy, 4),
     }
+    if recipe.size > 28:
+        entry["replicate"] = recipe.size // 28
     if recipe.options:
         entry["options"] = recipe.options
     write_entry(args.model, entry)
