@@ -46,6 +46,9 @@ pub struct EvalArgs {
     device: Device,
     #[arg(long, default_value_t = 100)]
     batch: usize,
+    /// Only the first N test images (all 10,000 by default), for a quick check of a slow model.
+    #[arg(long)]
+    limit: Option<usize>,
     #[arg(long = "opt")]
     opts: Vec<String>,
     /// Another run's predictions (one byte per test image, as web/models/*.predictions from
@@ -114,12 +117,16 @@ impl EvalModel {
 pub fn run(args: &EvalArgs, gpu_options: &GpuOptions) -> Result<()> {
     let Dataset::FashionMnist = args.dataset;
     let set = fashion_mnist_test(&args.data_dir)?;
-    let total = set.labels.len();
+    let total = match args.limit {
+        Some(0) => return Err(Error::Invalid("--limit 0: no image to evaluate".into())),
+        Some(n) => n.min(set.labels.len()),
+        None => set.labels.len(),
+    };
     let batch = args.batch.clamp(1, total.max(1));
     let reference = args
         .compare
         .as_deref()
-        .map(|p| read_predictions(p, total))
+        .map(|p| read_predictions(p, set.labels.len()))
         .transpose()?;
     let model = EvalModel::new(args, &set)?;
     let sd = args.key.load(&model.weights)?;
@@ -174,7 +181,14 @@ pub fn run(args: &EvalArgs, gpu_options: &GpuOptions) -> Result<()> {
         bar.inc(n as u64);
     }
     bar.finish_and_clear();
-    if let Some(path) = &args.compare {
+    if let (Some(path), Some(reference)) = (&args.compare, &reference) {
+        let theirs = (0..total)
+            .filter(|&i| reference[i] == set.labels[i])
+            .count();
+        super::say(format!(
+            "{path} accuracy: {:.4} ({theirs}/{total})",
+            theirs as f64 / total as f64
+        ))?;
         super::say(format!("differ from {path}: {differ}/{total} predictions"))?;
     }
     super::say(format!(

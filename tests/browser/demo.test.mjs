@@ -168,6 +168,108 @@ function compare(label, web, expected) {
     `${label}: top-1 ${web.top[0].label} (native ${expected.top[0].label}), max |Δp| ${maxDiff.toExponential(2)} ≤ ${PROBABILITY_TOLERANCE}`);
 }
 
+// Every map of every block, against native within the probabilities' tolerance (gates and
+// weights are of order 1, computed by the same kernels in another order).
+function compareMaps(label, web, expected) {
+  const pairs = web.attention.map((b, i) => [b, expected.attention[i]]);
+  const sameLayout = web.attention.length === expected.attention.length && pairs.every(([w, n]) => n
+    && w.block === n.block && w.maps.length === n.maps.length
+    && w.maps.every((m, j) => m.label === n.maps[j].label && m.data.length === n.maps[j].data.length));
+  let maxDiff = 0;
+  if (sameLayout) {
+    for (const [w, n] of pairs) {
+      w.maps.forEach((m, j) => m.data.forEach((v, k) => { maxDiff = Math.max(maxDiff, Math.abs(v - n.maps[j].data[k])); }));
+    }
+  }
+  const count = web.attention.reduce((a, b) => a + b.maps.reduce((x, m) => x + m.data.length, 0), 0);
+  check(sameLayout && web.attention.length > 0 && maxDiff <= PROBABILITY_TOLERANCE,
+    `${label}: ${web.attention.length} ${web.attention[0]?.kind ?? ''} blocks, ${count} map values, max |Δ| ${maxDiff.toExponential(2)} from native ≤ ${PROBABILITY_TOLERANCE}`);
+}
+
+// Each bundled model, one per paper: a sample classified and its maps as native gives them,
+// SAN's neighbourhood drawn for a clicked pixel, screenshots at desktop and phone widths.
+async function checkEveryModel(page, samples) {
+  const manifest = JSON.parse(readFileSync(MANIFEST, 'utf8'));
+  const sample = samples.find((s) => s.file === 'sneaker.png') ?? samples[0];
+  for (const entry of manifest) {
+    const loaded = await page.evaluate((id) => window.gazeDemo.selectModel(id), entry.id);
+    check(loaded.arch === entry.arch && (await page.textContent('#top5')).includes('Pick a sample'),
+      `${entry.id}: ${loaded.arch} loaded, ${loaded.blocks} attention blocks, the old result cleared`);
+    const expected = native([sample], ['--manifest', MANIFEST, '--model', entry.id])[0];
+    const result = await page.evaluate((file) => window.gazeDemo.classifySample(file), sample.file);
+    compare(`${entry.id} ${sample.file}`, result, expected);
+    compareMaps(`${entry.id} ${sample.file} maps`, result, expected);
+    const knows = await page.textContent('#model-knows');
+    const how = await page.textContent('#input-how');
+    check(entry.labels.every((l) => knows.includes(l)) && how.includes(`${entry.input[1] / (entry.replicate ?? 1)}×`),
+      `${entry.id}: the page lists its ${entry.labels.length} classes and says how photos become its input ("${how.slice(0, 70)}…")`);
+    if (result.attention[0]?.kind === 'san') {
+      await page.click('#overlay', { position: { x: 120, y: 90 } });
+      const n = await page.evaluate(() => window.gazeDemo.neighbourhood());
+      const shown = await page.isVisible('#neighbourhood');
+      check(n !== null && shown && n.weights.length === n.k * n.k && n.weights.every(Number.isFinite),
+        `${entry.id}: a click on the image draws pixel (${n?.at}) of ${n?.block}'s ${n?.k}×${n?.k} neighbourhood weights`);
+    }
+    await page.screenshot({ path: join(OUT, `${entry.id}-desktop.png`), fullPage: true });
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(OUT, `${entry.id}-phone.png`), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+  }
+}
+
+// What an honest page does beyond the numbers: it announces results, opens the file picker
+// from the keyboard, keeps a stray drop from navigating away, names gaze's own adapter, and says
+// when a photo is unlike the training images.
+async function checkHonestPage(page) {
+  check((await page.textContent('#announce')).startsWith('Prediction: '), `results are announced (aria-live): "${await page.textContent('#announce')}"`);
+  const timings = await Promise.all(['#time-warm', '#time-decode', '#time-preprocess', '#time-maps'].map((id) => page.textContent(id)));
+  check(timings.every((t) => / ms$/.test(t)), `inference, decode, preprocessing and maps timed apart: ${timings.join(', ')}`);
+  await page.focus('#choose-image');
+  const [chooser] = await Promise.all([page.waitForEvent('filechooser', { timeout: 5000 }).catch(() => null), page.keyboard.press('Enter')]);
+  check(chooser !== null, 'the image picker opens from the keyboard (Enter on "choose a file")');
+  const prevented = await page.evaluate(() => {
+    const e = new DragEvent('drop', { bubbles: true, cancelable: true, dataTransfer: new DataTransfer() });
+    document.querySelector('footer').dispatchEvent(e);
+    return e.defaultPrevented;
+  });
+  check(prevented, 'a drop outside the drop zone is kept from navigating away');
+  const badge = await page.textContent('#device');
+  const info = await page.evaluate(async () => {
+    const i = (await navigator.gpu.requestAdapter()).info;
+    return [i.vendor, i.architecture].filter(Boolean).join(' ');
+  });
+  check(badge.includes(info), `the badge names the adapter ("${badge}"; the browser says "${info}")`);
+  // A bright, busy picture: nothing like clothing on black.
+  await page.evaluate(async () => {
+    const canvas = new OffscreenCanvas(320, 240);
+    const ctx = canvas.getContext('2d');
+    ctx.fillStyle = '#2f7d32';
+    ctx.fillRect(0, 0, 320, 240);
+    for (let i = 0; i < 40; i++) {
+      ctx.fillStyle = i % 2 ? '#e0c060' : '#202020';
+      ctx.fillRect((i * 37) % 300, (i * 53) % 220, 18, 9);
+    }
+    const blob = await canvas.convertToBlob({ type: 'image/png' });
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([blob], 'circuit-board.png', { type: 'image/png' }));
+    const input = document.getElementById('image-file');
+    input.files = transfer.files;
+    input.dispatchEvent(new Event('change'));
+  });
+  await page.waitForSelector('#ood-note:not([hidden])', { timeout: 30_000 }).catch(() => {});
+  const note = await page.isVisible('#ood-note') ? await page.textContent('#ood-note') : '';
+  check(/does not look like/.test(note), `a photo unlike the training data gets a note: "${note.slice(0, 80)}…"`);
+  // A failed load of the visitor's weights: said so, and the picker back on the model that runs.
+  const before = await page.inputValue('#model-select');
+  await page.selectOption('#model-select', 'own');
+  await page.setInputFiles('#weights-file', { name: 'broken.pth', mimeType: 'application/octet-stream', buffer: Buffer.from('not a checkpoint') });
+  await page.waitForSelector('#error:not([hidden])');
+  const error = await page.textContent('#error');
+  const after = await page.inputValue('#model-select');
+  check(after === before && /could not be loaded/.test(error) && /broken\.pth/.test(error),
+    `a failed load says so ("${error.slice(0, 60)}…") and puts the picker back (${after})`);
+}
+
 function checkAttention(label, result) {
   const maps = result.attention.flatMap((b) => b.maps);
   const valid = maps.length > 0 && maps.every((m) => m.data.length === m.rows * m.cols
@@ -211,6 +313,8 @@ async function main() {
     await classifyOwnCheckpoint(page, samples[0], 'webgpu');
     const resnet = await resnetObjectsPerWarmRun(page, samples[0].file);
     check(resnet.created === 0 && resnet.classes === 1000, `a warm ResNet-50-TA inference (deterministic weights, ${resnet.classes} classes) creates ${resnet.created} WebGPU objects`);
+    await checkEveryModel(page, samples);
+    await checkHonestPage(page);
     check(errors.length === 0, `no console errors on WebGPU${errors.length ? `: ${errors.join(' | ')}` : ''}`);
 
     await page.setViewportSize({ width: 390, height: 844 });
