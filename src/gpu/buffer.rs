@@ -2,9 +2,59 @@
 
 use half::slice::HalfFloatSliceExt;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use super::{Gpu, Precision};
 use crate::error::{Error, Result};
 use crate::tensor::{numel, Tensor};
+
+/// Bytes of every gaze buffer alive, on any device: a debug counter (the web API's memory test
+/// checks that sessions give back what they took).
+static LIVE_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// The bytes of every device buffer gaze holds now.
+pub fn live_buffer_bytes() -> u64 {
+    LIVE_BYTES.load(Ordering::Relaxed)
+}
+
+/// A device buffer that frees its memory as soon as its last handle drops. Dropping a wgpu
+/// buffer in the browser only lets the garbage collector free it, some time later; a session
+/// that is disposed of must give its memory back at once. Cloning shares the buffer.
+#[derive(Clone, Debug)]
+pub struct DeviceBuffer(Arc<Owned>);
+
+#[derive(Debug)]
+struct Owned(wgpu::Buffer);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        LIVE_BYTES.fetch_sub(self.0.size(), Ordering::Relaxed);
+        self.0.destroy();
+    }
+}
+
+impl std::ops::Deref for DeviceBuffer {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        &self.0 .0
+    }
+}
+
+impl PartialEq for DeviceBuffer {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Gpu {
+    /// Every gaze buffer is made here: counted as a device object and in the live bytes.
+    pub(crate) fn create_buffer(&self, desc: &wgpu::BufferDescriptor) -> DeviceBuffer {
+        self.count_object();
+        LIVE_BYTES.fetch_add(desc.size, Ordering::Relaxed);
+        DeviceBuffer(Arc::new(Owned(self.device.create_buffer(desc))))
+    }
+}
 
 /// A pending `map_async` of a readback buffer (`Gpu::mapped` completes it).
 pub(crate) type MapRequest =
@@ -23,7 +73,7 @@ pub(crate) fn request_map(buffer: &wgpu::Buffer) -> MapRequest {
 /// Cloning shares the buffer.
 #[derive(Clone, Debug)]
 pub struct GpuTensor {
-    pub(crate) buffer: wgpu::Buffer,
+    pub(crate) buffer: DeviceBuffer,
     pub(crate) offset: u64,
     shape: Vec<usize>,
     precision: Precision,
@@ -131,9 +181,8 @@ impl Gpu {
         label: Option<&str>,
         contents: &[u8],
         usage: wgpu::BufferUsages,
-    ) -> wgpu::Buffer {
-        self.count_object();
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+    ) -> DeviceBuffer {
+        let buffer = self.create_buffer(&wgpu::BufferDescriptor {
             label,
             size: contents.len() as u64,
             usage: usage | wgpu::BufferUsages::COPY_DST,
@@ -146,8 +195,7 @@ impl Gpu {
     /// An uninitialised device tensor.
     pub fn empty(&self, shape: &[usize]) -> Result<GpuTensor> {
         let size = self.check_buffer_size(shape)?;
-        self.count_object();
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+        let buffer = self.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size,
             usage: STORAGE,
@@ -200,12 +248,11 @@ impl Gpu {
     /// submitted later (another inference) cannot overwrite them before they are read.
     pub async fn read_many(&self, ts: &[&GpuTensor]) -> Result<Vec<Tensor>> {
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        let staging: Vec<wgpu::Buffer> = ts
+        let staging: Vec<DeviceBuffer> = ts
             .iter()
             .map(|t| {
                 let size = t.word_bytes();
-                self.count_object();
-                let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+                let buffer = self.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("readback"),
                     size,
                     usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
@@ -217,7 +264,7 @@ impl Gpu {
             .collect();
         self.queue.submit([encoder.finish()]);
         // Every mapping is requested before the one wait, so they complete together.
-        let requests: Vec<MapRequest> = staging.iter().map(request_map).collect();
+        let requests: Vec<MapRequest> = staging.iter().map(|b| request_map(b)).collect();
         self.wait()?;
         let mut out = Vec::with_capacity(ts.len());
         for ((t, buffer), request) in ts.iter().zip(&staging).zip(requests) {
@@ -284,7 +331,7 @@ impl Gpu {
 /// A staging buffer kept for reading the same tensors back after every run: one copy each into
 /// it, one mapping, no new object.
 pub struct Readback {
-    staging: wgpu::Buffer,
+    staging: DeviceBuffer,
     /// Each tensor and its byte offset in `staging`.
     parts: Vec<(GpuTensor, u64)>,
 }
@@ -297,8 +344,7 @@ impl Readback {
             parts.push(((*t).clone(), size));
             size += t.word_bytes();
         }
-        gpu.count_object();
-        let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        let staging = gpu.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: size.max(4),
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,

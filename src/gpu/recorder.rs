@@ -2,6 +2,7 @@
 //! device objects once (one uniform buffer for every step's parameters, one bind group per
 //! dispatch) and then encodes into one command buffer as often as it is run.
 
+use super::buffer::DeviceBuffer;
 use super::{Constants, Gpu, GpuTensor, Kernel, WgslStruct};
 use crate::error::{Error, Result};
 
@@ -15,7 +16,7 @@ struct PendingDispatch {
     /// The kernel's `Params` bytes, padded to 16-byte rows.
     params: Vec<u8>,
     /// Storage bindings 1..: buffer, offset and size.
-    buffers: Vec<(wgpu::Buffer, u64, u64)>,
+    buffers: Vec<(DeviceBuffer, u64, u64)>,
     workgroups: [u32; 3],
     label: String,
     bytes: u64,
@@ -24,9 +25,9 @@ struct PendingDispatch {
 /// A buffer-to-buffer copy between dispatches (batch chunks of tensors larger than one binding).
 #[derive(Clone)]
 struct BufferCopy {
-    src: wgpu::Buffer,
+    src: DeviceBuffer,
     src_offset: u64,
-    dst: wgpu::Buffer,
+    dst: DeviceBuffer,
     dst_offset: u64,
     bytes: u64,
 }
@@ -43,7 +44,7 @@ struct Dispatch {
     bind_group: wgpu::BindGroup,
     /// The buffers the bind group binds, held as long as it is (a scratch buffer of a split
     /// batch has no other owner, and a browser destroys a buffer whose handle is dropped).
-    _bound: Vec<wgpu::Buffer>,
+    _bound: Vec<DeviceBuffer>,
     workgroups: [u32; 3],
     label: String,
     bytes: u64,
@@ -81,7 +82,7 @@ pub struct Recorder<'g> {
 pub struct Recording {
     steps: Vec<Step>,
     /// Every dispatch's parameters, each at an offset its binding may start at.
-    _uniform: Option<wgpu::Buffer>,
+    _uniform: Option<DeviceBuffer>,
 }
 
 impl<'g> Recorder<'g> {
@@ -259,7 +260,7 @@ impl<'g> Recorder<'g> {
 
 /// The bind group of a recorded dispatch: its parameters at `offset` of `uniform`, then its
 /// storage buffers.
-fn bind(gpu: &Gpu, d: PendingDispatch, uniform: &wgpu::Buffer, offset: u64) -> Result<Dispatch> {
+fn bind(gpu: &Gpu, d: PendingDispatch, uniform: &DeviceBuffer, offset: u64) -> Result<Dispatch> {
     let mut entries = vec![wgpu::BindGroupEntry {
         binding: 0,
         resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
@@ -411,15 +412,13 @@ impl Recording {
         let count = labels.len() as u64;
         let bytes = (count * 2 * 8).max(8);
         let usage = wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC;
-        gpu.count_object();
-        gpu.count_object();
-        let resolve = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        let resolve = gpu.create_buffer(&wgpu::BufferDescriptor {
             label: Some("timestamps"),
             size: bytes,
             usage,
             mapped_at_creation: false,
         });
-        let readback = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        let readback = gpu.create_buffer(&wgpu::BufferDescriptor {
             label: Some("timestamps readback"),
             size: bytes,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
