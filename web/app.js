@@ -557,6 +557,8 @@ async function chooseModel() {
     clearResult();
     await loadBundled(state.manifest[Number(choice)]);
     state.loadedChoice = choice;
+    // Choosing "your own weights" again asks for a file rather than reloading an old one.
+    $('weights-file').value = '';
     return null;
   }
   const file = $('weights-file').files[0];

@@ -6,10 +6,12 @@ use serde::Serialize;
 
 use super::{decode, imagenet_labels, softmax, top_k, Preprocess};
 use crate::error::{Error, Result};
+use std::rc::Rc;
+
+use super::model::{Model, Source};
 use crate::gpu::{Gpu, Precision};
-use crate::graph::gpu::GpuGraph;
-use crate::graph::{cpu, AttentionTap, Graph, ValueId};
-use crate::models::{self, Options};
+use crate::graph::{AttentionTap, ValueId};
+use crate::models::Options;
 use crate::tensor::Tensor;
 use crate::weights::StateDict;
 
@@ -50,16 +52,8 @@ pub struct Classification {
     pub attention: Vec<AttentionReading>,
 }
 
-/// The model where it runs: on the GPU only its device copy is kept (the host weights are
-/// dropped after upload, which halves a browser tab's memory), on the CPU the host graph.
-enum Backend {
-    // Boxed: a device is large and there is one per classifier.
-    Gpu(Box<(Gpu, GpuGraph)>),
-    Cpu(Graph<Tensor>),
-}
-
 pub struct Classifier {
-    backend: Backend,
+    model: Rc<Model>,
     labels: Vec<String>,
     preprocess: Preprocess,
 }
@@ -70,14 +64,21 @@ impl Classifier {
     /// ImageNet's class names and any other "class 0", "class 1", ...
     pub fn new(
         arch: &str,
-        weights: &StateDict,
+        weights: StateDict,
         options: &Options,
         labels: Option<Vec<String>>,
         preprocess: Preprocess,
         gpu: Option<Gpu>,
     ) -> Result<Self> {
-        let graph = models::build(arch, weights, &[preprocess.input_shape()], options)?;
-        Self::from_graph(arch, graph, weights.source(), labels, preprocess, gpu)
+        let source = Source::Checkpoint(weights);
+        let model = Model::new(
+            arch,
+            source,
+            options,
+            gpu,
+            Some(&[preprocess.input_shape()]),
+        )?;
+        Self::from_model(Rc::new(model), labels, preprocess)
     }
 
     /// `new` with deterministic stand-in weights of the official configuration (1000 ImageNet
@@ -88,22 +89,30 @@ impl Classifier {
         preprocess: Preprocess,
         gpu: Option<Gpu>,
     ) -> Result<Self> {
-        let graph = models::build_synthetic(arch, 0, &[preprocess.input_shape()], options)?;
-        Self::from_graph(arch, graph, "deterministic weights", None, preprocess, gpu)
+        let source = Source::Synthetic { seed: 0 };
+        let model = Model::new(
+            arch,
+            source,
+            options,
+            gpu,
+            Some(&[preprocess.input_shape()]),
+        )?;
+        Self::from_model(Rc::new(model), None, preprocess)
     }
 
-    fn from_graph(
-        arch: &str,
-        graph: crate::graph::Graph<crate::Tensor>,
-        source: &str,
+    /// A classifier over `model`, which must give class scores for the preprocessing's input.
+    pub fn from_model(
+        model: Rc<Model>,
         labels: Option<Vec<String>>,
         preprocess: Preprocess,
-        gpu: Option<Gpu>,
     ) -> Result<Self> {
-        let shapes = graph.shapes(&[&preprocess.input_shape()])?;
-        let out = &shapes[graph.output()?];
+        let input = preprocess.input_shape();
+        let out = model
+            .built_for(std::slice::from_ref(&input))?
+            .output_shape(std::slice::from_ref(&input))?;
+        let arch = model.arch();
         let classes = match out.as_slice() {
-            [1, classes] => *classes,
+            [1, classes] if model.input_count() == 1 => *classes,
             _ => {
                 return Err(Error::Invalid(format!(
                     "{arch} gives a {out:?} tensor, not class scores: classify with a network \
@@ -121,19 +130,13 @@ impl Classifier {
         });
         if classes != labels.len() {
             return Err(Error::Invalid(format!(
-                "{source}: the model gives {classes} classes but {} labels are given",
+                "{}: the model gives {classes} classes but {} labels are given",
+                model.source_name(),
                 labels.len()
             )));
         }
-        let backend = match gpu {
-            Some(gpu) => {
-                let on_gpu = GpuGraph::new(&gpu, &graph)?;
-                Backend::Gpu(Box::new((gpu, on_gpu)))
-            }
-            None => Backend::Cpu(graph),
-        };
         Ok(Self {
-            backend,
+            model,
             labels,
             preprocess,
         })
@@ -141,30 +144,36 @@ impl Classifier {
 
     /// Where the model runs, for display: the adapter and its backend, or the CPU reference.
     pub fn device(&self) -> String {
-        match &self.backend {
-            Backend::Gpu(on) => format!(
+        match self.model.gpu() {
+            Some(gpu) => format!(
                 "{} ({}), tensors stored as {}",
-                on.0.adapter_name(),
-                on.0.backend(),
-                on.0.precision()
+                gpu.adapter_name(),
+                gpu.backend(),
+                gpu.precision()
             ),
-            Backend::Cpu(_) => "CPU reference (no GPU)".into(),
+            None => "CPU reference (no GPU)".into(),
         }
     }
 
     pub fn gpu(&self) -> Option<&Gpu> {
-        match &self.backend {
-            Backend::Gpu(on) => Some(&on.0),
-            Backend::Cpu(_) => None,
-        }
+        self.model.gpu()
+    }
+
+    pub fn model(&self) -> &Rc<Model> {
+        &self.model
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.labels
     }
 
     /// The attention modules whose maps `classify` can return.
-    pub fn taps(&self) -> &[AttentionTap] {
-        match &self.backend {
-            Backend::Gpu(on) => on.1.graph().taps(),
-            Backend::Cpu(graph) => graph.taps(),
-        }
+    pub fn taps(&self) -> Vec<AttentionTap> {
+        let input = self.preprocess.input_shape();
+        self.model
+            .built_for(std::slice::from_ref(&input))
+            .map(|b| b.taps().to_vec())
+            .unwrap_or_default()
     }
 
     pub fn preprocess(&self) -> &Preprocess {
@@ -184,18 +193,8 @@ impl Classifier {
 
     /// Classifies one preprocessed image `[1, C, H, W]`.
     pub async fn classify(&self, x: Tensor, attention: bool) -> Result<Classification> {
-        let keep = if attention {
-            match &self.backend {
-                Backend::Gpu(on) => on.1.graph().tap_values(),
-                Backend::Cpu(graph) => graph.tap_values(),
-            }
-        } else {
-            Vec::new()
-        };
-        let (logits, kept) = match &self.backend {
-            Backend::Gpu(on) => on.1.run_keeping(&on.0, &[x], &keep).await?,
-            Backend::Cpu(graph) => cpu::run_keeping(graph, &[x], &keep)?,
-        };
+        let ran = self.model.run(&[x], attention).await?;
+        let logits = &ran.output;
         if logits.data().iter().any(|v| !v.is_finite()) {
             let precision = self.gpu().map_or(Precision::F32, Gpu::precision);
             return Err(Error::Invalid(format!(
@@ -214,7 +213,7 @@ impl Classifier {
             })
             .collect();
         let attention = if attention {
-            self.read_taps(&keep, &kept)?
+            read_taps(ran.built.taps(), &ran.kept_ids, &ran.kept)?
         } else {
             Vec::new()
         };
@@ -224,46 +223,49 @@ impl Classifier {
             attention,
         })
     }
+}
 
-    fn read_taps(&self, keep: &[ValueId], kept: &[Tensor]) -> Result<Vec<AttentionReading>> {
-        let value = |v: ValueId| -> Result<&Tensor> {
-            keep.iter()
-                .position(|&k| k == v)
-                .map(|i| &kept[i])
-                .ok_or_else(|| Error::Invalid(format!("value {v} was not kept")))
-        };
-        self.taps()
-            .iter()
-            .map(|tap| {
-                let maps = tap
-                    .maps
-                    .iter()
-                    .map(|m| {
-                        let t = value(m.value)?;
-                        if t.numel() != m.per_image {
-                            return Err(Error::Invalid(format!(
-                                "{}: the {} map expects {} values per image, the value has {}",
-                                tap.block,
-                                m.label,
-                                m.per_image,
-                                t.numel()
-                            )));
-                        }
-                        Ok(MapReading {
-                            label: m.label,
-                            rows: m.rows,
-                            cols: m.cols,
-                            pixels: m.pixels,
-                            data: m.read(t.data(), 0)?,
-                        })
+fn read_taps(
+    taps: &[AttentionTap],
+    keep: &[ValueId],
+    kept: &[Tensor],
+) -> Result<Vec<AttentionReading>> {
+    let value = |v: ValueId| -> Result<&Tensor> {
+        keep.iter()
+            .position(|&k| k == v)
+            .map(|i| &kept[i])
+            .ok_or_else(|| Error::Invalid(format!("value {v} was not kept")))
+    };
+    taps.iter()
+        .map(|tap| {
+            let maps = tap
+                .maps
+                .iter()
+                .map(|m| {
+                    let t = value(m.value)?;
+                    if t.numel() != m.per_image {
+                        return Err(Error::Invalid(format!(
+                            "{}: the {} map expects {} values per image, the value has {}",
+                            tap.block,
+                            m.label,
+                            m.per_image,
+                            t.numel()
+                        )));
+                    }
+                    Ok(MapReading {
+                        label: m.label,
+                        rows: m.rows,
+                        cols: m.cols,
+                        pixels: m.pixels,
+                        data: m.read(t.data(), 0)?,
                     })
-                    .collect::<Result<_>>()?;
-                Ok(AttentionReading {
-                    block: tap.block.clone(),
-                    kind: tap.kind,
-                    maps,
                 })
+                .collect::<Result<_>>()?;
+            Ok(AttentionReading {
+                block: tap.block.clone(),
+                kind: tap.kind,
+                maps,
             })
-            .collect()
-    }
+        })
+        .collect()
 }

@@ -4,9 +4,11 @@
 
 mod classifier;
 mod manifest;
+mod model;
 
 pub use classifier::{AttentionReading, Classification, Classifier, MapReading, Prediction};
 pub use manifest::{find_model, parse_manifest, read_manifest, ModelEntry};
+pub use model::{Model, Ran, Source};
 
 use image::imageops::FilterType;
 use image::{DynamicImage, GrayImage};

@@ -61,14 +61,14 @@ fn classifier(args: &ClassifyArgs, gpu: Option<Gpu>) -> Result<Classifier> {
             ));
         };
         let sd = args.key.load(weights)?;
-        return Classifier::new(arch, &sd, &opts, None, Preprocess::ImageNet, gpu);
+        return Classifier::new(arch, sd, &opts, None, Preprocess::ImageNet, gpu);
     };
     let entries = read_manifest(manifest)?;
     let entry = find_model(&entries, args.model.as_deref(), manifest)?;
     let sd = args.key.load(&entry.weights_path(manifest))?;
     let merged = entry.options_with(opts);
     let labels = Some(entry.labels.clone());
-    Classifier::new(&entry.arch, &sd, &merged, labels, entry.preprocess()?, gpu)
+    Classifier::new(&entry.arch, sd, &merged, labels, entry.preprocess()?, gpu)
 }
 
 /// One line of `gaze classify --json`.

@@ -52,6 +52,8 @@ impl Gpu {
     pub(crate) fn create_buffer(&self, desc: &wgpu::BufferDescriptor) -> DeviceBuffer {
         self.count_object();
         LIVE_BYTES.fetch_add(desc.size, Ordering::Relaxed);
+        // Send and Sync natively; in the browser wgpu's handles are neither, on one thread.
+        #[allow(clippy::arc_with_non_send_sync)]
         DeviceBuffer(Arc::new(Owned(self.device.create_buffer(desc))))
     }
 }

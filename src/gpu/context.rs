@@ -300,6 +300,11 @@ impl Gpu {
     /// check that what follows fails with the lost-device error and that a new `Gpu` works.
     /// This `Gpu` is unusable afterwards.
     pub fn destroy_for_test(&self) {
+        self.destroy();
+    }
+
+    /// Destroys the device: its memory is given back and every later use fails as lost.
+    pub fn destroy(&self) {
         self.device.destroy();
     }
 

@@ -68,6 +68,14 @@ fn accepted_options(arch: &str) -> &'static [&'static str] {
     }
 }
 
+/// Whether `arch` is a single module rather than a network: it gives a tensor, not class scores.
+pub fn is_module(arch: &str) -> bool {
+    matches!(
+        arch,
+        "triplet_attention" | "coord_attention" | "ms_cam" | "aff" | "iaff" | "san_sam"
+    )
+}
+
 /// How many input tensors the architecture takes (AFF and iAFF: `x`, then `residual`).
 pub fn input_count(arch: &str) -> usize {
     if matches!(arch, "aff" | "iaff") {
