@@ -399,6 +399,71 @@ fn serve_refuses_an_unbuilt_page() {
     );
 }
 
+/// One HTTP/1.0 GET with extra header lines; the response's head and body.
+fn http_get(addr: &str, path: &str, extra: &str) -> (String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{extra}\r\n").unwrap();
+    let mut all = Vec::new();
+    stream.read_to_end(&mut all).unwrap();
+    let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    (
+        String::from_utf8_lossy(&all[..split]).into_owned(),
+        all[split + 4..].to_vec(),
+    )
+}
+
+/// A reload revalidates rather than downloads again: every file has an ETag, and a request
+/// naming it gets 304 without the body while the file is unchanged.
+#[test]
+fn serve_sends_etags_and_answers_revalidation_with_304() {
+    use std::io::{BufRead, BufReader};
+    let d = Dir::new("serve-etag");
+    std::fs::create_dir_all(d.path("pkg")).unwrap();
+    std::fs::write(d.path("pkg/gaze_bg.wasm"), b"\0asm").unwrap();
+    std::fs::write(d.path("weights.bin"), vec![7u8; 5000]).unwrap();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_gaze"))
+        .args(["serve", "--port", "0", "--dir", &d.path("")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap_or_else(|| panic!("no URL in {line}"))
+        .to_string();
+    let (head, body) = http_get(&addr, "/weights.bin", "");
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    assert_eq!(body.len(), 5000);
+    let tag = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("ETag: ")
+                .or_else(|| l.strip_prefix("etag: "))
+        })
+        .unwrap_or_else(|| panic!("no ETag in {head}"))
+        .to_string();
+    let (again, body) = http_get(&addr, "/weights.bin", &format!("If-None-Match: {tag}\r\n"));
+    assert!(again.contains(" 304"), "{again}");
+    assert!(body.is_empty());
+    std::fs::write(d.path("weights.bin"), vec![8u8; 5000]).unwrap();
+    let (changed, body) = http_get(&addr, "/weights.bin", &format!("If-None-Match: {tag}\r\n"));
+    assert!(
+        changed.contains(" 200"),
+        "a changed file is sent again: {changed}"
+    );
+    assert_eq!(body, vec![8u8; 5000]);
+    server.kill().unwrap();
+}
+
 #[test]
 fn bench_reports_json_and_pairs_against_a_baseline() {
     let args = [

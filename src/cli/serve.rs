@@ -61,6 +61,16 @@ fn header(name: &str, value: &str) -> Result<tiny_http::Header> {
         .map_err(|_| Error::Invalid(format!("bad HTTP header {name}: {value}")))
 }
 
+/// A strong validator of a file's bytes: a reload sends it back (`If-None-Match`) and gets a
+/// 304 without the body while the file is unchanged.
+fn etag(data: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    // Fixed keys: the same bytes give the same tag across restarts of the server.
+    let mut h = std::hash::DefaultHasher::new();
+    data.hash(&mut h);
+    format!("\"{:016x}-{:x}\"", h.finish(), data.len())
+}
+
 fn respond(root: &Path, request: tiny_http::Request) -> Result<()> {
     let found = match request.method() {
         tiny_http::Method::Get | tiny_http::Method::Head => {
@@ -69,9 +79,23 @@ fn respond(root: &Path, request: tiny_http::Request) -> Result<()> {
         _ => None,
     };
     let response = match found {
-        Some((file, data)) => tiny_http::Response::from_data(data)
-            .with_header(header("Content-Type", content_type(&file))?)
-            .with_header(header("Cache-Control", "no-cache")?),
+        Some((file, data)) => {
+            let tag = etag(&data);
+            let unchanged = request.headers().iter().any(|h| {
+                h.field.equiv("If-None-Match")
+                    && h.value.as_str().split(',').any(|t| t.trim() == tag)
+            });
+            let response = if unchanged {
+                tiny_http::Response::from_data(Vec::new()).with_status_code(304)
+            } else {
+                tiny_http::Response::from_data(data)
+                    .with_header(header("Content-Type", content_type(&file))?)
+            };
+            // no-cache: the browser keeps the file but asks each time whether it changed.
+            response
+                .with_header(header("Cache-Control", "no-cache")?)
+                .with_header(header("ETag", &tag)?)
+        }
         None => tiny_http::Response::from_data(b"not found".to_vec()).with_status_code(404),
     };
     // A browser that closes the connection early is not the server's failure.
