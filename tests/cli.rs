@@ -422,13 +422,23 @@ fn serve_sends_etags_and_answers_revalidation_with_304() {
     std::fs::create_dir_all(d.path("pkg")).unwrap();
     std::fs::write(d.path("pkg/gaze_bg.wasm"), b"\0asm").unwrap();
     std::fs::write(d.path("weights.bin"), vec![7u8; 5000]).unwrap();
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_gaze"))
-        .args(["serve", "--port", "0", "--dir", &d.path("")])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    /// Stops the server however the test ends.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Server(
+        std::process::Command::new(env!("CARGO_BIN_EXE_gaze"))
+            .args(["serve", "--port", "0", "--dir", &d.path("")])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
+    BufReader::new(server.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     let addr = line
@@ -461,7 +471,6 @@ fn serve_sends_etags_and_answers_revalidation_with_304() {
         "a changed file is sent again: {changed}"
     );
     assert_eq!(body, vec![8u8; 5000]);
-    server.kill().unwrap();
 }
 
 #[test]
