@@ -111,6 +111,8 @@ export declare class Session {
   run(input: Tensor | Tensor[]): Promise<Tensor>;
   classify(image: ImageInput, options?: ClassifyOptions): Promise<Classification>;
   /** Frees the GPU buffers and device now; later calls reject with code "disposed". */
+  /** Destroys the GPU device as a driver reset would: for testing an app's recovery. */
+  loseDeviceForTest(): void;
   dispose(): void;
 }
 

@@ -220,6 +220,11 @@ export class Session {
     return out;
   }
 
+  /** Destroys the GPU device as a driver reset would: for testing an app's recovery. */
+  loseDeviceForTest() {
+    this.#live().lose_device_for_test();
+  }
+
   /** Frees the GPU buffers and the device now; later calls reject with code "disposed". */
   dispose() {
     if (this.#disposed) return;

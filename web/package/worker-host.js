@@ -24,6 +24,10 @@ const ops = {
   classify(id, { image, options }) {
     return session.classify(image, options);
   },
+  loseDeviceForTest() {
+    session.loseDeviceForTest();
+    return null;
+  },
   dispose() {
     session?.dispose();
     return null;

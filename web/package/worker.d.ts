@@ -10,5 +10,7 @@ export declare class WorkerSession {
   run(input: Tensor | Tensor[]): Promise<Tensor>;
   /** Encoded images and bitmaps are transferred to the Worker. */
   classify(image: ImageInput, options?: ClassifyOptions): Promise<Classification>;
+  /** Destroys the GPU device as a driver reset would: for testing an app's recovery. */
+  loseDeviceForTest(): Promise<void>;
   dispose(): void;
 }

@@ -93,6 +93,11 @@ export class WorkerSession {
     return this.#call('classify', { image: sent, options }, transfer);
   }
 
+  /** Destroys the Worker's GPU device as a driver reset would: for testing recovery. */
+  loseDeviceForTest() {
+    return this.#call('loseDeviceForTest', null);
+  }
+
   /** Frees the GPU memory and the device, and ends the Worker. */
   dispose() {
     if (this.#disposed) return;

@@ -1,0 +1,351 @@
+// gaze-web as an app gets it: the tarball of `npm pack web/pkg`, installed into a fresh folder
+// with a minimal page that imports it through an import map (no bundler), driven in headless
+// Chromium on WebGPU (SwiftShader) and on the CPU fallback, directly and in a Worker.
+//
+// Run from the repository root after `bash web/build.sh` and `cargo build --release`:
+//   (cd tests/browser && npm ci) && node tests/browser/package.test.mjs
+import { execFileSync, execSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const GAZE = process.env.GAZE_BIN ?? join(ROOT, 'target', 'release', 'gaze');
+const MANIFEST = join(ROOT, 'web', 'models', 'models.json');
+const PARITY = join(ROOT, '..', 'shared', 'parity');
+// The same bound as the demo's test: browser and native run the same f32 kernels in other
+// orders, so probabilities differ by ~1e-6; a wrong weight or preprocessing step moves them more.
+const PROBABILITY_TOLERANCE = 1e-4;
+const EXECUTABLE = execSync('command -v chromium', { encoding: 'utf8' }).trim();
+const TIMEOUT_MS = 180_000;
+const CYCLES = 20;
+
+let failures = 0;
+function check(ok, what) {
+  console.log(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+  if (!ok) failures += 1;
+}
+
+// The app: the packed tarball installed with npm, the page, and the files it loads.
+function makeApp() {
+  const dir = mkdtempSync(join(tmpdir(), 'gaze-web-app-'));
+  const tarball = execFileSync('npm', ['pack', join(ROOT, 'web', 'pkg'), '--pack-destination', dir, '--silent'], { encoding: 'utf8' }).trim().split('\n').pop();
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ private: true, type: 'module' }));
+  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', join(dir, tarball)], { cwd: dir });
+  writeFileSync(join(dir, 'index.html'), `<!doctype html>
+<meta charset="utf-8"><title>an app using gaze-web</title><link rel="icon" href="data:,">
+<script type="importmap">{"imports": {"gaze-web": "./node_modules/gaze-web/index.js", "gaze-web/worker": "./node_modules/gaze-web/worker.js"}}</script>
+<script type="module">
+  import { Session, liveGpuBytes } from 'gaze-web';
+  import { WorkerSession } from 'gaze-web/worker';
+  window.gaze = { Session, WorkerSession, liveGpuBytes };
+  window.appReady = true;
+</script>`);
+  cpSync(join(ROOT, 'web', 'samples'), join(dir, 'samples'), { recursive: true });
+  cpSync(join(ROOT, 'web', 'models'), join(dir, 'models'), { recursive: true, filter: (f) => !f.endsWith('.py') });
+  cpSync(PARITY, join(dir, 'parity'), { recursive: true, filter: (f) => !f.endsWith('.py') });
+  return { dir, tarball };
+}
+
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.json': 'application/json', '.wasm': 'application/wasm', '.png': 'image/png' };
+
+// A static server that counts the requests per path, to tell a download from a cache hit.
+function serve(dir) {
+  const hits = new Map();
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    hits.set(path, (hits.get(path) ?? 0) + 1);
+    const file = path.endsWith('/') ? `${path}index.html` : path;
+    try {
+      const body = readFileSync(join(dir, file));
+      res.writeHead(200, { 'Content-Type': TYPES[extname(file)] ?? 'application/octet-stream', 'Content-Length': body.length });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, hits, url: `http://127.0.0.1:${server.address().port}/` })));
+}
+
+function native(entry, files) {
+  const out = execFileSync(GAZE, ['classify', '--manifest', MANIFEST, '--model', entry.id, '--json', ...files.map((f) => join(ROOT, 'web', 'samples', f))], { encoding: 'utf8' });
+  return out.trim().split('\n').map((l) => JSON.parse(l));
+}
+
+async function openApp(browser, url, errors) {
+  const page = await browser.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(url);
+  await page.waitForFunction(() => window.appReady === true, null, { timeout: TIMEOUT_MS });
+  return page;
+}
+
+// ---- in the page ------------------------------------------------------------------------------
+
+// Defined in the page by `install`: npy reading, session options, the image forms.
+function pageHelpers() {
+  window.npy = async (url) => {
+    const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+    const headerLength = bytes[8] | (bytes[9] << 8);
+    const header = new TextDecoder().decode(bytes.subarray(10, 10 + headerLength));
+    const dims = header.match(/'shape': \(([^)]*)\)/)[1].split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+    const start = 10 + headerLength;
+    // The expected outputs are float64, the inputs float32.
+    const Type = header.includes("'<f8'") ? Float64Array : Float32Array;
+    const data = new Type(bytes.slice(start).buffer);
+    return { data: Type === Float32Array ? data : Float32Array.from(data), dims };
+  };
+  window.relL2 = (a, b) => {
+    let num = 0; let den = 0;
+    for (let i = 0; i < b.length; i++) { num += (a[i] - b[i]) ** 2; den += b[i] ** 2; }
+    return Math.sqrt(num / den);
+  };
+  window.codeOf = (promise) => promise.then(() => 'resolved', (e) => `${e instanceof Error ? 'Error' : typeof e}:${e.code}`);
+  window.imageForms = async (file) => {
+    const bytes = new Uint8Array(await (await fetch(`samples/${file}`)).arrayBuffer());
+    const img = new Image();
+    img.src = `samples/${file}`;
+    await img.decode();
+    const bitmap = await createImageBitmap(new Blob([bytes]));
+    const canvas = document.createElement('canvas');
+    canvas.width = img.naturalWidth;
+    canvas.height = img.naturalHeight;
+    canvas.getContext('2d').drawImage(img, 0, 0);
+    const imageData = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height);
+    return { bytes, img, bitmap, imageData, canvas };
+  };
+}
+
+async function runParity(page, make, options) {
+  return page.evaluate(async ({ make, options, cases }) => {
+    const results = [];
+    for (const name of cases) {
+      const c = await (await fetch(`parity/${name}/case.json`)).json();
+      const opts = Object.fromEntries(c.opts.map((o) => o.split('=')));
+      const s = await gaze[make].create({ ...options, weights: `parity/${name}/${c.weights}`, arch: c.arch, options: opts });
+      const inputs = await Promise.all(c.inputs.map((f) => npy(`parity/${name}/${f}`)));
+      const expected = await npy(`parity/${name}/expected.npy`);
+      const y = await s.run(inputs.length === 1 ? inputs[0] : inputs);
+      const tolerance = Math.max(1e-4, 20 * c.torch_fp32_rel_l2);
+      results.push({ name, err: relL2(y.data, expected.data), tolerance, dims: y.dims, want: c.output_shape });
+      s.dispose();
+    }
+    return results;
+  }, { make, options, cases: readdirSync(PARITY).filter((d) => !d.includes('.')) });
+}
+
+async function classifyForms(page, make, options, files) {
+  return page.evaluate(async ({ make, options, files }) => {
+    const s = await gaze[make].create(options);
+    const out = {};
+    for (const file of files) {
+      const forms = await imageForms(file);
+      out[file] = {};
+      for (const [form, image] of Object.entries(forms)) {
+        out[file][form] = Array.from((await s.classify(image, { topK: 3 })).probabilities);
+      }
+    }
+    s.dispose();
+    return out;
+  }, { make, options, files });
+}
+
+// A JPEG, and the same bytes with an EXIF APP1 segment saying "rotate 90° clockwise to show"
+// (orientation 6); the tagged one must classify as the untagged one rotated in pixels.
+async function exifRotation(page, make, options) {
+  return page.evaluate(async ({ make, options }) => {
+    const img = new Image();
+    img.src = 'samples/ankle_boot.png';
+    await img.decode();
+    const src = new OffscreenCanvas(40, 28);
+    const ctx = src.getContext('2d');
+    ctx.fillStyle = '#000';
+    ctx.fillRect(0, 0, 40, 28);
+    ctx.drawImage(img, 12, 0);
+    const jpeg = new Uint8Array(await (await src.convertToBlob({ type: 'image/jpeg', quality: 0.95 })).arrayBuffer());
+    const exif = [0xff, 0xe1, 0x00, 0x22, 0x45, 0x78, 0x69, 0x66, 0x00, 0x00, 0x4d, 0x4d, 0x00, 0x2a, 0x00, 0x00, 0x00, 0x08,
+      0x00, 0x01, 0x01, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00];
+    const tagged = new Uint8Array(jpeg.length + exif.length);
+    tagged.set(jpeg.subarray(0, 2));
+    tagged.set(exif, 2);
+    tagged.set(jpeg.subarray(2), 2 + exif.length);
+    const plain = await createImageBitmap(new Blob([jpeg]), { imageOrientation: 'none', colorSpaceConversion: 'none' });
+    const rotated = new OffscreenCanvas(plain.height, plain.width);
+    const r = rotated.getContext('2d');
+    r.translate(plain.height, 0);
+    r.rotate(Math.PI / 2);
+    r.drawImage(plain, 0, 0);
+    const s = await gaze[make].create(options);
+    const a = Array.from((await s.classify(new Blob([tagged]))).probabilities);
+    const b = Array.from((await s.classify(r.getImageData(0, 0, rotated.width, rotated.height))).probabilities);
+    const c = Array.from((await s.classify(plain)).probabilities);
+    s.dispose();
+    const diff = (x, y) => Math.max(...x.map((v, i) => Math.abs(v - y[i])));
+    return { rotatedDiff: diff(a, b), unrotatedDiff: diff(a, c) };
+  }, { make, options });
+}
+
+async function errorCodes(page, make, options, onGpu) {
+  return page.evaluate(async ({ make, options, onGpu }) => {
+    const codes = {};
+    codes.broken = await codeOf(gaze[make].create({ ...options, weights: new TextEncoder().encode('not a checkpoint') }));
+    codes.badInput = await codeOf(gaze[make].create(options).then(async (s) => {
+      try { return await s.run({ data: new Float32Array(5), dims: [1, 3, 28, 28] }); } finally { s.dispose(); }
+    }));
+    const s = await gaze[make].create(options);
+    s.dispose();
+    codes.disposed = await codeOf(s.classify(new ImageData(28, 28)));
+    if (onGpu) {
+      codes.f16 = await codeOf(gaze[make].create({ ...options, device: 'gpu', precision: 'f16' }));
+      const lost = await gaze[make].create({ ...options, device: 'gpu' });
+      await lost.loseDeviceForTest();
+      codes.lost = await codeOf(lost.run({ data: new Float32Array(3 * 28 * 28), dims: [1, 3, 28, 28] }));
+      lost.dispose();
+    } else {
+      codes.noAdapter = await codeOf(gaze[make].create({ ...options, device: 'gpu' }));
+    }
+    return codes;
+  }, { make, options, onGpu });
+}
+
+async function memoryCycles(page, options) {
+  return page.evaluate(async ({ options, cycles }) => {
+    const before = await gaze.liveGpuBytes();
+    let peak = 0;
+    for (let i = 0; i < cycles; i++) {
+      const s = await gaze.Session.create({ ...options, device: 'gpu' });
+      await s.run({ data: new Float32Array(2 * 3 * 28 * 28), dims: [2, 3, 28, 28] });
+      peak = Math.max(peak, await gaze.liveGpuBytes());
+      s.dispose();
+    }
+    return { before, peak, after: await gaze.liveGpuBytes() };
+  }, { options, cycles: CYCLES });
+}
+
+async function downloads(page, url, hits, options) {
+  const weights = `models/${options.weightsFile}`;
+  const path = `/${weights}`;
+  const create = () => page.evaluate(async ({ options, weights }) => {
+    const seen = [];
+    const s = await gaze.Session.create({ ...options, weights, cache: 'gaze-test', onProgress: (p) => seen.push(p) });
+    s.dispose();
+    return seen;
+  }, { options, weights });
+  await page.evaluate(() => caches.delete('gaze-test'));
+  const before = hits.get(path) ?? 0;
+  const first = await create();
+  const fetched = (hits.get(path) ?? 0) - before;
+  await page.reload();
+  await page.waitForFunction(() => window.appReady === true);
+  await page.evaluate(pageHelpers);
+  const second = await create();
+  return { first, second, fetched, after: (hits.get(path) ?? 0) - before };
+}
+
+// A 12-megapixel JPEG classified in the Worker: the page's thread must stay free.
+async function longTasks(page, options) {
+  return page.evaluate(async ({ options }) => {
+    const big = new OffscreenCanvas(4000, 3000);
+    const ctx = big.getContext('2d');
+    const gradient = ctx.createLinearGradient(0, 0, 4000, 3000);
+    gradient.addColorStop(0, '#000');
+    gradient.addColorStop(1, '#ddd');
+    ctx.fillStyle = gradient;
+    ctx.fillRect(0, 0, 4000, 3000);
+    const jpeg = await big.convertToBlob({ type: 'image/jpeg', quality: 0.9 });
+    const s = await gaze.WorkerSession.create(options);
+    await new Promise((r) => setTimeout(r, 200));
+    const tasks = [];
+    const observer = new PerformanceObserver((list) => tasks.push(...list.getEntries().map((e) => e.duration)));
+    observer.observe({ type: 'longtask' });
+    const start = performance.now();
+    const r = await s.classify(jpeg);
+    const ms = performance.now() - start;
+    await new Promise((r2) => setTimeout(r2, 100));
+    observer.disconnect();
+    s.dispose();
+    return { tasks, ms, top: r.top[0].label, bytes: jpeg.size };
+  }, { options });
+}
+
+// ---- the run --------------------------------------------------------------------------------
+
+async function pass(browser, url, hits, label, onGpu, expected, files, entry) {
+  const errors = [];
+  const page = await openApp(browser, url, errors);
+  await page.evaluate(pageHelpers);
+  const options = { weights: `models/${entry.weights}`, arch: entry.arch, labels: entry.labels, input: entry.input, mean: entry.mean, std: entry.std, grayscale: entry.grayscale };
+  const device = await page.evaluate(async (o) => {
+    const s = await gaze.Session.create(o);
+    const d = [s.device, s.adapter];
+    s.dispose();
+    return d;
+  }, options);
+  check(device[0] === (onGpu ? 'gpu' : 'cpu'), `${label}: device "${device[0]}"${device[1] ? ` on "${device[1]}"` : ''}`);
+  for (const make of ['Session', 'WorkerSession']) {
+    const tag = `${label} ${make}`;
+    for (const r of await runParity(page, make, { device: 'auto' })) {
+      check(r.err <= r.tolerance && JSON.stringify(r.dims) === JSON.stringify(r.want), `${tag} run ${r.name}: rel L2 ${r.err.toExponential(2)} ≤ ${r.tolerance.toExponential(2)}, dims ${JSON.stringify(r.dims)}`);
+    }
+    const got = await classifyForms(page, make, options, files);
+    for (const [i, file] of files.entries()) {
+      const want = expected[i].probabilities;
+      const diffs = Object.entries(got[file]).map(([form, p]) => [form, Math.max(...p.map((v, j) => Math.abs(v - want[j])))]);
+      const worst = Math.max(...diffs.map((d) => d[1]));
+      check(worst <= PROBABILITY_TOLERANCE, `${tag} classify ${file} as ${diffs.map((d) => d[0]).join(', ')}: max |Δp| from native ${worst.toExponential(2)}`);
+    }
+    const exif = await exifRotation(page, make, options);
+    check(exif.rotatedDiff <= PROBABILITY_TOLERANCE && exif.unrotatedDiff > exif.rotatedDiff, `${tag} an EXIF-rotated JPEG classifies as the photo rotated in pixels (|Δp| ${exif.rotatedDiff.toExponential(2)}; unrotated ${exif.unrotatedDiff.toExponential(2)})`);
+    const codes = await errorCodes(page, make, options, onGpu);
+    const want = onGpu
+      ? { broken: 'Error:bad-checkpoint', badInput: 'Error:bad-input', disposed: 'Error:disposed', f16: 'Error:f16-unsupported', lost: 'Error:device-lost' }
+      : { broken: 'Error:bad-checkpoint', badInput: 'Error:bad-input', disposed: 'Error:disposed', noAdapter: 'Error:no-adapter' };
+    check(JSON.stringify(codes) === JSON.stringify(want), `${tag} error codes ${JSON.stringify(codes)}`);
+  }
+  if (onGpu) {
+    const m = await memoryCycles(page, options);
+    check(m.after === m.before && m.peak > m.before, `${CYCLES} create/run/dispose cycles: live GPU bytes ${m.before} → peak ${m.peak} → ${m.after}`);
+    const d = await downloads(page, url, hits, { ...options, weightsFile: entry.weights });
+    const last = d.first.at(-1);
+    check(d.first.length > 0 && last.loaded === last.total && last.total > 0, `${label} progress: ${d.first.length} events, the last ${last?.loaded}/${last?.total}`);
+    check(d.fetched === 1 && d.after === 1 && d.second.at(-1)?.loaded === last.total, `${label} with cache: downloaded ${d.fetched}×, none after a reload (requests: ${d.after})`);
+    const lt = await longTasks(page, options);
+    check(lt.tasks.every((t) => t <= 50), `${label} a ${(lt.bytes / 1e6).toFixed(1)} MB 12-megapixel JPEG classified in the Worker in ${lt.ms.toFixed(0)} ms with no long task on the page (${lt.tasks.length ? lt.tasks.map((t) => t.toFixed(0)).join(', ') : 'none'})`);
+  }
+  check(errors.length === 0, `${label}: no console errors${errors.length ? `: ${errors.join(' | ')}` : ''}`);
+  await page.close();
+}
+
+async function main() {
+  const entry = JSON.parse(readFileSync(MANIFEST, 'utf8'))[0];
+  const files = JSON.parse(readFileSync(join(ROOT, 'web', 'samples', 'samples.json'), 'utf8')).map((s) => s.file);
+  const expected = native(entry, files);
+  const { dir, tarball } = makeApp();
+  check(tarball.startsWith('gaze-web-'), `npm pack made ${tarball}, installed into a fresh folder`);
+  const { server, hits, url } = await serve(dir);
+  try {
+    for (const [label, args, onGpu] of [['webgpu', ['--enable-unsafe-webgpu'], true], ['cpu-wasm', [], false]]) {
+      const browser = await chromium.launch({ executablePath: EXECUTABLE, args });
+      try {
+        await pass(browser, url, hits, label, onGpu, expected, files, entry);
+      } finally {
+        await browser.close();
+      }
+    }
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  console.log(failures ? `${failures} check(s) failed` : 'all package checks passed');
+  process.exit(failures ? 1 : 0);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
