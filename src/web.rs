@@ -299,15 +299,9 @@ impl Session {
         let live = self.live();
         wasm_bindgen_futures::future_to_promise(async move {
             let classifier = live?.classifier()?;
-            let image = image::RgbaImage::from_raw(width, height, rgba).ok_or_else(|| {
-                bad_input(format!(
-                    "RGBA data of {width}×{height} needs {} bytes",
-                    width as u64 * height as u64 * 4
-                ))
-            })?;
             let x = classifier
                 .preprocess()
-                .apply(&image::DynamicImage::ImageRgba8(image))
+                .apply(&rgba_image(rgba, width, height)?)
                 .map_err(js)?;
             let now = clock()?;
             let start = now();
@@ -419,6 +413,19 @@ impl Session {
         p.to_rgba(&x).map_err(js)
     }
 
+    /// `input_view` of an RGBA image of `width × height`, as the browser decoded it.
+    pub fn input_view_rgba(
+        &self,
+        rgba: Vec<u8>,
+        width: u32,
+        height: u32,
+    ) -> std::result::Result<Vec<u8>, JsValue> {
+        let classifier = self.live()?.classifier()?;
+        let p = classifier.preprocess();
+        let x = p.apply(&rgba_image(rgba, width, height)?).map_err(js)?;
+        p.to_rgba(&x).map_err(js)
+    }
+
     /// Times `iters` inferences of a fixed pseudo-random input (after one untimed run) and
     /// resolves to JSON `{"times_ms": [...]}`, for side-by-side benchmarks in the browser.
     pub fn benchmark(&self, iters: u32) -> js_sys::Promise {
@@ -449,6 +456,24 @@ impl Session {
             }
         }
     }
+}
+
+/// RGBA bytes of `width × height` as an image, checked.
+fn rgba_image(
+    rgba: Vec<u8>,
+    width: u32,
+    height: u32,
+) -> std::result::Result<image::DynamicImage, JsValue> {
+    let needed = width as u64 * height as u64 * 4;
+    if width == 0 || height == 0 || rgba.len() as u64 != needed {
+        return Err(bad_input(format!(
+            "RGBA data of {width}×{height} needs {needed} bytes, got {}",
+            rgba.len()
+        )));
+    }
+    image::RgbaImage::from_raw(width, height, rgba)
+        .map(image::DynamicImage::ImageRgba8)
+        .ok_or_else(|| bad_input(format!("RGBA data of {width}×{height}")))
 }
 
 /// The shape a new session is first built for, so that the weights are checked at once:

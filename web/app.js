@@ -1,6 +1,7 @@
-// The demo page: loads a model into a gaze Session (WebGPU, or the CPU reference compiled to
-// wasm when the browser has no WebGPU), classifies photos and samples, and draws the attention.
-import init, { Session, architectures, browserKernels } from './pkg/gaze.js';
+// The demo page: loads a model into a gaze-web Session (WebGPU, or the CPU reference compiled
+// to wasm when the browser has no WebGPU), classifies photos and samples, and draws the
+// attention. It uses the npm package web/pkg as any app would, through its index.js.
+import { Session, architectures, imageToRgba, initialize } from './pkg/index.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -26,17 +27,22 @@ function showError(message) {
   box.hidden = !message;
 }
 
+function onGpu() {
+  return state.session?.device === 'gpu';
+}
+
+// The adapter behind gaze's own device, as the browser names it, not one the page would
+// request on its own.
 function deviceLabel() {
   const s = state.session;
   if (!s) return 'no model';
-  const f16 = state.sessionArgs?.[0].precision === 'f16' ? ' · f16' : '';
-  return s.on_gpu() ? `WebGPU · ${state.adapter || s.device()}${f16}` : s.device();
+  const f16 = state.sessionArgs?.precision === 'f16' ? ' · f16' : '';
+  return onGpu() ? `WebGPU · ${s.adapter}${f16}` : 'CPU reference (no GPU)';
 }
 
 function showDevice() {
-  const s = state.session;
   $('device').textContent = deviceLabel();
-  $('time-device').textContent = s ? (s.on_gpu() ? 'WebGPU' : 'CPU (wasm)') : '–';
+  $('time-device').textContent = state.session ? (onGpu() ? 'WebGPU' : 'CPU (wasm)') : '–';
 }
 
 function message(err) {
@@ -69,13 +75,11 @@ function precision() {
   return new URLSearchParams(location.search).get('precision') ?? 'f32';
 }
 
-async function openSession(config, bytes, name) {
-  const session = await Session.create(JSON.stringify(config), bytes, name);
-  state.session?.free();
+async function openSession(config) {
+  const session = await Session.create(config);
+  state.session?.dispose();
   state.session = session;
-  state.sessionArgs = [config, bytes, name];
-  // The adapter behind gaze's own device, not one the page would request on its own.
-  state.adapter = session.adapter();
+  state.sessionArgs = config;
   state.coldMs = null;
   clearResult();
   showDevice();
@@ -85,27 +89,27 @@ async function openSession(config, bytes, name) {
 
 async function loadBundled(entry) {
   $('model-info').textContent = `Loading ${entry.weights}…`;
-  const bytes = await fetchBytes(`models/${entry.weights}`);
+  let size = 0;
   const config = {
+    weights: `models/${entry.weights}`, onProgress: ({ total }) => { size = total; },
     arch: entry.arch, labels: entry.labels, input: entry.input, mean: entry.mean,
     std: entry.std, grayscale: entry.grayscale ?? false, replicate: entry.replicate ?? 1,
     options: entry.options ?? {}, device: device(), precision: precision(),
   };
-  await openSession(config, bytes, entry.weights);
+  await openSession(config);
   state.entry = entry;
   const accuracy = entry.pytorch_test_accuracy;
-  $('model-info').textContent = `${entry.arch}, ${(bytes.length / 1e6).toFixed(1)} MB` +
+  $('model-info').textContent = `${entry.arch}, ${(size / 1e6).toFixed(1)} MB` +
     (accuracy ? `, ${(accuracy * 100).toFixed(2)}% test accuracy in PyTorch` : '');
   describeModel();
 }
 
 async function loadOwn(file) {
   $('model-info').textContent = `Loading ${file.name}…`;
-  const bytes = new Uint8Array(await file.arrayBuffer());
-  const config = { arch: $('arch-select').value, device: device(), precision: precision() };
-  const session = await openSession(config, bytes, file.name);
+  const config = { weights: file, arch: $('arch-select').value, device: device(), precision: precision() };
+  const session = await openSession(config);
   state.entry = null;
-  $('model-info').textContent = `${session.arch()} from ${file.name}`;
+  $('model-info').textContent = `${session.arch} from ${file.name}`;
   describeModel();
 }
 
@@ -167,24 +171,37 @@ function clearResult() {
 
 // ---- classification ----------------------------------------------------------------------
 
-// Classifies an image: decode, preprocessing, the inference alone and a run that reads the maps
-// back are timed apart (the session's first inference is its cold run).
+// Classifies an image: the browser's decode, preprocessing, the inference alone and a run that
+// reads the maps back are timed apart (the session's first inference is its cold run).
 async function classify(bytes, name, fromSample) {
-  if (!state.session) throw new Error('Load a model first.');
+  const s = state.session;
+  if (!s) throw new Error('Load a model first.');
   $('busy').hidden = false;
   try {
-    const size = state.session.input_size();
+    const start = performance.now();
+    const { rgba, width, height } = await imageToRgba(new Blob([bytes]));
+    const pixels = new ImageData(rgba, width, height);
+    const t = { decode_ms: performance.now() - start, inference_ms: [] };
     const cold = state.coldMs === null;
-    const result = JSON.parse(await state.session.classify_timed(bytes, name, cold ? 2 : 1));
-    state.view = { height: size[0], width: size[1], rgba: state.session.input_view(bytes, name) };
-    const t = result.timings;
+    for (let i = 0; i < (cold ? 2 : 1); i++) {
+      const begin = performance.now();
+      const run = await s.classify(pixels);
+      t.inference_ms.push(run.ms);
+      // What classify spent besides the inference: the pixels into wasm, and the preprocessing.
+      t.preprocess_ms = performance.now() - begin - run.ms;
+    }
+    const begin = performance.now();
+    const result = await s.classify(pixels, { topK: 5, attention: true });
+    t.with_maps_ms = performance.now() - begin;
+    const view = await s.inputView(pixels);
+    state.view = { height: view.height, width: view.width, rgba: view.data };
     if (cold) state.coldMs = t.inference_ms[0];
     const warmMs = t.inference_ms[t.inference_ms.length - 1];
     state.result = result;
     state.pixel = null;
     showResult(result, t, warmMs);
     showOodNote(fromSample);
-    return { ...result, device: deviceLabel(), on_gpu: state.session.on_gpu(), warm_ms: warmMs, cold_ms: state.coldMs };
+    return { ...result, probabilities: Array.from(result.probabilities), device: deviceLabel(), on_gpu: onGpu(), warm_ms: warmMs, cold_ms: state.coldMs, name };
   } finally {
     $('busy').hidden = true;
   }
@@ -196,9 +213,9 @@ async function classifyRecovering(bytes, name, fromSample) {
   try {
     return await classify(bytes, name, fromSample);
   } catch (err) {
-    if (!/lost/i.test(message(err)) || !state.sessionArgs) throw err;
+    if (err?.code !== 'device-lost' || !state.sessionArgs) throw err;
     showError(`${message(err)} — a new session was created and the image classified again.`);
-    await openSession(...state.sessionArgs);
+    await openSession(state.sessionArgs);
     describeModel();
     const result = await classify(bytes, name, fromSample);
     return { ...result, recovered: message(err) };
@@ -269,7 +286,7 @@ function blockSize(b) {
 
 function fillBlocks() {
   const select = $('block-select');
-  const blocks = JSON.parse(state.session.attention_blocks());
+  const blocks = state.session.attentionBlocks();
   select.replaceChildren(...blocks.map((b, i) => {
     const [rows, cols] = blockSize(b);
     const window = b.kind === 'san' ? ` · ${Math.sqrt(b.maps[0].rows)}×${Math.sqrt(b.maps[0].rows)} window` : '';
@@ -577,7 +594,7 @@ async function chooseModel() {
       $('model-select').value = still;
       $('own-model').hidden = true;
     }
-    $('model-info').textContent = state.session ? `Still running ${state.session.arch()}.` : '';
+    $('model-info').textContent = state.session ? `Still running ${state.session.arch}.` : '';
     throw new Error(`Your weights could not be loaded: ${message(err)}`);
   }
   return null;
@@ -586,13 +603,14 @@ async function chooseModel() {
 function fillModels() {
   const select = $('model-select');
   select.replaceChildren(...state.manifest.map((m, i) => new Option(m.name, String(i))), new Option('Your own weights…', 'own'));
-  $('arch-select').append(...JSON.parse(architectures()).map((a) => new Option(a, a)));
+  $('arch-select').append(...state.architectures.map((a) => new Option(a, a)));
 }
 
 // ---- start -------------------------------------------------------------------------------
 
 async function start() {
-  await init();
+  await initialize();
+  state.architectures = await architectures();
   if (!navigator.gpu || device() === 'cpu') {
     const box = $('fallback');
     box.textContent = navigator.gpu
@@ -608,7 +626,7 @@ async function start() {
   fillModels();
   wireInputs(samples);
   await serialized(chooseModel);
-  if (state.session && !state.session.on_gpu() && navigator.gpu && device() !== 'cpu') {
+  if (state.session && !onGpu() && navigator.gpu && device() !== 'cpu') {
     const box = $('fallback');
     box.textContent = 'WebGPU is present but no adapter could be opened: running the CPU reference compiled to WebAssembly.';
     box.hidden = false;
@@ -639,27 +657,11 @@ window.gazeDemo = {
     if (i < 0) throw new Error(`no model ${id}`);
     $('model-select').value = String(i);
     await serialized(chooseModel);
-    return { arch: state.session.arch(), blocks: JSON.parse(state.session.attention_blocks()).length };
+    return { arch: state.session.arch, blocks: state.session.attentionBlocks().length };
   },
   // The SAN neighbourhood drawn after the last click on the overlay.
   neighbourhood: () => state.neighbourhood ?? null,
-  loseDevice: () => state.session?.lose_device_for_test(),
+  loseDevice: () => state.session?.loseDeviceForTest(),
   device: () => deviceLabel(),
-  onGpu: () => state.session?.on_gpu(),
-  // Compiles every browser kernel on a device of its own; one line per kernel that fails.
-  compileKernels: async () => {
-    const device = await (await navigator.gpu.requestAdapter()).requestDevice();
-    const kernels = JSON.parse(browserKernels());
-    const failures = [];
-    for (const { name, wgsl } of kernels) {
-      try {
-        const module = device.createShaderModule({ label: name, code: wgsl });
-        await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-      } catch (err) {
-        failures.push(`${name}: ${message(err)}`);
-      }
-    }
-    device.destroy();
-    return { count: kernels.length, failures };
-  },
+  onGpu: () => onGpu(),
 };

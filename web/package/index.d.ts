@@ -111,6 +111,10 @@ export declare class Session {
   run(input: Tensor | Tensor[]): Promise<Tensor>;
   classify(image: ImageInput, options?: ClassifyOptions): Promise<Classification>;
   /** Frees the GPU buffers and device now; later calls reject with code "disposed". */
+  /** The image as the model sees it (resized, padded or cropped, gray or colour). */
+  inputView(image: ImageInput): Promise<ImageData>;
+  /** The attention modules whose maps `classify(…, { attention: true })` returns, without data. */
+  attentionBlocks(): Array<Omit<AttentionBlock, 'maps'> & { maps: Array<Omit<AttentionMap, 'data'>> }>;
   /** Destroys the GPU device as a driver reset would: for testing an app's recovery. */
   loseDeviceForTest(): void;
   dispose(): void;

@@ -220,6 +220,29 @@ export class Session {
     return out;
   }
 
+  /** The image as the model sees it (resized, padded or cropped, gray or colour), as ImageData. */
+  async inputView(image) {
+    const wasm = this.#live();
+    const { rgba, width, height } = await imageToRgba(image);
+    let view;
+    try {
+      view = wasm.input_view_rgba(new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength), width, height);
+    } catch (err) {
+      throw coded(err);
+    }
+    const [h, w] = wasm.input_size();
+    return new ImageData(new Uint8ClampedArray(view.buffer, view.byteOffset, view.byteLength), w, h);
+  }
+
+  /** The attention modules whose maps `classify(…, { attention: true })` returns, without data. */
+  attentionBlocks() {
+    try {
+      return JSON.parse(this.#live().attention_blocks());
+    } catch (err) {
+      throw coded(err);
+    }
+  }
+
   /** Destroys the GPU device as a driver reset would: for testing an app's recovery. */
   loseDeviceForTest() {
     this.#live().lose_device_for_test();
