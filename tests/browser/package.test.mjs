@@ -149,6 +149,16 @@ async function classifyForms(page, make, options, files) {
       for (const [form, image] of Object.entries(forms)) {
         out[file][form] = Array.from((await s.classify(image, { topK: 3 })).probabilities);
       }
+      if (make === 'Session') {
+        // Where the browser has no decoder, gaze's own decodes the bytes.
+        const saved = window.createImageBitmap;
+        window.createImageBitmap = undefined;
+        try {
+          out[file]['bytes without a browser decoder'] = Array.from((await s.classify(forms.bytes.slice())).probabilities);
+        } finally {
+          window.createImageBitmap = saved;
+        }
+      }
     }
     s.dispose();
     return out;

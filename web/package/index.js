@@ -111,6 +111,10 @@ async function weightBytes(weights, options) {
 
 // ---- images ---------------------------------------------------------------------------------
 
+function browserDecodes() {
+  return typeof createImageBitmap === 'function' && typeof OffscreenCanvas === 'function';
+}
+
 function isEncoded(image) {
   return image instanceof ArrayBuffer || ArrayBuffer.isView(image)
     || (typeof Blob !== 'undefined' && image instanceof Blob);
@@ -207,10 +211,18 @@ export class Session {
   /** Classifies an image with the model's own preprocessing. */
   async classify(image, { topK: k = 5, attention = false } = {}) {
     const wasm = this.#live();
-    const { rgba, width, height } = await imageToRgba(image);
     let result;
     try {
-      result = JSON.parse(await wasm.classify_rgba(new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength), width, height, attention));
+      if (isEncoded(image) && !browserDecodes()) {
+        // No decoder in this context: gaze's own (JPEG and PNG), timed here.
+        const bytes = image instanceof Blob ? new Uint8Array(await image.arrayBuffer()) : new Uint8Array(image.buffer ?? image, image.byteOffset ?? 0, image.byteLength);
+        const start = performance.now();
+        result = JSON.parse(await wasm.classify(bytes, 'image'));
+        result.ms = performance.now() - start;
+      } else {
+        const { rgba, width, height } = await imageToRgba(image);
+        result = JSON.parse(await wasm.classify_rgba(new Uint8Array(rgba.buffer, rgba.byteOffset, rgba.byteLength), width, height, attention));
+      }
     } catch (err) {
       throw coded(err);
     }
