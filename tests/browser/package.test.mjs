@@ -72,7 +72,7 @@ function serve(dir) {
 }
 
 function native(entry, files) {
-  const out = execFileSync(GAZE, ['classify', '--manifest', MANIFEST, '--model', entry.id, '--json', ...files.map((f) => join(ROOT, 'web', 'samples', f))], { encoding: 'utf8' });
+  const out = execFileSync(GAZE, ['classify', '--manifest', MANIFEST, '--model', entry.id, '--json', ...files.map((f) => join(ROOT, 'web', 'samples', f))], { encoding: 'utf8', maxBuffer: 256 << 20 });
   return out.trim().split('\n').map((l) => JSON.parse(l));
 }
 
