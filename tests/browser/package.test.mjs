@@ -237,15 +237,15 @@ async function memoryCycles(page, options) {
   }, { options, cycles: CYCLES });
 }
 
-async function downloads(page, url, hits, options) {
+async function downloads(page, url, hits, options, make) {
   const weights = `models/${options.weightsFile}`;
   const path = `/${weights}`;
-  const create = () => page.evaluate(async ({ options, weights }) => {
+  const create = () => page.evaluate(async ({ options, weights, make }) => {
     const seen = [];
-    const s = await gaze.Session.create({ ...options, weights, cache: 'gaze-test', onProgress: (p) => seen.push(p) });
+    const s = await gaze[make].create({ ...options, weights, cache: 'gaze-test', onProgress: (p) => seen.push(p) });
     s.dispose();
     return seen;
-  }, { options, weights });
+  }, { options, weights, make });
   await page.evaluate(() => caches.delete('gaze-test'));
   const before = hits.get(path) ?? 0;
   const first = await create();
@@ -320,13 +320,15 @@ async function pass(browser, url, hits, label, onGpu, expected, files, entry) {
   if (onGpu) {
     const m = await memoryCycles(page, options);
     check(m.after === m.before && m.peak > m.before, `${CYCLES} create/run/dispose cycles: live GPU bytes ${m.before} → peak ${m.peak} → ${m.after}`);
-    const d = await downloads(page, url, hits, { ...options, weightsFile: entry.weights });
-    const last = d.first.at(-1);
-    check(d.first.length > 0 && last.loaded === last.total && last.total > 0, `${label} progress: ${d.first.length} events, the last ${last?.loaded}/${last?.total}`);
-    check(d.fetched === 1 && d.after === 1 && d.second.at(-1)?.loaded === last.total, `${label} with cache: downloaded ${d.fetched}×, none after a reload (requests: ${d.after})`);
-    const lt = await longTasks(page, options);
-    check(lt.tasks.every((t) => t <= 50), `${label} a ${(lt.bytes / 1e6).toFixed(1)} MB 12-megapixel JPEG classified in the Worker in ${lt.ms.toFixed(0)} ms with no long task on the page (${lt.tasks.length ? lt.tasks.map((t) => t.toFixed(0)).join(', ') : 'none'})`);
   }
+  for (const make of ['Session', 'WorkerSession']) {
+    const d = await downloads(page, url, hits, { ...options, weightsFile: entry.weights }, make);
+    const last = d.first.at(-1);
+    check(d.first.length > 0 && last.loaded === last.total && last.total > 0, `${label} ${make} progress: ${d.first.length} events, the last ${last?.loaded}/${last?.total}`);
+    check(d.fetched === 1 && d.after === 1 && d.second.at(-1)?.loaded === last.total, `${label} ${make} with cache: downloaded ${d.fetched}×, none after a reload (requests: ${d.after})`);
+  }
+  const lt = await longTasks(page, options);
+  check(lt.tasks.every((t) => t <= 50), `${label} a ${(lt.bytes / 1e6).toFixed(1)} MB 12-megapixel JPEG classified in the Worker in ${lt.ms.toFixed(0)} ms with no long task on the page (${lt.tasks.length ? lt.tasks.map((t) => t.toFixed(0)).join(', ') : 'none'})`);
   check(errors.length === 0, `${label}: no console errors${errors.length ? `: ${errors.join(' | ')}` : ''}`);
   await page.close();
 }
