@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-use crate::classify::{decode, Classifier, Model, Preprocess, Source};
+use crate::classify::{Classifier, Model, Preprocess, Source};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuOptions, Precision};
 use crate::models::{self, Options};
@@ -155,15 +155,7 @@ impl Session {
             let c = Classifier::from_model(model.clone(), labels, preprocess).map_err(js)?;
             Some(Rc::new(c))
         };
-        let device = match model.gpu() {
-            Some(gpu) => format!(
-                "{} ({}), tensors stored as {}",
-                gpu.adapter_name(),
-                gpu.backend(),
-                gpu.precision()
-            ),
-            None => "CPU reference (no GPU)".into(),
-        };
+        let device = model.device();
         let adapter = model.gpu().map_or(String::new(), |gpu| {
             gpu.browser_adapter_info()
                 .unwrap_or_else(|| match gpu.adapter_name() {
@@ -359,61 +351,14 @@ impl Session {
         })
     }
 
-    /// Classifies a JPEG or PNG with each step timed apart, for the page: decode, preprocess,
-    /// `warm_runs` inferences alone (logits only), then one more that also reads the attention
-    /// maps back. Resolves to JSON `{top, probabilities, attention, timings}`.
-    pub fn classify_timed(&self, image: Vec<u8>, name: String, warm_runs: u32) -> js_sys::Promise {
-        let live = self.live();
-        wasm_bindgen_futures::future_to_promise(async move {
-            let model = live?.classifier()?;
-            let now = clock()?;
-            let start = now();
-            let decoded = decode(&image, &name).map_err(js)?;
-            let decoded_at = now();
-            let x = model.preprocess().apply(&decoded).map_err(js)?;
-            let preprocessed_at = now();
-            let mut inference_ms = Vec::with_capacity(warm_runs as usize);
-            for _ in 0..warm_runs {
-                let t = now();
-                model.classify(x.clone(), false).await.map_err(js)?;
-                inference_ms.push(now() - t);
-            }
-            let t = now();
-            let classification = model.classify(x, true).await.map_err(js)?;
-            let timings = StepTimings {
-                decode_ms: decoded_at - start,
-                preprocess_ms: preprocessed_at - decoded_at,
-                inference_ms,
-                with_maps_ms: now() - t,
-            };
-            let timed = TimedSteps {
-                classification: &classification,
-                timings,
-            };
-            Ok(JsValue::from_str(&to_json(&timed)?))
-        })
-    }
-
     /// `[H, W]` of the model input.
     pub fn input_size(&self) -> std::result::Result<Vec<u32>, JsValue> {
         let s = self.live()?.classifier()?.preprocess().input_shape();
         Ok(vec![s[2] as u32, s[3] as u32])
     }
 
-    /// The image as the model sees it (resized, cropped or padded, gray or color) as RGBA bytes
-    /// of `input_size()`.
-    pub fn input_view(
-        &self,
-        image: Vec<u8>,
-        name: String,
-    ) -> std::result::Result<Vec<u8>, JsValue> {
-        let classifier = self.live()?.classifier()?;
-        let p = classifier.preprocess();
-        let x = p.apply(&decode(&image, &name).map_err(js)?).map_err(js)?;
-        p.to_rgba(&x).map_err(js)
-    }
-
-    /// `input_view` of an RGBA image of `width × height`, as the browser decoded it.
+    /// The image (RGBA of `width × height`, as the browser decoded it) as the model sees it:
+    /// resized, cropped or padded, gray or colour, as RGBA bytes of `input_size()`.
     pub fn input_view_rgba(
         &self,
         rgba: Vec<u8>,
@@ -602,30 +547,12 @@ fn clock() -> std::result::Result<impl Fn() -> f64, JsValue> {
     Ok(move || performance.now())
 }
 
-/// `Session::classify_timed`'s result: the classification with its steps' times.
-#[derive(Serialize)]
-struct TimedSteps<'a> {
-    #[serde(flatten)]
-    classification: &'a crate::classify::Classification,
-    timings: StepTimings,
-}
-
 /// `Session::classify_rgba`'s result: the classification and the inference's time.
 #[derive(Serialize)]
 struct Timed<'a> {
     #[serde(flatten)]
     classification: &'a crate::classify::Classification,
     ms: f64,
-}
-
-#[derive(Serialize)]
-struct StepTimings {
-    decode_ms: f64,
-    preprocess_ms: f64,
-    /// One per inference without the maps (the first of a new session is its cold run).
-    inference_ms: Vec<f64>,
-    /// The run that also reads the attention maps back, and reads them.
-    with_maps_ms: f64,
 }
 
 /// `Session::benchmark`'s result.

@@ -71,14 +71,7 @@ impl Classifier {
         gpu: Option<Gpu>,
     ) -> Result<Self> {
         let source = Source::Checkpoint(weights);
-        let model = Model::new(
-            arch,
-            source,
-            options,
-            gpu,
-            Some(&[preprocess.input_shape()]),
-        )?;
-        Self::from_model(Rc::new(model), labels, preprocess)
+        Self::from_source(arch, source, options, labels, preprocess, gpu)
     }
 
     /// `new` with deterministic stand-in weights of the official configuration (1000 ImageNet
@@ -90,14 +83,20 @@ impl Classifier {
         gpu: Option<Gpu>,
     ) -> Result<Self> {
         let source = Source::Synthetic { seed: 0 };
-        let model = Model::new(
-            arch,
-            source,
-            options,
-            gpu,
-            Some(&[preprocess.input_shape()]),
-        )?;
-        Self::from_model(Rc::new(model), None, preprocess)
+        Self::from_source(arch, source, options, None, preprocess, gpu)
+    }
+
+    fn from_source(
+        arch: &str,
+        source: Source,
+        options: &Options,
+        labels: Option<Vec<String>>,
+        preprocess: Preprocess,
+        gpu: Option<Gpu>,
+    ) -> Result<Self> {
+        let shape = [preprocess.input_shape()];
+        let model = Model::new(arch, source, options, gpu, Some(&shape))?;
+        Self::from_model(Rc::new(model), labels, preprocess)
     }
 
     /// A classifier over `model`, which must give class scores for the preprocessing's input.
@@ -142,17 +141,9 @@ impl Classifier {
         })
     }
 
-    /// Where the model runs, for display: the adapter and its backend, or the CPU reference.
+    /// Where the model runs, for display.
     pub fn device(&self) -> String {
-        match self.model.gpu() {
-            Some(gpu) => format!(
-                "{} ({}), tensors stored as {}",
-                gpu.adapter_name(),
-                gpu.backend(),
-                gpu.precision()
-            ),
-            None => "CPU reference (no GPU)".into(),
-        }
+        self.model.device()
     }
 
     pub fn gpu(&self) -> Option<&Gpu> {

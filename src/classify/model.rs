@@ -131,6 +131,19 @@ impl Model {
         self.gpu.as_ref()
     }
 
+    /// Where the model runs, for display: the adapter and its backend, or the CPU reference.
+    pub fn device(&self) -> String {
+        match &self.gpu {
+            Some(gpu) => format!(
+                "{} ({}), tensors stored as {}",
+                gpu.adapter_name(),
+                gpu.backend(),
+                gpu.precision()
+            ),
+            None => "CPU reference (no GPU)".into(),
+        }
+    }
+
     pub fn source_name(&self) -> &str {
         self.source.name()
     }
