@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # The real-GPU numbers of the README in one run, for a machine with a GPU and a built gaze:
-#   - the adapters, and the official parity cases on the GPU when their folder is given;
+#   - the adapters;
+#   - `gaze tune` first, for each network timed below, at each batch and precision: the
+#     kernel variant chosen for every conv and what each candidate measured (tune.jsonl), cached
+#     in tune-cache.json, which every later step reads (GAZE_TUNE=cache);
+#   - the official parity cases on the GPU when their folder is given;
 #   - ResNet-50-TA and MobileNetV2-CA at batch 1, each timed alternately with its backbone
 #     (`--against`: the attention overhead as the median of paired ratios);
 #   - both at a large batch (throughput);
+#   - both at batch 1 against themselves on the heuristic's kernels (`--against-tune off`:
+#     what tuning gains);
 #   - every run at f32, and at f16 where the adapter has shader-f16.
-# The output folder gets four files: devices.txt, parity.txt, reports.jsonl (one
-# `gaze bench --json` report a line) and table.md, the table that closes the run.
+# The output folder gets six files: devices.txt, tune.jsonl (one `gaze tune --json` report a
+# line), tune-cache.json, parity.txt, reports.jsonl (one `gaze bench --json` report a line)
+# and table.md, the table that closes the run, with the variants each report ran.
 #   bash bench/device.sh [--gaze PATH] [--adapter NAME] [--iters N] [--batch N]
 #                        [--batch-iters N] [--parity DIR] [--out DIR]
 set -euo pipefail
@@ -35,6 +42,8 @@ done
 [ -x "$gaze" ] || { echo "no gaze binary at $gaze (cargo build --release)" >&2; exit 1; }
 mkdir -p "$out"
 : > "$out/reports.jsonl"
+: > "$out/tune.jsonl"
+export GAZE_TUNE=cache GAZE_TUNE_CACHE="$out/tune-cache.json"
 run() { "$gaze" ${adapter:+--adapter "$adapter"} "$@"; }
 
 run devices | tee "$out/devices.txt"
@@ -43,6 +52,15 @@ precisions=(f32)
 if run --precision f16 devices > /dev/null 2>&1; then
   precisions+=(f16)
 fi
+
+for p in "${precisions[@]}"; do
+  for arch in resnet50 resnet50_ta mobilenet_v2 mobilenet_v2_ca; do
+    for b in 1 "$batch"; do
+      echo "== tune $arch, batch $b, $p" >&2
+      run --precision "$p" tune --arch "$arch" --batch "$b" --json >> "$out/tune.jsonl"
+    done
+  done
+done
 
 if [ -n "$parity" ]; then
   # A failing case is reported in parity.txt; the timings still run.
@@ -59,22 +77,35 @@ for p in "${precisions[@]}"; do
     echo "== $arch, batch $batch, $p" >&2
     run --precision "$p" bench --arch "$arch" --batch "$batch" --iters "$batch_iters" --json \
       >> "$out/reports.jsonl"
+    echo "== $arch tuned against the heuristic, batch 1, $p" >&2
+    run --precision "$p" bench --arch "$arch" --against-tune off --iters "$iters" --json \
+      >> "$out/reports.jsonl"
   done
 done
 
-python3 - "$out/reports.jsonl" <<'EOF' | tee "$out/table.md"
-import json, sys
+python3 - "$out/reports.jsonl" "$out/tune.jsonl" <<'EOF' | tee "$out/table.md"
+import collections, json, sys
 rows = []
 for line in open(sys.argv[1]):
     r = json.loads(line)
     against = r.get("against") or {}
+    base = f"{against['arch']} (tune {against['tune']})" if against else ""
+    kinds = collections.Counter(v["variant"] for v in r["variants"] if v["variant"].startswith("conv2d"))
+    variants = ", ".join(f"{v} ×{n}" for v, n in kinds.most_common())
     rows.append((r["arch"], r["batch"], r["precision"], r["median_ms"], r["p90_ms"],
                  r["throughput_ips"], 100 * r["gflops"] / r["peak_gflops"], r["peak_gbs"],
-                 against.get("arch", ""), against.get("ratio")))
+                 base, against.get("ratio"), variants))
 print(f"adapter: {r['adapter']}")
-print("| arch | batch | precision | median ms | p90 ms | images/s | % of FMA peak | copy GB/s | against | paired ratio |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for a, b, p, med, p90, ips, pct, gbs, base, ratio in sorted(rows):
+print("| arch | batch | precision | median ms | p90 ms | images/s | % of FMA peak | copy GB/s | against | paired ratio | conv variants |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for a, b, p, med, p90, ips, pct, gbs, base, ratio, variants in sorted(rows):
     ratio = f"{ratio:.3f}" if ratio is not None else ""
-    print(f"| {a} | {b} | {p} | {med:.2f} | {p90:.2f} | {ips:.1f} | {pct:.1f} | {gbs:.1f} | {base} | {ratio} |")
+    print(f"| {a} | {b} | {p} | {med:.3f} | {p90:.3f} | {ips:.1f} | {pct:.2f} | {gbs:.1f} | {base} | {ratio} | {variants} |")
+print()
+print("| tuned | batch | precision | convs | measured in s | differ from heuristic |")
+print("|---|---|---|---|---|---|")
+for line in open(sys.argv[2]):
+    t = json.loads(line)
+    differ = sum(c["variant"] != c["heuristic"] for c in t["convs"])
+    print(f"| {t['arch']} | {t['batch']} | {t['precision']} | {len(t['convs'])} | {t['tuning_ms'] / 1e3:.1f} | {differ} |")
 EOF

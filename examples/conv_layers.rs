@@ -74,17 +74,9 @@ fn tensor(shape: &[usize], seed: u64) -> Tensor {
     })
 }
 
-/// The kernel and its tile, e.g. `gemm_sg 64×8`.
+/// The kernel and its tile, e.g. `conv2d_gemm_sg 64x8` (ConvKernel's own name).
 fn describe(plan: ConvKernel) -> String {
-    let tile = |name: &str, t: Tile| {
-        let sg = if t.shared { "_sg" } else { "" };
-        format!("{name}{sg} {}×{}", 4 * t.channels, 4 * t.pixels)
-    };
-    match plan {
-        ConvKernel::Gemm(t) => tile("gemm", t),
-        ConvKernel::General(t) => tile("general", t),
-        ConvKernel::Depthwise { stride } => format!("depthwise s{stride}"),
-    }
+    plan.to_string()
 }
 
 fn time_once(gpu: &Gpu, run: &dyn Fn(&mut Recorder) -> Result<()>) -> Result<f64> {

@@ -17,6 +17,7 @@ pub mod ops;
 pub mod precision;
 pub mod reference;
 pub mod tensor;
+pub mod tune;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 pub mod weights;

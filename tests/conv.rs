@@ -9,7 +9,7 @@ mod common;
 use common::Rng;
 use common::*;
 use gaze::gpu::{Gpu, GpuOptions, GpuTensor, LimitOverrides, Recorder};
-use gaze::kernels::conv::{self as gpu_conv, ConvKernel, Tile};
+use gaze::kernels::conv::{self as gpu_conv, ConvKernel, MmTile, Tile};
 use gaze::ops::conv::{fold_batchnorm, BatchNorm, Conv2d, Epilogue};
 use gaze::ops::Activation;
 use gaze::reference::conv as cpu;
@@ -104,15 +104,16 @@ impl DeviceOperands {
     }
 }
 
-/// The kernel `conv2d` picks on `g`, then, if different, the one it picks without subgroups.
+/// Every kernel a plan may run this conv on: the register tile picked with subgroups (where
+/// `g` has them) and without, and every block of the workgroup-memory GEMM (whether the tuner
+/// would try it here or not).
 fn plans(g: &Gpu, x: &[usize], w: &[usize], spec: &Conv2d) -> Vec<ConvKernel> {
     let picked = gpu_conv::kernel_for(x, w, spec, gpu_conv::subgroup_lanes(g)).unwrap();
     let plain = gpu_conv::kernel_for(x, w, spec, None).unwrap();
-    if picked == plain {
-        vec![picked]
-    } else {
-        vec![picked, plain]
-    }
+    let mut all = vec![picked, plain];
+    all.dedup();
+    all.extend(MmTile::ALL.map(ConvKernel::Mm));
+    all
 }
 
 /// Runs one configuration on the GPU with each of `plans` and on the CPU, and compares them.

@@ -13,6 +13,7 @@ use crate::graph::Graph;
 use crate::kernels::peak;
 use crate::models;
 use crate::tensor::Tensor;
+use crate::tune::TuneMode;
 use crate::Result;
 
 #[derive(Args)]
@@ -42,6 +43,11 @@ pub struct BenchArgs {
     /// machine's drift then moves both sides of each ratio alike.
     #[arg(long, value_name = "ARCH")]
     against: Option<String>,
+    /// Time the baseline (--against, or --arch itself) on a second device whose plans choose
+    /// kernels with this tuning mode (off: the heuristic): the paired ratio is then what the
+    /// tuner's choices gain.
+    #[arg(long, value_name = "MODE")]
+    against_tune: Option<TuneMode>,
     /// Ops listed by GPU time.
     #[arg(long, default_value_t = 10)]
     top: usize,
@@ -72,8 +78,8 @@ fn host_graph(
 
 impl Loaded {
     /// Puts a host graph on the device and runs it once: the time this takes is the cold
-    /// start it returns.
-    fn new(gpu: &Gpu, (graph, shapes): (Graph<Tensor>, Vec<Vec<usize>>)) -> Result<(Self, f64)> {
+    /// start it returns. With tuning on, what the plan has not cached is measured first.
+    fn new(gpu: &Gpu, (graph, shapes): (Graph<Tensor>, Vec<Vec<usize>>)) -> Result<(Self, Cold)> {
         let inputs: Vec<Tensor> = shapes
             .iter()
             .enumerate()
@@ -81,15 +87,22 @@ impl Loaded {
             .collect();
         let start = Instant::now();
         let model = GpuGraph::new(gpu, &graph)?;
+        let tuning_ms = if gpu.tuning().mode() == TuneMode::On {
+            let tuned = Instant::now();
+            pollster::block_on(model.tune(gpu, &inputs))?;
+            Some(tuned.elapsed().as_secs_f64() * 1e3)
+        } else {
+            None
+        };
         model.run_blocking(gpu, &inputs)?;
-        let cold_ms = start.elapsed().as_secs_f64() * 1e3;
+        let cold_ms = start.elapsed().as_secs_f64() * 1e3 - tuning_ms.unwrap_or(0.0);
         let loaded = Self {
             graph,
             model,
             shapes,
             inputs,
         };
-        Ok((loaded, cold_ms))
+        Ok((loaded, Cold { cold_ms, tuning_ms }))
     }
 
     /// Wall-clock milliseconds of one run, output read back, and its host cost.
@@ -100,9 +113,16 @@ impl Loaded {
     }
 }
 
+/// What the first run cost: the cold start, and the tuning before it (tuning on).
+struct Cold {
+    cold_ms: f64,
+    tuning_ms: Option<f64>,
+}
+
 /// Paired timing against a baseline model: its median and the median of the per-round ratios.
 struct Paired {
     arch: String,
+    tune: String,
     median_ms: f64,
     ratio: f64,
 }
@@ -138,11 +158,11 @@ impl Runs {
 fn time_runs(
     gpu: &Gpu,
     main: &Loaded,
-    baseline: Option<(&str, &Loaded)>,
+    baseline: Option<(&str, &Gpu, &Loaded)>,
     iters: usize,
 ) -> Result<(Runs, Option<Paired>)> {
     let mut runs = Runs::default();
-    let Some((arch, base)) = baseline else {
+    let Some((arch, base_gpu, base)) = baseline else {
         for _ in 0..iters {
             runs.push(main.time(gpu)?);
         }
@@ -152,9 +172,9 @@ fn time_runs(
     for round in 0..iters {
         let (t, tb) = if round % 2 == 0 {
             let t = runs.push(main.time(gpu)?);
-            (t, base.time(gpu)?.0)
+            (t, base.time(base_gpu)?.0)
         } else {
-            let tb = base.time(gpu)?.0;
+            let tb = base.time(base_gpu)?.0;
             (runs.push(main.time(gpu)?), tb)
         };
         base_times.push(tb);
@@ -162,6 +182,7 @@ fn time_runs(
     }
     let base_ms = median(&mut base_times);
     let paired = Paired {
+        tune: base_gpu.tuning().mode().to_string(),
         arch: arch.to_string(),
         median_ms: base_ms,
         ratio: median(&mut ratios),
@@ -204,7 +225,12 @@ struct Report {
     batch: usize,
     size: [usize; 2],
     iters: usize,
+    /// The tuning mode plans chose kernels with (GAZE_TUNE, --tune).
+    tune: String,
     cold_ms: f64,
+    /// Measuring the kernels the tuning cache lacked, before the cold start (tuning on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tuning_ms: Option<f64>,
     median_ms: f64,
     p90_ms: f64,
     host_ms: f64,
@@ -221,6 +247,8 @@ struct Report {
     copy_gbs: Vec<CopyRate>,
     ops: Vec<UsageRow>,
     kernels: Vec<UsageRow>,
+    /// Every dispatch of one inference in order: the op, its kernel variant and its GPU time.
+    variants: Vec<VariantRow>,
     against: Option<Against>,
     /// Why per-op GPU times are missing (no timestamp queries); None when they were measured.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -244,10 +272,22 @@ struct UsageRow {
     gbs: f64,
 }
 
+/// One dispatch: the op that issued it (`<model part> <kernel>`), the kernel variant it ran
+/// and its GPU time where timestamps were measured.
+#[derive(Serialize)]
+struct VariantRow {
+    op: String,
+    variant: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ms: Option<f64>,
+}
+
 /// The paired timing against `--against`.
 #[derive(Serialize)]
 struct Against {
     arch: String,
+    /// The baseline device's tuning mode.
+    tune: String,
     median_ms: f64,
     ratio: f64,
     ratio_of_medians: f64,
@@ -272,18 +312,32 @@ fn measure(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<Report> {
     }
     // Both graphs first, so that a bad --against fails before any upload.
     let main = host_graph(&args.arch, args.weights.as_deref(), args)?;
-    let baseline = match &args.against {
+    let against = match (&args.against, args.against_tune) {
+        (Some(arch), _) => Some(arch.as_str()),
+        (None, Some(_)) => Some(args.arch.as_str()),
+        (None, None) => None,
+    };
+    let baseline = match against {
         Some(arch) => Some((arch, host_graph(arch, None, args)?)),
         None => None,
     };
     let gpu = Gpu::new_blocking(gpu_options)?;
-    // The baseline goes up second: it would otherwise warm the pipeline cache for --arch.
-    let (main, cold_ms) = Loaded::new(&gpu, main)?;
-    let baseline = match baseline {
-        Some((arch, host)) => Some((arch, Loaded::new(&gpu, host)?.0)),
+    // A baseline with its own tuning mode needs its own device (its own choices).
+    let base_gpu = match args.against_tune {
+        Some(tune) => Some(Gpu::new_blocking(&GpuOptions {
+            tune,
+            ..gpu_options.clone()
+        })?),
         None => None,
     };
-    let baseline = baseline.as_ref().map(|(arch, b)| (arch.as_str(), b));
+    let base_device = base_gpu.as_ref().unwrap_or(&gpu);
+    // The baseline goes up second: it would otherwise warm the pipeline cache for --arch.
+    let (main, cold) = Loaded::new(&gpu, main)?;
+    let baseline = match baseline {
+        Some((arch, host)) => Some((arch, Loaded::new(base_device, host)?.0)),
+        None => None,
+    };
+    let baseline = baseline.as_ref().map(|(arch, b)| (*arch, base_device, b));
     let (runs, paired) = time_runs(&gpu, &main, baseline, args.iters)?;
     let (host_ms, objects_per_run) = (runs.host_ms(), runs.objects_per_run());
     let mut times = runs.times;
@@ -325,6 +379,7 @@ fn measure(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<Report> {
         }
     }
     let gpu_ms: f64 = by_part.values().map(|u| u.ms).sum();
+    let variants = variant_rows(&gpu, &model, &inputs, profile.as_deref().ok())?;
     let rows = |usage: Vec<(String, Usage)>| -> Vec<UsageRow> {
         usage
             .into_iter()
@@ -349,7 +404,9 @@ fn measure(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<Report> {
         batch: args.batch,
         size: [h, w],
         iters: args.iters,
-        cold_ms,
+        tune: gpu.tuning().mode().to_string(),
+        cold_ms: cold.cold_ms,
+        tuning_ms: cold.tuning_ms,
         median_ms,
         p90_ms,
         host_ms,
@@ -369,7 +426,9 @@ fn measure(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<Report> {
             .collect(),
         kernels: rows(largest(by_kernel(&by_part), usize::MAX)),
         ops: rows(largest(by_part, args.top)),
+        variants,
         against: paired.map(|p| Against {
+            tune: p.tune,
             ratio_of_medians: median_ms / p.median_ms,
             arch: p.arch,
             median_ms: p.median_ms,
@@ -379,12 +438,42 @@ fn measure(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<Report> {
     })
 }
 
+/// Every dispatch of one inference with its kernel variant, and its time from `profile` (the
+/// same dispatches, in order) where there is one.
+fn variant_rows(
+    gpu: &Gpu,
+    model: &GpuGraph,
+    inputs: &[Tensor],
+    profile: Option<&[crate::gpu::DispatchTime]>,
+) -> Result<Vec<VariantRow>> {
+    let mut rec = crate::gpu::Recorder::new(gpu);
+    model.record(gpu, &mut rec, inputs)?;
+    Ok(rec
+        .dispatch_variants()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (op, variant))| VariantRow {
+            ms: profile.and_then(|p| p.get(i)).map(|d| d.ms),
+            op,
+            variant,
+        })
+        .collect())
+}
+
 /// The text report of `gaze bench`.
 fn render(r: &Report) -> Result<()> {
     let say = super::say;
     say(format!(
         "{} on {} ({}), batch {}, {}×{}, tensors stored as {}",
         r.arch, r.adapter, r.backend, r.batch, r.size[0], r.size[1], r.precision
+    ))?;
+    let tuned = r
+        .tuning_ms
+        .map(|ms| format!("; measuring the uncached kernels took {ms:.0} ms first"))
+        .unwrap_or_default();
+    say(format!(
+        "  kernels chosen with tuning {} (GAZE_TUNE: off = heuristic, cache, on){tuned}",
+        r.tune
     ))?;
     say(format!(
         "  cold start (upload, pipelines, first run): {:.1} ms",
@@ -401,8 +490,8 @@ fn render(r: &Report) -> Result<()> {
     ))?;
     if let Some(p) = &r.against {
         say(format!(
-            "  against {} (runs alternated): median {:.2} ms; ratio {:.3} (median of {} paired ratios; ratio of medians {:.3})",
-            p.arch, p.median_ms, p.ratio, r.iters, p.ratio_of_medians
+            "  against {} with tuning {} (runs alternated): median {:.2} ms; ratio {:.3} (median of {} paired ratios; ratio of medians {:.3})",
+            p.arch, p.tune, p.median_ms, p.ratio, r.iters, p.ratio_of_medians
         ))?;
     }
     say(format!("  throughput: {:.1} images/s", r.throughput_ips))?;
@@ -431,9 +520,21 @@ fn render(r: &Report) -> Result<()> {
         r.peak_gbs,
         copies.join(", ")
     ))?;
-    if let Some(e) = &r.profile_error {
-        return say(format!("  GPU time per op: not available ({e})"));
+    match &r.profile_error {
+        Some(e) => say(format!("  GPU time per op: not available ({e})"))?,
+        None => render_profile(r)?,
     }
+    say("  kernel variant of every dispatch:".to_string())?;
+    for v in &r.variants {
+        let ms = v.ms.map(|ms| format!("{ms:9.3} ms")).unwrap_or_default();
+        say(format!("    {ms:>12}  {:<28} {}", v.variant, v.op))?;
+    }
+    Ok(())
+}
+
+/// The per-op and per-kernel GPU times of the report.
+fn render_profile(r: &Report) -> Result<()> {
+    let say = super::say;
     say(format!(
         "  GPU time per op (timestamp queries, {:.2} ms in all), top {}:",
         r.gpu_ms,

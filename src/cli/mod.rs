@@ -7,10 +7,12 @@ mod eval;
 mod inspect;
 mod run;
 mod serve;
+mod tune;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::gpu::{GpuOptions, Precision};
+use crate::tune::TuneMode;
 use crate::Result;
 
 #[derive(Parser)]
@@ -27,6 +29,11 @@ pub struct Cli {
     /// adapter with shader-f16).
     #[arg(long, global = true, default_value = "f32")]
     precision: Precision,
+    /// How plans choose kernel variants: off (a heuristic by device type), cache (choices
+    /// `gaze tune` measured on this adapter, the heuristic elsewhere) or on (measure what is not
+    /// cached, then cache it). Default: `GAZE_TUNE`, else cache.
+    #[arg(long, global = true, value_name = "MODE")]
+    tune: Option<TuneMode>,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +51,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Accuracy of a classifier over a dataset's test images (Fashion-MNIST).
     Eval(eval::EvalArgs),
+    /// Time every kernel variant of each conv of a model on this device, cache the fastest
+    /// (per adapter, driver and gaze version), and print what was chosen and measured.
+    Tune(tune::TuneArgs),
     /// Serve the web demo (built by `bash web/build.sh`) on 127.0.0.1 and print its URL.
     Serve(serve::ServeArgs),
     /// List a checkpoint's format, the entry its weights came from, its tensors and the
@@ -73,24 +83,30 @@ impl EntryKey {
 }
 
 impl Cli {
-    fn gpu_options(&self) -> GpuOptions {
-        GpuOptions {
+    fn gpu_options(&self) -> Result<GpuOptions> {
+        let tune = match self.tune {
+            Some(mode) => mode,
+            None => TuneMode::from_env()?,
+        };
+        Ok(GpuOptions {
             adapter: self.adapter.clone(),
             precision: self.precision,
+            tune,
             ..Default::default()
-        }
+        })
     }
 }
 
 /// Runs the command line; the caller turns an error into a message and a non-zero exit.
 pub fn run(cli: Cli) -> Result<()> {
     match &cli.command {
-        Command::Devices => devices::run(&cli.gpu_options()),
-        Command::Run(args) => run::run(args, &cli.gpu_options()),
+        Command::Devices => devices::run(&cli.gpu_options()?),
+        Command::Run(args) => run::run(args, &cli.gpu_options()?),
         Command::Inspect { file, key } => inspect::run(file, key),
-        Command::Classify(args) => classify::run(args, &cli.gpu_options()),
-        Command::Bench(args) => bench::run(args, &cli.gpu_options()),
-        Command::Eval(args) => eval::run(args, &cli.gpu_options()),
+        Command::Classify(args) => classify::run(args, &cli.gpu_options()?),
+        Command::Bench(args) => bench::run(args, &cli.gpu_options()?),
+        Command::Eval(args) => eval::run(args, &cli.gpu_options()?),
+        Command::Tune(args) => tune::run(args, &cli.gpu_options()?),
         Command::Serve(args) => serve::run(args),
     }
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use super::pipeline::PipelineCache;
 use super::Precision;
 use crate::error::{Error, Result};
+use crate::tune::{AdapterKey, TuneCache, TuneMode, Tuning};
 
 /// How to pick the adapter. `name` is a case-insensitive substring of the adapter name
 /// (also read from `GAZE_ADAPTER` when not given).
@@ -16,6 +17,11 @@ pub struct GpuOptions {
     pub limit_overrides: LimitOverrides,
     /// How tensors are stored; f16 needs an adapter with shader-f16.
     pub precision: Precision,
+    /// How plans choose kernel variants (`GAZE_TUNE` natively).
+    pub tune: TuneMode,
+    /// The tuning cache as JSON (the browser's copy). Natively `None` reads the file at
+    /// `TuneCache::default_path`.
+    pub tune_cache: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -46,6 +52,7 @@ pub struct Gpu {
     features: wgpu::Features,
     precision: Precision,
     pub(crate) pipelines: PipelineCache,
+    tuning: Tuning,
     /// WebGPU objects gaze has created on the device: buffers, bind groups, pipelines, shader
     /// modules, query sets (`objects_created`).
     objects: std::sync::atomic::AtomicU64,
@@ -105,15 +112,44 @@ fn summary(adapter: &wgpu::Adapter) -> AdapterSummary {
         name: info.name.clone(),
         backend: format!("{:?}", info.backend),
         device_type: format!("{:?}", info.device_type),
-        driver: format!("{} {}", info.driver, info.driver_info)
-            .trim()
-            .to_string(),
+        driver: driver(&info),
         max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
         max_buffer_size: limits.max_buffer_size,
         max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
         max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
         features: feature_names(adapter.features()),
     }
+}
+
+/// The driver as `gaze devices` shows it.
+fn driver(info: &wgpu::AdapterInfo) -> String {
+    format!("{} {}", info.driver, info.driver_info)
+        .trim()
+        .to_string()
+}
+
+/// The tuning state of a device opened with `options`: its cache read from the JSON given, or
+/// natively from its file. Tuning choices hold for one adapter and driver; in the browser,
+/// which names no driver, the browser's version stands for it.
+fn open_tuning(options: &GpuOptions, info: &wgpu::AdapterInfo) -> Result<Tuning> {
+    #[cfg(target_arch = "wasm32")]
+    let driver = js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
+        .and_then(|n| js_sys::Reflect::get(&n, &"userAgent".into()))
+        .ok()
+        .and_then(|ua| ua.as_string())
+        .unwrap_or_default();
+    #[cfg(not(target_arch = "wasm32"))]
+    let driver = driver(info);
+    let key = AdapterKey::new(&named(info), &driver);
+    let cache = match (&options.tune_cache, options.tune) {
+        (_, TuneMode::Off) => TuneCache::in_memory(),
+        (Some(json), _) => TuneCache::from_json(json)?,
+        (None, _) => match TuneCache::default_path() {
+            Some(path) => TuneCache::load(&path)?,
+            None => TuneCache::in_memory(),
+        },
+    };
+    Ok(Tuning::new(options.tune, key, cache))
 }
 
 /// Every adapter the platform exposes, as `gaze devices` lists them.
@@ -227,9 +263,11 @@ impl Gpu {
                 });
             }
         });
+        let tuning = open_tuning(options, &info)?;
         Ok(Self {
             device,
             queue,
+            tuning,
             info,
             limits,
             features,
@@ -251,6 +289,37 @@ impl Gpu {
 
     pub fn adapter_name(&self) -> &str {
         &self.info.name
+    }
+
+    /// How this device chooses kernel variants, and what it has measured.
+    pub fn tuning(&self) -> &Tuning {
+        &self.tuning
+    }
+
+    /// Whether the adapter is a software rasterizer on the CPU (lavapipe, llvmpipe,
+    /// SwiftShader, WARP), whose costs are the reverse of a GPU's: the kernel heuristic keeps
+    /// the register tiles there.
+    pub fn is_software(&self) -> bool {
+        if self.info.device_type == wgpu::DeviceType::Cpu {
+            return true;
+        }
+        #[cfg(target_arch = "wasm32")]
+        let name = format!(
+            "{} {}",
+            self.info.name,
+            self.browser_adapter_info().unwrap_or_default()
+        );
+        #[cfg(not(target_arch = "wasm32"))]
+        let name = self.info.name.clone();
+        let name = name.to_lowercase();
+        [
+            "swiftshader",
+            "llvmpipe",
+            "lavapipe",
+            "microsoft basic render",
+        ]
+        .iter()
+        .any(|s| name.contains(s))
     }
 
     /// What the browser says of the adapter behind gaze's own device (`GPUDevice.adapterInfo`:

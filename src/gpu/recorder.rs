@@ -19,6 +19,7 @@ struct PendingDispatch {
     buffers: Vec<(DeviceBuffer, u64, u64)>,
     workgroups: [u32; 3],
     label: String,
+    variant: String,
     bytes: u64,
 }
 
@@ -47,6 +48,7 @@ struct Dispatch {
     _bound: Vec<DeviceBuffer>,
     workgroups: [u32; 3],
     label: String,
+    variant: String,
     bytes: u64,
 }
 
@@ -60,6 +62,8 @@ enum Step {
 pub struct DispatchTime {
     /// `<model part> <kernel>`
     pub label: String,
+    /// The kernel with its specialization (`ConvKernel`'s name for a conv).
+    pub variant: String,
     pub ms: f64,
     /// The bytes of the tensors it binds: its memory traffic if it reads or writes each once.
     pub bytes: u64,
@@ -137,6 +141,20 @@ impl<'g> Recorder<'g> {
         buffers: &[&GpuTensor],
         workgroups: [u32; 3],
     ) -> Result<()> {
+        let variant = kernel.name.to_string();
+        self.dispatch_variant(variant, kernel, constants, params, buffers, workgroups)
+    }
+
+    /// `dispatch`, naming the variant of `kernel` it runs (profiles and `gaze bench` show it).
+    pub fn dispatch_variant<P: WgslStruct>(
+        &mut self,
+        variant: String,
+        kernel: &'static Kernel,
+        constants: &Constants,
+        params: &P,
+        buffers: &[&GpuTensor],
+        workgroups: [u32; 3],
+    ) -> Result<()> {
         if P::LAYOUT.name != kernel.params.name || buffers.len() != kernel.bindings.len() {
             return Err(Error::Invalid(format!(
                 "kernel `{}` takes {} and {} bindings, but was given {} and {} (a launcher bug)",
@@ -180,10 +198,22 @@ impl<'g> Recorder<'g> {
                 .collect(),
             workgroups,
             label,
+            variant,
             bytes: buffers.iter().map(|t| t.bytes()).sum(),
         }));
         self.dispatches += 1;
         Ok(())
+    }
+
+    /// Every dispatch recorded so far: its label (`<model part> <kernel>`) and variant.
+    pub fn dispatch_variants(&self) -> Vec<(String, String)> {
+        self.steps
+            .iter()
+            .filter_map(|s| match s {
+                PendingStep::Dispatch(d) => Some((d.label.clone(), d.variant.clone())),
+                PendingStep::Copy(_) => None,
+            })
+            .collect()
     }
 
     /// Records a copy of `bytes` bytes between device tensors (offsets in bytes, from each
@@ -296,6 +326,7 @@ fn bind(gpu: &Gpu, d: PendingDispatch, uniform: &DeviceBuffer, offset: u64) -> R
         _bound: d.buffers.into_iter().map(|(buffer, ..)| buffer).collect(),
         workgroups: d.workgroups,
         label: d.label,
+        variant: d.variant,
         bytes: d.bytes,
     })
 }
@@ -407,7 +438,7 @@ impl Recording {
             let [x, y, z] = d.workgroups;
             pass.dispatch_workgroups(x, y, z);
             drop(pass);
-            labels.push((d.label.clone(), d.bytes));
+            labels.push((d.label.clone(), d.variant.clone(), d.bytes));
         }
         let count = labels.len() as u64;
         let bytes = (count * 2 * 8).max(8);
@@ -439,8 +470,9 @@ impl Recording {
         Ok(labels
             .into_iter()
             .zip(ticks.chunks_exact(2))
-            .map(|((label, bytes), t)| DispatchTime {
+            .map(|((label, variant, bytes), t)| DispatchTime {
                 label,
+                variant,
                 ms: t[1].saturating_sub(t[0]) as f64 * ns_per_tick / 1e6,
                 bytes,
             })

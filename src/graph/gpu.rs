@@ -235,6 +235,26 @@ impl GpuGraph {
         Ok(values)
     }
 
+    /// Drops every compiled plan: the next run compiles again, with the kernels the device
+    /// chooses now (after tuning).
+    pub fn replan(&self) {
+        if let Ok(mut plans) = self.plans.lock() {
+            plans.clear();
+        }
+    }
+
+    /// Compiles the plan for `inputs` (one run), times the candidate kernels of every conv in
+    /// it that has no cached choice, caches the fastest, and recompiles if anything was
+    /// measured.
+    pub async fn tune(&self, gpu: &Gpu, inputs: &[Tensor]) -> Result<Vec<crate::tune::Measured>> {
+        self.run(gpu, inputs).await?;
+        let measured = crate::tune::tune_untuned(gpu).await?;
+        if !measured.is_empty() {
+            self.replan();
+        }
+        Ok(measured)
+    }
+
     /// The graph this runs (its taps name the values `run_keeping` can return).
     pub fn graph(&self) -> &Graph<GpuTensor> {
         &self.graph

@@ -11,12 +11,13 @@
 //! tile shape is picked per conv from the tensor shapes (`Tile::choose`,
 //! `Tile::choose_shared`). `examples/conv_layers.rs` measures them.
 
-pub use super::conv_tile::Tile;
-use super::conv_tile::{MAX_CHANNELS, MAX_PIXELS, MAX_SHARED_CHANNELS};
+pub use super::conv_tile::{MmTile, Tile};
+use super::conv_tile::{MAX_CHANNELS, MAX_PIXELS, MAX_SHARED_CHANNELS, MM_DEPTH};
 use super::{expect_shape, u32_param};
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::{Binding, Gpu, GpuTensor, Kernel, Recorder};
 use crate::ops::conv::{Conv2d, ConvDims, Epilogue};
+use crate::tune::ConvCase;
 use crate::{bindings, kernel, wgsl_struct};
 
 wgsl_struct! {
@@ -85,6 +86,35 @@ wgsl_struct! {
     }
 }
 
+wgsl_struct! {
+    /// Any conv as a GEMM tiled through workgroup memory: `blocks` channel blocks of 4·WY
+    /// channels per group, `reduction` = cin_g · kh · kw; the epilogue as in `ConvGemmParams`.
+    pub struct ConvMmParams {
+        pixels: u32,
+        out_hw: u32,
+        out_w: u32,
+        blocks: u32,
+        reduction: u32,
+        cin: u32,
+        cin_g: u32,
+        cout_g: u32,
+        cout: u32,
+        in_h: u32,
+        in_w: u32,
+        kh: u32,
+        kw: u32,
+        sh: u32,
+        sw: u32,
+        ph: u32,
+        pw: u32,
+        dh: u32,
+        dw: u32,
+        flags: u32,
+        act: u32,
+        post_act: u32,
+    }
+}
+
 /// Every conv kernel's bindings (`conv2d_epilogue.wgsl`).
 const CONV_BINDINGS: &[Binding] =
     bindings![read x, read wt, read bias, read scale, read shift, read residual, write y];
@@ -136,7 +166,15 @@ pub static CONV2D_GENERAL_SG: Kernel = kernel!(
     ConvGeneralParams;
     CONV_BINDINGS
 );
+pub static CONV2D_MM: Kernel = kernel!(
+    "conv2d_mm",
+    "conv2d_epilogue.wgsl",
+    "conv2d_mm.wgsl";
+    ConvMmParams;
+    CONV_BINDINGS
+);
 pub const KERNELS: &[&Kernel] = &[
+    &CONV2D_MM,
     &CONV2D_GEMM,
     &CONV2D_GEMM_SG,
     &CONV2D_DEPTHWISE,
@@ -162,9 +200,68 @@ pub enum ConvKernel {
     /// 3×3, groups = Cin = Cout, dilation 1, the same stride (1 or 2) on both axes:
     /// `conv2d_depthwise`.
     Depthwise { stride: usize },
-    /// Everything else: `conv2d_general` (`conv2d_general_sg` for a shared tile) with this
+    /// Any geometry: `conv2d_general` (`conv2d_general_sg` for a shared tile) with this
     /// tile.
     General(Tile),
+    /// Any geometry: `conv2d_mm`, tiled through workgroup memory, with this block.
+    Mm(MmTile),
+}
+
+/// The kernel a plan runs this conv on: the tuner's cached choice where the device has one
+/// that fits, else the heuristic.
+fn choose(gpu: &Gpu, d: &ConvDims, input: &[usize], weight: &[usize], spec: &Conv2d) -> ConvKernel {
+    let case = ConvCase::new(input, weight, spec);
+    let signature = case.signature(gpu.precision());
+    gpu.tuning()
+        .variant(&case, &signature)
+        .and_then(|v| v.parse::<ConvKernel>().ok())
+        .filter(|k| k.check_fits(gpu, weight, spec).is_ok())
+        .unwrap_or_else(|| ConvKernel::heuristic(d, spec, gpu))
+}
+
+/// `<kernel> <channels>x<pixels>`: the output block of one invocation for the register tiles,
+/// of one workgroup for `conv2d_mm`; `conv2d_depthwise s<stride>`. `FromStr` reads it back
+/// (the tuning cache stores it).
+impl std::fmt::Display for ConvKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.kernel().name;
+        match *self {
+            Self::Gemm(t) | Self::General(t) => {
+                write!(f, "{name} {}x{}", 4 * t.channels, 4 * t.pixels)
+            }
+            Self::Depthwise { stride } => write!(f, "{name} s{stride}"),
+            Self::Mm(t) => write!(f, "{name} {}x{}", t.channels(), t.pixels()),
+        }
+    }
+}
+
+impl std::str::FromStr for ConvKernel {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::Invalid(format!("`{s}` names no conv kernel variant"));
+        let (name, shape) = s.split_once(' ').ok_or_else(bad)?;
+        if name == CONV2D_DEPTHWISE.name {
+            let stride = shape.strip_prefix('s').and_then(|v| v.parse().ok());
+            return stride
+                .map(|stride| Self::Depthwise { stride })
+                .ok_or_else(bad);
+        }
+        let (c, p) = shape.split_once('x').ok_or_else(bad)?;
+        let (c, p): (usize, usize) = (c.parse().map_err(|_| bad())?, p.parse().map_err(|_| bad())?);
+        if c % 4 != 0 || p % 4 != 0 {
+            return Err(bad());
+        }
+        let (c, p) = (c / 4, p / 4);
+        let kernel = match name {
+            "conv2d_gemm" => Self::Gemm(Tile::plain(c, p)),
+            "conv2d_gemm_sg" => Self::Gemm(Tile::shared(c, p)),
+            "conv2d_general" => Self::General(Tile::plain(c, p)),
+            "conv2d_general_sg" => Self::General(Tile::shared(c, p)),
+            "conv2d_mm" => Self::Mm(MmTile { wx: p, wy: c }),
+            _ => return Err(bad()),
+        };
+        Ok(kernel)
+    }
 }
 
 /// Whether the GEMM kernel can run this geometry.
@@ -186,9 +283,9 @@ fn depthwise_stride(weight: &[usize], spec: &Conv2d) -> Option<usize> {
 }
 
 impl ConvKernel {
-    /// Routes a conv by its geometry; `lanes` is the subgroup size when the shared tiles may
-    /// be used.
-    fn plan(d: &ConvDims, spec: &Conv2d, lanes: Option<usize>) -> Self {
+    /// The register-tiled kernel for this geometry, its tile from the cost model measured on
+    /// lavapipe; `lanes` is the subgroup size when the shared tiles may be used.
+    fn register_tiled(d: &ConvDims, spec: &Conv2d, lanes: Option<usize>) -> Self {
         let weight = [d.cout, d.cin_g, d.kh, d.kw];
         let (cout, cin_g, kh, kw) = (d.cout, d.cin_g, d.kh, d.kw);
         let pixels = d.n.saturating_mul(d.ho).saturating_mul(d.wo);
@@ -206,6 +303,46 @@ impl ConvKernel {
         }
     }
 
+    /// The kernel `gpu` runs this conv on when nothing was measured, by the kind of device:
+    /// on a software device (a CPU-type adapter, SwiftShader) the register tiles, tuned for
+    /// one; on a GPU the workgroup-memory GEMM, except for depthwise convs and groups too
+    /// narrow for its smallest block, which keep their own kernels.
+    pub fn heuristic(d: &ConvDims, spec: &Conv2d, gpu: &Gpu) -> Self {
+        let tiled = Self::register_tiled(d, spec, subgroup_lanes(gpu));
+        if gpu.is_software()
+            || matches!(tiled, Self::Depthwise { .. })
+            || d.cout_g < MM_MIN_CHANNELS
+        {
+            return tiled;
+        }
+        let pixels = d.n.saturating_mul(d.ho).saturating_mul(d.wo);
+        Self::Mm(MmTile::choose(
+            d.cout_g,
+            spec.groups,
+            pixels,
+            max_invocations(gpu),
+        ))
+    }
+
+    /// Every kernel the tuner times for this conv on `gpu`: the register tiles the cost model
+    /// picks, with and without subgroups, and each workgroup-memory block that pads the
+    /// group's channels by at most half.
+    pub fn candidates(d: &ConvDims, spec: &Conv2d, gpu: &Gpu) -> Vec<Self> {
+        let mut all = vec![Self::register_tiled(d, spec, None)];
+        if let Some(lanes) = subgroup_lanes(gpu) {
+            all.push(Self::register_tiled(d, spec, Some(lanes)));
+        }
+        let pads_little = |t: &MmTile| d.cout_g.next_multiple_of(t.channels()) <= 2 * d.cout_g;
+        all.extend(
+            MmTile::ALL
+                .into_iter()
+                .filter(|t| t.is_valid(max_invocations(gpu)) && pads_little(t))
+                .map(Self::Mm),
+        );
+        all.dedup();
+        all
+    }
+
     pub fn kernel(self) -> &'static Kernel {
         match self {
             Self::Gemm(t) if t.shared => &CONV2D_GEMM_SG,
@@ -213,6 +350,7 @@ impl ConvKernel {
             Self::Depthwise { .. } => &CONV2D_DEPTHWISE,
             Self::General(t) if t.shared => &CONV2D_GENERAL_SG,
             Self::General(_) => &CONV2D_GENERAL,
+            Self::Mm(_) => &CONV2D_MM,
         }
     }
 
@@ -222,6 +360,11 @@ impl ConvKernel {
                 vec![("RO_G", tile.channels as f64), ("RP_Q", tile.pixels as f64)]
             }
             Self::Depthwise { stride } => vec![("S", stride as f64)],
+            Self::Mm(t) => vec![
+                ("WX", t.wx as f64),
+                ("WY", t.wy as f64),
+                ("TK", MM_DEPTH as f64),
+            ],
         }
     }
 
@@ -231,6 +374,7 @@ impl ConvKernel {
             Self::Gemm(tile) => is_gemm(weight, spec) && tile_runs_on(tile, gpu),
             Self::Depthwise { stride } => depthwise_stride(weight, spec) == Some(stride),
             Self::General(tile) => tile_runs_on(tile, gpu),
+            Self::Mm(tile) => tile.is_valid(max_invocations(gpu)),
         };
         if fits {
             return Ok(());
@@ -252,7 +396,16 @@ pub fn subgroup_lanes(gpu: &Gpu) -> Option<usize> {
     usable.then_some(min as usize)
 }
 
-/// The kernel (and tile) `conv2d` runs for this input, weight and geometry on a device whose
+/// Invocations a workgroup of `conv2d_mm` may have on `gpu`.
+fn max_invocations(gpu: &Gpu) -> usize {
+    gpu.limits().max_compute_invocations_per_workgroup as usize
+}
+
+/// Groups narrower than this run on the register tiles: `conv2d_mm`'s narrowest block is 16
+/// channels, and it would pad a narrower group with work.
+const MM_MIN_CHANNELS: usize = 16;
+
+/// The register-tiled kernel (and tile) for this input, weight and geometry on a device whose
 /// subgroups are `lanes` wide (`None`: without the shared tiles; see `subgroup_lanes`); an
 /// error for shapes it rejects.
 pub fn kernel_for(
@@ -261,7 +414,11 @@ pub fn kernel_for(
     spec: &Conv2d,
     lanes: Option<usize>,
 ) -> Result<ConvKernel> {
-    Ok(ConvKernel::plan(&spec.dims(input, weight)?, spec, lanes))
+    Ok(ConvKernel::register_tiled(
+        &spec.dims(input, weight)?,
+        spec,
+        lanes,
+    ))
 }
 
 /// Whether the shaders take `tile`, on this device.
@@ -293,7 +450,7 @@ pub fn conv2d(
         spec,
     };
     let dims = call.checked()?;
-    let plan = ConvKernel::plan(&dims, spec, subgroup_lanes(rec.gpu()));
+    let plan = choose(rec.gpu(), &dims, x.shape(), w.shape(), spec);
     call.record(rec, plan)
 }
 
@@ -361,15 +518,19 @@ impl Call<'_> {
             match plan {
                 ConvKernel::Gemm(tile) => {
                     let (p, grid) = gemm_launch(rec, &d, tile, epi)?;
-                    rec.dispatch(kernel, &constants, &p, &buffers, grid)
+                    rec.dispatch_variant(plan.to_string(), kernel, &constants, &p, &buffers, grid)
                 }
                 ConvKernel::Depthwise { .. } => {
                     let (p, grid) = depthwise_launch(rec, &d, spec, epi)?;
-                    rec.dispatch(kernel, &constants, &p, &buffers, grid)
+                    rec.dispatch_variant(plan.to_string(), kernel, &constants, &p, &buffers, grid)
                 }
                 ConvKernel::General(tile) => {
                     let (p, grid) = general_launch(rec, &d, spec, tile, epi)?;
-                    rec.dispatch(kernel, &constants, &p, &buffers, grid)
+                    rec.dispatch_variant(plan.to_string(), kernel, &constants, &p, &buffers, grid)
+                }
+                ConvKernel::Mm(tile) => {
+                    let (p, grid) = mm_launch(rec, &d, spec, tile, epi)?;
+                    rec.dispatch_variant(plan.to_string(), kernel, &constants, &p, &buffers, grid)
                 }
             }
         })
@@ -402,7 +563,16 @@ impl EpilogueWords {
 /// Workgroups for `pixels` output pixels in tiles of `tile` (x, spilling into z past the
 /// per-dimension limit) × `blocks` channel blocks (y).
 fn tiled_grid(rec: &Recorder, pixels: usize, tile: Tile, blocks: usize) -> Result<[u32; 3]> {
-    let groups = pixels.div_ceil(4 * tile.pixels).div_ceil(LANES);
+    block_grid(
+        rec,
+        pixels.div_ceil(4 * tile.pixels).div_ceil(LANES),
+        blocks,
+    )
+}
+
+/// Workgroups for `groups` pixel blocks (x, spilling into z past the per-dimension limit) ×
+/// `blocks` channel blocks (y).
+fn block_grid(rec: &Recorder, groups: usize, blocks: usize) -> Result<[u32; 3]> {
     let max = (rec.gpu().limits().max_compute_workgroups_per_dimension as usize).max(1);
     let (x, z) = (groups.min(max), groups.div_ceil(max));
     if z > max || blocks > max {
@@ -469,6 +639,45 @@ fn general_launch(
         dh: u(dl.0)?,
         dw: u(dl.1)?,
         tile_blocks: u(tile.blocks())?,
+        flags: epi.flags,
+        act: epi.act,
+        post_act: epi.post_act,
+    };
+    Ok((params, grid))
+}
+
+fn mm_launch(
+    rec: &Recorder,
+    d: &ConvDims,
+    spec: &Conv2d,
+    tile: MmTile,
+    epi: EpilogueWords,
+) -> Result<(ConvMmParams, [u32; 3])> {
+    let pixels = d.pixels()?;
+    let blocks = d.cout_g.div_ceil(tile.channels());
+    let grid = block_grid(rec, pixels.div_ceil(tile.pixels()), spec.groups * blocks)?;
+    let (s, p, dl) = (spec.stride, spec.padding, spec.dilation);
+    let u = |v: usize| u32_param(OP, v);
+    let params = ConvMmParams {
+        pixels: u(pixels)?,
+        out_hw: u(d.ho * d.wo)?,
+        out_w: u(d.wo)?,
+        blocks: u(blocks)?,
+        reduction: u(d.cin_g * d.kh * d.kw)?,
+        cin: u(d.cin)?,
+        cin_g: u(d.cin_g)?,
+        cout_g: u(d.cout_g)?,
+        cout: u(d.cout)?,
+        in_h: u(d.h)?,
+        in_w: u(d.w)?,
+        kh: u(d.kh)?,
+        kw: u(d.kw)?,
+        sh: u(s.0)?,
+        sw: u(s.1)?,
+        ph: u(p.0)?,
+        pw: u(p.1)?,
+        dh: u(dl.0)?,
+        dw: u(dl.1)?,
         flags: epi.flags,
         act: epi.act,
         post_act: epi.post_act,

@@ -134,3 +134,89 @@ struct SharedShape {
     taps: usize,
     lanes: usize,
 }
+
+/// Output block of one workgroup of `conv2d_mm`: `wx` × `wy` invocations, each 4 channels × 4
+/// pixels (channels `wy` apart, pixels `wx` apart), so 4·`wy` channels × 4·`wx` pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmTile {
+    pub wx: usize,
+    pub wy: usize,
+}
+
+/// Reduction steps `conv2d_mm` stages per barrier (`TK`); it divides every tile's invocations.
+pub(crate) const MM_DEPTH: usize = 16;
+
+impl MmTile {
+    /// The shapes the tuner tries: square blocks of 64 and 32, and the thin ones for few
+    /// channels (stems, MobileNetV2's narrow projections) and few pixels (the last stage at
+    /// batch 1: 7 × 7 pixels, 512 to 2048 channels).
+    pub const ALL: [MmTile; 5] = [
+        MmTile { wx: 16, wy: 16 },
+        MmTile { wx: 8, wy: 16 },
+        MmTile { wx: 8, wy: 8 },
+        MmTile { wx: 16, wy: 4 },
+        MmTile { wx: 4, wy: 16 },
+    ];
+
+    pub fn channels(self) -> usize {
+        4 * self.wy
+    }
+
+    pub fn pixels(self) -> usize {
+        4 * self.wx
+    }
+
+    pub fn invocations(self) -> usize {
+        self.wx * self.wy
+    }
+
+    /// Whether the shader takes it: whole staging rows per invocation (`wy` a multiple of 4,
+    /// `MM_DEPTH` dividing the invocations) within the device's workgroup size.
+    pub fn is_valid(self, max_invocations: usize) -> bool {
+        let lanes = self.invocations();
+        self.wx > 0
+            && self.wy > 0
+            && self.wy.is_multiple_of(4)
+            && lanes.is_multiple_of(MM_DEPTH)
+            && lanes <= max_invocations
+    }
+
+    /// Workgroups of a conv of `groups` groups of `cout_g` channels over `pixels` pixels.
+    fn workgroups(self, cout_g: usize, groups: usize, pixels: usize) -> usize {
+        let blocks = groups.saturating_mul(cout_g.div_ceil(self.channels()));
+        blocks.saturating_mul(pixels.div_ceil(self.pixels()))
+    }
+
+    /// Computed outputs per useful one: a tile larger than the conv pads with work.
+    fn waste(self, cout_g: usize, pixels: usize) -> f64 {
+        let computed =
+            cout_g.next_multiple_of(self.channels()) * pixels.next_multiple_of(self.pixels());
+        computed as f64 / (cout_g * pixels).max(1) as f64
+    }
+
+    /// The block a GPU runs a conv on without measuring: the largest (most reuse of each staged
+    /// value) that still gives `FILL` workgroups and pads under a quarter; failing that, the
+    /// one that comes closest to filling the device with the least padding.
+    pub fn choose(cout_g: usize, groups: usize, pixels: usize, max_invocations: usize) -> Self {
+        /// Workgroups that keep a discrete GPU's cores busy (a few per core).
+        const FILL: usize = 256;
+        let valid = Self::ALL
+            .into_iter()
+            .filter(|t| t.is_valid(max_invocations));
+        let fills = |t: &MmTile| t.workgroups(cout_g, groups, pixels) >= FILL;
+        let area = |t: &MmTile| t.channels() * t.pixels();
+        let big = valid
+            .clone()
+            .filter(|t| fills(t) && t.waste(cout_g, pixels) <= 1.25)
+            .max_by_key(area);
+        big.or_else(|| {
+            valid.max_by(|a, b| {
+                let score = |t: &MmTile| {
+                    t.workgroups(cout_g, groups, pixels).min(FILL) as f64 / t.waste(cout_g, pixels)
+                };
+                score(a).total_cmp(&score(b)).then(area(a).cmp(&area(b)))
+            })
+        })
+        .unwrap_or(MmTile { wx: 8, wy: 8 })
+    }
+}

@@ -1,0 +1,274 @@
+//! Kernel variants chosen on the device by measurement (`gaze tune`, `GAZE_TUNE`).
+//!
+//! Each distinct conv of a plan (its operand shapes, geometry and precision: its signature)
+//! may run on several kernels (`ConvKernel::candidates`). Without measurements a heuristic
+//! picks by the kind of device (`ConvKernel::heuristic`). The tuner times every candidate on
+//! the device, keeps the fastest, and caches the choice per adapter, driver and gaze version
+//! (`TuneCache`), so the next plan on that device uses it without measuring again.
+
+mod cache;
+mod timer;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+pub use cache::{AdapterKey, Choice, TuneCache};
+pub use timer::GpuTimer;
+
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Precision};
+use crate::kernels::conv::ConvKernel;
+use crate::ops::conv::Conv2d;
+
+/// How plans choose their kernels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TuneMode {
+    /// The heuristic alone.
+    Off,
+    /// Cached choices where this device has them, the heuristic elsewhere; never measures.
+    #[default]
+    Cache,
+    /// As `Cache`, and what is not cached is measured (`Model::tune`) and cached.
+    On,
+}
+
+impl FromStr for TuneMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "off" => Ok(Self::Off),
+            "cache" => Ok(Self::Cache),
+            "on" => Ok(Self::On),
+            _ => Err(Error::Invalid(format!(
+                "unknown tuning mode `{s}`: use off, cache or on"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for TuneMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Off => "off",
+            Self::Cache => "cache",
+            Self::On => "on",
+        })
+    }
+}
+
+impl TuneMode {
+    /// `GAZE_TUNE`, or `cache` where it is unset or empty; an error names a bad value.
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("GAZE_TUNE") {
+            Ok(v) if !v.is_empty() => v
+                .parse()
+                .map_err(|e: Error| Error::Invalid(format!("GAZE_TUNE: {e}"))),
+            _ => Ok(Self::default()),
+        }
+    }
+}
+
+/// One conv as the tuner sees it: what its kernel choice depends on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvCase {
+    pub input: Vec<usize>,
+    pub weight: Vec<usize>,
+    pub spec: Conv2d,
+}
+
+impl ConvCase {
+    /// The case of a conv: its activations are left out, since they cost the same on every
+    /// kernel (the tuner times the bare conv).
+    pub fn new(input: &[usize], weight: &[usize], spec: &Conv2d) -> Self {
+        use crate::ops::Activation;
+        Self {
+            input: input.to_vec(),
+            weight: weight.to_vec(),
+            spec: Conv2d {
+                act: Activation::None,
+                post_act: Activation::None,
+                ..*spec
+            },
+        }
+    }
+
+    /// The cache key: `conv2d x1x64x56x56 w64x64x3x3 s1x1 p1x1 d1x1 g1 f32`. The epilogue and
+    /// activations are left out: they cost the same on every kernel.
+    pub fn signature(&self, precision: Precision) -> String {
+        let dims = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join("x");
+        let pair = |(a, b): (usize, usize)| format!("{a}x{b}");
+        let s = &self.spec;
+        format!(
+            "conv2d x{} w{} s{} p{} d{} g{} {precision}",
+            dims(&self.input),
+            dims(&self.weight),
+            pair(s.stride),
+            pair(s.padding),
+            pair(s.dilation),
+            s.groups
+        )
+    }
+}
+
+/// The device's tuning state: its mode, its cached choices, and the convs planned on it.
+pub struct Tuning {
+    mode: TuneMode,
+    key: AdapterKey,
+    cache: Mutex<TuneCache>,
+    planned: Mutex<Vec<ConvCase>>,
+}
+
+fn poisoned() -> Error {
+    Error::Gpu("the tuning state's lock was poisoned by a panic on another thread".into())
+}
+
+impl Tuning {
+    pub fn new(mode: TuneMode, key: AdapterKey, cache: TuneCache) -> Self {
+        Self {
+            mode,
+            key,
+            cache: Mutex::new(cache),
+            planned: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn mode(&self) -> TuneMode {
+        self.mode
+    }
+
+    pub fn key(&self) -> &AdapterKey {
+        &self.key
+    }
+
+    /// The cached variant for `case`, whose signature is `signature`: none when tuning is
+    /// off. Every conv asked about is remembered (`planned`).
+    pub fn variant(&self, case: &ConvCase, signature: &str) -> Option<String> {
+        if let Ok(mut planned) = self.planned.lock() {
+            if !planned.contains(case) {
+                planned.push(case.clone());
+            }
+        }
+        if self.mode == TuneMode::Off {
+            return None;
+        }
+        let cache = self.cache.lock().ok()?;
+        cache.get(&self.key, signature).map(|c| c.variant.clone())
+    }
+
+    /// Every distinct conv planned on this device so far, in order.
+    pub fn planned(&self) -> Vec<ConvCase> {
+        self.planned.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// The cached choice for `signature`, whatever the mode.
+    pub fn cached(&self, signature: &str) -> Option<Choice> {
+        let cache = self.cache.lock().ok()?;
+        cache.get(&self.key, signature).cloned()
+    }
+
+    /// Caches `choice` for `signature`, and saves the cache where it lives.
+    pub fn store(&self, signature: &str, choice: Choice) -> Result<()> {
+        let mut cache = self.cache.lock().map_err(|_| poisoned())?;
+        cache.put(&self.key, signature, choice);
+        cache.save()
+    }
+
+    /// The whole cache as JSON (the browser keeps it between page loads).
+    pub fn cache_json(&self) -> Result<String> {
+        self.cache.lock().map_err(|_| poisoned())?.to_json()
+    }
+
+    /// Where the cache is saved, if anywhere.
+    pub fn cache_path(&self) -> Option<std::path::PathBuf> {
+        self.cache.lock().ok()?.path().map(|p| p.to_path_buf())
+    }
+}
+
+/// Times one kernel on one conv, in milliseconds.
+pub trait Timer {
+    fn time(&mut self, case: &ConvCase, kernel: ConvKernel) -> impl Future<Output = Result<f64>>;
+}
+
+/// Timings per candidate: the median of this many.
+const ROUNDS: usize = 3;
+/// A candidate whose first timing is this many times the best so far is not timed again: it
+/// cannot win, and on a software device a bad variant can take seconds.
+const HOPELESS: f64 = 2.0;
+
+/// Times every candidate on `case` and picks the fastest (the first of equals).
+pub async fn measure<T: Timer>(
+    timer: &mut T,
+    case: &ConvCase,
+    candidates: &[ConvKernel],
+) -> Result<(ConvKernel, Choice)> {
+    let mut best: Option<(ConvKernel, f64)> = None;
+    let mut ms = BTreeMap::new();
+    for &kernel in candidates {
+        let mut times = vec![timer.time(case, kernel).await?];
+        let hopeless = best.is_some_and(|(_, b)| times[0] > HOPELESS * b);
+        if !hopeless {
+            for _ in 1..ROUNDS {
+                times.push(timer.time(case, kernel).await?);
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        ms.insert(kernel.to_string(), median);
+        if best.is_none_or(|(_, b)| median < b) {
+            best = Some((kernel, median));
+        }
+    }
+    let Some((kernel, _)) = best else {
+        return Err(Error::Invalid(format!(
+            "no kernel can run {case:?} on this device"
+        )));
+    };
+    Ok((
+        kernel,
+        Choice {
+            variant: kernel.to_string(),
+            ms,
+        },
+    ))
+}
+
+/// One conv the tuner measured.
+#[derive(Clone, Debug)]
+pub struct Measured {
+    pub signature: String,
+    pub choice: Choice,
+    /// What the heuristic would have run.
+    pub heuristic: String,
+    pub tuning_ms: f64,
+}
+
+/// Measures every conv planned on `gpu` without a cached choice, and caches the winners.
+pub async fn tune_untuned(gpu: &Gpu) -> Result<Vec<Measured>> {
+    let precision = gpu.precision();
+    let cases: Vec<ConvCase> = gpu
+        .tuning()
+        .planned()
+        .into_iter()
+        .filter(|c| gpu.tuning().cached(&c.signature(precision)).is_none())
+        .collect();
+    let mut timer = GpuTimer::new(gpu);
+    let mut out = Vec::with_capacity(cases.len());
+    for case in cases {
+        let started = timer::now_ms();
+        let d = case.spec.dims(&case.input, &case.weight)?;
+        let candidates = ConvKernel::candidates(&d, &case.spec, gpu);
+        let (_, choice) = measure(&mut timer, &case, &candidates).await?;
+        let signature = case.signature(gpu.precision());
+        gpu.tuning().store(&signature, choice.clone())?;
+        out.push(Measured {
+            signature,
+            choice,
+            heuristic: ConvKernel::heuristic(&d, &case.spec, gpu).to_string(),
+            tuning_ms: timer::now_ms() - started,
+        });
+        timer.forget(&case);
+    }
+    Ok(out)
+}
