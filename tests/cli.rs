@@ -88,9 +88,18 @@ fn ta_case(d: &Dir, shape: &[usize]) -> (String, String) {
 }
 
 fn gaze(args: &[&str]) -> Output {
+    gaze_with(args, &[])
+}
+
+/// `gaze` with these environment variables set. The tuning cache is a file of the test's own
+/// unless `envs` names one, so no test reads what a developer tuned on this machine.
+fn gaze_with(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let own_cache = std::env::temp_dir().join(format!("gaze-cli-tune-{}.json", std::process::id()));
     Command::new(env!("CARGO_BIN_EXE_gaze"))
         .args(args)
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .env("GAZE_TUNE_CACHE", own_cache)
+        .envs(envs.iter().copied())
         .output()
         .unwrap()
 }
@@ -540,4 +549,95 @@ fn bench_reports_json_and_pairs_against_a_baseline() {
 
     let unknown = ["bench", "--arch", "resnet50", "--against", "resnet51"];
     fails(&unknown, "resnet51");
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap()
+}
+
+/// `gaze tune` measures every conv's candidates once, caches the fastest per adapter, and
+/// plans then run those variants, as `gaze bench` shows for every dispatch.
+#[test]
+fn tune_caches_choices_that_bench_then_runs() {
+    let d = Dir::new("tune");
+    let cache = d.path("tune.json");
+    let env = [("GAZE_TUNE_CACHE", cache.as_str())];
+    let tune = ["tune", "--arch", "resnet18", "--size", "32", "32", "--json"];
+    let ok = |args: &[&str], env: &[(&str, &str)]| {
+        let out = gaze_with(args, env);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        json_of(&out)
+    };
+    let first = ok(&tune, &env);
+    assert_eq!(first["cache"], cache.as_str());
+    let convs = first["convs"].as_array().unwrap();
+    assert!(
+        convs.len() >= 8,
+        "resnet18 has at least 8 distinct convs: {convs:?}"
+    );
+    let mut chosen = std::collections::BTreeSet::new();
+    for c in convs {
+        assert_eq!(c["measured"], true, "{c}");
+        let (variant, ms) = (c["variant"].as_str().unwrap(), c["ms"].as_object().unwrap());
+        // The choice is the fastest of what was measured.
+        let best = ms
+            .values()
+            .filter_map(|v| v.as_f64())
+            .fold(f64::INFINITY, f64::min);
+        assert_eq!(ms[variant].as_f64(), Some(best), "{c}");
+        assert!(
+            ms.len() >= 2 || c["heuristic"].as_str().unwrap().contains("depthwise"),
+            "{c}"
+        );
+        chosen.insert(variant.to_string());
+    }
+    assert!(std::path::Path::new(&cache).exists());
+
+    // Tuned before: nothing is measured again, and the choices stand.
+    let second = ok(&tune, &env);
+    for (a, b) in second["convs"].as_array().unwrap().iter().zip(convs) {
+        assert_eq!(a["measured"], false, "{a}");
+        assert_eq!(a["variant"], b["variant"]);
+    }
+
+    let bench = [
+        "bench", "--arch", "resnet18", "--size", "32", "32", "--iters", "2", "--json",
+    ];
+    let mut against = bench.to_vec();
+    against.extend(["--against-tune", "off"]);
+    let report = ok(&against, &env);
+    assert_eq!(report["tune"], "cache");
+    assert_eq!(report["against"]["tune"], "off");
+    let variants = report["variants"].as_array().unwrap();
+    let conv_variants: Vec<&str> = variants
+        .iter()
+        .filter(|v| v["op"].as_str().unwrap().contains("conv2d"))
+        .map(|v| v["variant"].as_str().unwrap())
+        .collect();
+    assert!(!conv_variants.is_empty(), "{variants:?}");
+    for v in conv_variants {
+        assert!(
+            chosen.contains(v),
+            "bench ran {v}, which tune did not choose: {chosen:?}"
+        );
+    }
+}
+
+#[test]
+fn tuning_modes_are_checked() {
+    let err =
+        String::from_utf8_lossy(&gaze_with(&["devices"], &[("GAZE_TUNE", "sometimes")]).stderr)
+            .into_owned();
+    assert!(
+        err.contains("GAZE_TUNE") && err.contains("sometimes"),
+        "{err}"
+    );
+    fails(&["--tune", "maybe", "devices"], "maybe");
+    let d = Dir::new("tune-broken");
+    let cache = d.path("tune.json");
+    std::fs::write(&cache, "[1, 2").unwrap();
+    let out = gaze_with(&["devices"], &[("GAZE_TUNE_CACHE", cache.as_str())]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&cache), "{err}");
 }

@@ -971,12 +971,6 @@ fn gpu_error(x: &[usize], w: &[usize], out: &[usize], spec: &Conv2d, parts: Part
         .to_string()
 }
 
-fn assert_names(err: &str, parts: &[&str]) {
-    for p in parts {
-        assert!(err.contains(p), "`{err}` should name {p}");
-    }
-}
-
 #[test]
 fn bad_shapes_are_errors_naming_the_shapes() {
     let s1 = Conv2d::new(1, 1);
@@ -1095,4 +1089,85 @@ fn batchnorm_shape_errors() {
         .unwrap_err()
         .to_string();
     assert_names(&e, &["[2, 5, 3, 3]"]);
+}
+
+/// Rounded to f16 and back: what a tensor stored at f16 holds.
+fn at_f16(t: &Tensor) -> Tensor {
+    Tensor::from_fn(t.shape(), |i| gaze::Precision::F16.round(t.data()[i]))
+}
+
+/// Every kernel variant with f16 storage, on the conv shapes of the networks (1×1, 3×3 padded,
+/// the strided 7×7 stem, grouped, dilated, depthwise), against the reference on the same
+/// f16-rounded operands with its output rounded too: both compute in f32, so they differ only
+/// where sums in another order round to a neighbouring f16 (F16_SAME_ROUNDING_REL_L2).
+#[test]
+fn every_variant_at_f16() {
+    let g = gpu_f16();
+    let cases: [([usize; 4], [usize; 4], Conv2d); 6] = [
+        ([2, 24, 9, 11], [40, 24, 1, 1], Conv2d::new(1, 0)),
+        ([1, 20, 10, 9], [36, 20, 3, 3], Conv2d::new(1, 1)),
+        ([1, 3, 23, 21], [20, 3, 7, 7], Conv2d::new(2, 3)),
+        (
+            [2, 16, 8, 8],
+            [40, 8, 3, 3],
+            Conv2d::new(2, 1).with_groups(2),
+        ),
+        (
+            [1, 18, 12, 12],
+            [20, 18, 3, 3],
+            Conv2d::new(1, 2).with_dilation(2),
+        ),
+        (
+            [1, 12, 9, 9],
+            [12, 1, 3, 3],
+            Conv2d::new(1, 1).with_groups(12),
+        ),
+    ];
+    for (seed, (x, w, spec)) in cases.into_iter().enumerate() {
+        let spec = spec
+            .with_act(Activation::Relu6)
+            .with_post_act(Activation::Relu);
+        let mut rng = Rng::new(900 + seed as u64);
+        let mut host = Operands::random(&mut rng, &x, &w, &spec, ALL_PARTS);
+        host.x = at_f16(&host.x);
+        host.w = at_f16(&host.w);
+        host.bias = host.bias.as_ref().map(at_f16);
+        host.affine = host.affine.as_ref().map(|(s, t)| (at_f16(s), at_f16(t)));
+        host.residual = host.residual.as_ref().map(at_f16);
+        let want = at_f16(&cpu::conv2d(&host.x, &host.w, &host.epilogue(), &spec).unwrap());
+        let device = DeviceOperands::upload(g, &host);
+        for plan in plans(g, &x, &w, &spec) {
+            let got = device.run(g, &spec, plan);
+            let what = format!("{plan} at f16: x {x:?} w {w:?} {spec:?}");
+            assert_close(&got, &want, F16_SAME_ROUNDING_REL_L2, &what);
+        }
+    }
+}
+
+/// A variant's name reads back as the same variant (the tuning cache stores names), and a name
+/// that is no variant is an error that quotes it.
+#[test]
+fn variant_names_round_trip() {
+    let mut all: Vec<ConvKernel> = MmTile::ALL.map(ConvKernel::Mm).to_vec();
+    for c in 1..=16 {
+        for p in [1, 2, 4] {
+            all.push(ConvKernel::General(Tile::shared(c, p)));
+            all.push(ConvKernel::Gemm(Tile::plain(c.min(8), p)));
+        }
+    }
+    all.push(ConvKernel::Depthwise { stride: 2 });
+    for k in all {
+        let name = k.to_string();
+        assert_eq!(name.parse::<ConvKernel>().unwrap(), k, "{name}");
+    }
+    for bad in [
+        "conv2d_mm",
+        "conv2d_mm 64",
+        "conv2d_mm 6x64",
+        "conv2d_fast 64x64",
+        "conv2d_depthwise 2",
+    ] {
+        let err = bad.parse::<ConvKernel>().unwrap_err().to_string();
+        assert_names(&err, &[bad]);
+    }
 }

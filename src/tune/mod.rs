@@ -189,6 +189,9 @@ impl Tuning {
 /// Times one kernel on one conv, in milliseconds.
 pub trait Timer {
     fn time(&mut self, case: &ConvCase, kernel: ConvKernel) -> impl Future<Output = Result<f64>>;
+
+    /// The tuner is done with `case`: what was kept for timing it can go.
+    fn done_with(&mut self, _case: &ConvCase) {}
 }
 
 /// Timings per candidate: the median of this many.
@@ -246,6 +249,11 @@ pub struct Measured {
 
 /// Measures every conv planned on `gpu` without a cached choice, and caches the winners.
 pub async fn tune_untuned(gpu: &Gpu) -> Result<Vec<Measured>> {
+    tune_untuned_with(gpu, &mut GpuTimer::new(gpu)).await
+}
+
+/// `tune_untuned` with the timings of `timer` (tests inject their own).
+pub async fn tune_untuned_with<T: Timer>(gpu: &Gpu, timer: &mut T) -> Result<Vec<Measured>> {
     let precision = gpu.precision();
     let cases: Vec<ConvCase> = gpu
         .tuning()
@@ -253,13 +261,12 @@ pub async fn tune_untuned(gpu: &Gpu) -> Result<Vec<Measured>> {
         .into_iter()
         .filter(|c| gpu.tuning().cached(&c.signature(precision)).is_none())
         .collect();
-    let mut timer = GpuTimer::new(gpu);
     let mut out = Vec::with_capacity(cases.len());
     for case in cases {
         let started = timer::now_ms();
         let d = case.spec.dims(&case.input, &case.weight)?;
         let candidates = ConvKernel::candidates(&d, &case.spec, gpu);
-        let (_, choice) = measure(&mut timer, &case, &candidates).await?;
+        let (_, choice) = measure(timer, &case, &candidates).await?;
         let signature = case.signature(gpu.precision());
         gpu.tuning().store(&signature, choice.clone())?;
         out.push(Measured {
@@ -268,7 +275,7 @@ pub async fn tune_untuned(gpu: &Gpu) -> Result<Vec<Measured>> {
             heuristic: ConvKernel::heuristic(&d, &case.spec, gpu).to_string(),
             tuning_ms: timer::now_ms() - started,
         });
-        timer.forget(&case);
+        timer.done_with(&case);
     }
     Ok(out)
 }

@@ -3,7 +3,7 @@
 
 use super::{ConvCase, Timer};
 use crate::error::Result;
-use crate::gpu::{Gpu, GpuTensor, Recorder};
+use crate::gpu::{Gpu, GpuTensor, Recorder, Recording};
 use crate::kernels::conv::{conv2d_with, ConvKernel};
 use crate::ops::conv::Epilogue;
 use crate::weights::synthetic;
@@ -61,14 +61,6 @@ impl<'g> GpuTimer<'g> {
         }
     }
 
-    /// Lets go of the operands of `case` (the tuner is done with it).
-    pub fn forget(&mut self, case: &ConvCase) {
-        if self.operands.as_ref().is_some_and(|o| o.case == *case) {
-            self.operands = None;
-            self.warm.clear();
-        }
-    }
-
     fn operands(&mut self, case: &ConvCase) -> Result<&Operands> {
         if self.operands.as_ref().is_none_or(|o| o.case != *case) {
             let out = case.spec.output_shape(&case.input, &case.weight)?;
@@ -100,25 +92,37 @@ impl<'g> GpuTimer<'g> {
 }
 
 impl Timer for GpuTimer<'_> {
+    fn done_with(&mut self, case: &ConvCase) {
+        if self.operands.as_ref().is_some_and(|o| o.case == *case) {
+            self.operands = None;
+            self.warm.clear();
+        }
+    }
+
     async fn time(&mut self, case: &ConvCase, kernel: ConvKernel) -> Result<f64> {
         let gpu = self.gpu;
-        let ops = self.operands(case)?;
-        let mut rec = Recorder::new(gpu);
-        rec.set_label("tune");
-        let none = Epilogue::default();
-        for _ in 0..REPEATS {
-            conv2d_with(
-                &mut rec, &ops.x, &ops.w, &none, &ops.out, &case.spec, kernel,
-            )?;
-        }
-        let recording = rec.finish()?;
-        let out = ops.out.clone();
+        let (x, w, out) = {
+            let ops = self.operands(case)?;
+            (ops.x.clone(), ops.w.clone(), ops.out.clone())
+        };
+        let record = |repeats: usize| -> Result<Recording> {
+            let mut rec = Recorder::new(gpu);
+            rec.set_label("tune");
+            let none = Epilogue::default();
+            for _ in 0..repeats {
+                conv2d_with(&mut rec, &x, &w, &none, &out, &case.spec, kernel)?;
+            }
+            rec.finish()
+        };
         if !self.warm.contains(&kernel) {
-            // The first run of a pipeline pays for the driver's lazy work.
-            recording.submit(gpu)?;
+            // The first run of a pipeline pays for the driver's lazy work: one dispatch, so a
+            // slow variant on a software device costs little.
+            let warm_up = record(1)?;
+            warm_up.submit(gpu)?;
             self.settle(&out).await?;
             self.warm.push(kernel);
         }
+        let recording = record(REPEATS)?;
         #[cfg(not(target_arch = "wasm32"))]
         if gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
             let mut ms: Vec<f64> = recording

@@ -30,11 +30,20 @@ pub const F16_SAME_ROUNDING_REL_L2: f64 = 2.5e-4;
 /// tolerance by each case's own float32 sensitivity.)
 pub const F16_REL_L2: f64 = 3e-3;
 
+/// Test devices choose kernels by the heuristic alone, whatever a developer has tuned on this
+/// machine (tests that tune make their own device); tests/conv.rs runs every variant.
+pub fn untuned() -> GpuOptions {
+    GpuOptions {
+        tune: gaze::tune::TuneMode::Off,
+        ..Default::default()
+    }
+}
+
 /// The test device. A missing adapter fails the test: CI has lavapipe, so a skip would hide
 /// a broken setup.
 pub fn gpu() -> &'static Gpu {
     static GPU: OnceLock<Gpu> = OnceLock::new();
-    GPU.get_or_init(|| match Gpu::new_blocking(&GpuOptions::default()) {
+    GPU.get_or_init(|| match Gpu::new_blocking(&untuned()) {
         Ok(gpu) => gpu,
         Err(e) => panic!("GPU tests need an adapter (lavapipe in CI): {e}"),
     })
@@ -46,7 +55,7 @@ pub fn gpu_f16() -> &'static Gpu {
     GPU.get_or_init(|| {
         let options = GpuOptions {
             precision: gaze::gpu::Precision::F16,
-            ..Default::default()
+            ..untuned()
         };
         Gpu::new_blocking(&options)
             .unwrap_or_else(|e| panic!("f16 tests need an adapter with shader-f16: {e}"))
@@ -205,5 +214,12 @@ pub fn check_attention_graph(
         assert_eq!(m.per_image, per_image);
         let slice = m.read(got_gates[0].data(), 1).unwrap();
         assert_eq!(slice.len(), m.rows * m.cols);
+    }
+}
+
+/// Fails unless the error message `err` contains every one of `parts`.
+pub fn assert_names(err: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(err.contains(p), "`{err}` should name {p}");
     }
 }

@@ -1,0 +1,248 @@
+//! The tuner with injected timings: it picks the fastest candidate, skips timing again what
+//! cannot win, caches the choice per adapter, driver and gaze version, plans use the cached
+//! choice, and a new driver or gaze version invalidates it. Also the heuristic's picks.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::*;
+use gaze::gpu::{Gpu, GpuOptions, Recorder};
+use gaze::kernels::conv::{self as gpu_conv, ConvKernel, MmTile, Tile};
+use gaze::ops::conv::{Conv2d, Epilogue};
+use gaze::tune::{self, AdapterKey, Choice, ConvCase, Timer, TuneCache, TuneMode};
+
+/// Timings from a table (milliseconds by variant name), counting the calls per variant.
+struct FakeTimer {
+    ms: BTreeMap<String, f64>,
+    calls: BTreeMap<String, usize>,
+}
+
+impl FakeTimer {
+    fn new(ms: &[(ConvKernel, f64)]) -> Self {
+        Self {
+            ms: ms.iter().map(|(k, t)| (k.to_string(), *t)).collect(),
+            calls: BTreeMap::new(),
+        }
+    }
+}
+
+impl Timer for FakeTimer {
+    async fn time(&mut self, _case: &ConvCase, kernel: ConvKernel) -> gaze::Result<f64> {
+        let name = kernel.to_string();
+        *self.calls.entry(name.clone()).or_default() += 1;
+        // Variants the table leaves out are slow, so only the table's fastest can win.
+        Ok(*self.ms.get(&name).unwrap_or(&1000.0))
+    }
+}
+
+const MM64: ConvKernel = ConvKernel::Mm(MmTile { wx: 16, wy: 16 });
+const MM32: ConvKernel = ConvKernel::Mm(MmTile { wx: 8, wy: 8 });
+const TILED: ConvKernel = ConvKernel::General(Tile::plain(8, 4));
+
+fn case() -> ConvCase {
+    ConvCase::new(&[1, 32, 12, 12], &[64, 32, 3, 3], &Conv2d::new(1, 1))
+}
+
+#[test]
+fn the_fastest_candidate_wins_and_hopeless_ones_are_timed_once() {
+    let mut timer = FakeTimer::new(&[(TILED, 4.0), (MM64, 1.5), (MM32, 9.0)]);
+    let (kernel, choice) =
+        pollster::block_on(tune::measure(&mut timer, &case(), &[TILED, MM64, MM32])).unwrap();
+    assert_eq!(kernel, MM64);
+    assert_eq!(choice.variant, "conv2d_mm 64x64");
+    assert_eq!(choice.ms[&TILED.to_string()], 4.0);
+    assert_eq!(choice.ms[&MM32.to_string()], 9.0);
+    // 9 ms is over twice the best (1.5 ms) after one timing: not timed again.
+    assert_eq!(timer.calls[&MM32.to_string()], 1);
+    assert_eq!(timer.calls[&MM64.to_string()], 3);
+    assert_eq!(timer.calls[&TILED.to_string()], 3);
+}
+
+#[test]
+fn no_candidate_is_an_error() {
+    let mut timer = FakeTimer::new(&[]);
+    let err = pollster::block_on(tune::measure(&mut timer, &case(), &[])).unwrap_err();
+    assert_names(&err.to_string(), &["no kernel can run"]);
+}
+
+fn choice(variant: ConvKernel) -> Choice {
+    Choice {
+        variant: variant.to_string(),
+        ms: BTreeMap::from([(variant.to_string(), 1.0)]),
+    }
+}
+
+/// A fresh path for a cache file.
+fn cache_path(name: &str) -> std::path::PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "gaze-tune-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    dir.join(name)
+}
+
+#[test]
+fn the_cache_holds_per_adapter_driver_and_version() {
+    let path = cache_path("tune.json");
+    let key = AdapterKey::new("Some GPU", "driver 1.0");
+    let sig = case().signature(gaze::Precision::F32);
+    let mut cache = TuneCache::load(&path).unwrap();
+    assert_eq!(cache.get(&key, &sig), None, "no file yet: an empty cache");
+    cache.put(&key, &sig, choice(MM64));
+    let other_gpu = AdapterKey::new("Other GPU", "driver 7");
+    cache.put(&other_gpu, &sig, choice(TILED));
+    cache.save().unwrap();
+
+    let cache = TuneCache::load(&path).unwrap();
+    assert_eq!(cache.get(&key, &sig), Some(&choice(MM64)));
+    let new_driver = AdapterKey::new("Some GPU", "driver 2.0");
+    let new_gaze = AdapterKey {
+        gaze: "0.0.1-older".into(),
+        ..key.clone()
+    };
+    assert_eq!(cache.get(&new_driver, &sig), None, "another driver");
+    assert_eq!(cache.get(&new_gaze, &sig), None, "another gaze version");
+    assert_eq!(
+        cache.get(&key, "conv2d x1 other"),
+        None,
+        "another signature"
+    );
+
+    // Measuring under a new driver drops what the old one measured on this adapter alone.
+    let mut cache = cache;
+    cache.put(&new_driver, &sig, choice(MM32));
+    assert_eq!(cache.get(&key, &sig), None);
+    assert_eq!(cache.get(&new_driver, &sig), Some(&choice(MM32)));
+    assert_eq!(cache.get(&other_gpu, &sig), Some(&choice(TILED)));
+}
+
+#[test]
+fn a_broken_cache_file_is_an_error_naming_it() {
+    let path = cache_path("tune.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "{ not json").unwrap();
+    let err = TuneCache::load(&path).unwrap_err().to_string();
+    assert_names(&err, &["tuning cache", &path.display().to_string()]);
+}
+
+/// A device on the test adapter with tuning `mode` and the cache in `json`.
+fn device(mode: TuneMode, json: &str) -> Gpu {
+    let options = GpuOptions {
+        tune: mode,
+        tune_cache: Some(json.to_string()),
+        ..Default::default()
+    };
+    Gpu::new_blocking(&options).expect("GPU tests need an adapter (lavapipe in CI)")
+}
+
+/// The variant a plan on `gpu` records for `case`.
+fn planned_variant(gpu: &Gpu, case: &ConvCase) -> String {
+    let x = gpu.empty(&case.input).unwrap();
+    let w = gpu.empty(&case.weight).unwrap();
+    let out_shape = case.spec.output_shape(&case.input, &case.weight).unwrap();
+    let out = gpu.empty(&out_shape).unwrap();
+    let mut rec = Recorder::new(gpu);
+    gpu_conv::conv2d(&mut rec, &x, &w, &Epilogue::default(), &out, &case.spec).unwrap();
+    rec.dispatch_variants().remove(0).1
+}
+
+#[test]
+fn plans_run_the_tuned_choice_until_the_driver_or_version_changes() {
+    let case = case();
+    let gpu = device(TuneMode::On, r#"{"format": 1, "adapters": []}"#);
+    let heuristic = planned_variant(&gpu, &case);
+    // The fake timings make a variant the heuristic does not pick the fastest.
+    let fastest = if heuristic == MM32.to_string() {
+        MM64
+    } else {
+        MM32
+    };
+    let mut timer = FakeTimer::new(&[(fastest, 0.5)]);
+    let measured = pollster::block_on(tune::tune_untuned_with(&gpu, &mut timer)).unwrap();
+    assert_eq!(measured.len(), 1);
+    assert_eq!(measured[0].choice.variant, fastest.to_string());
+    assert_eq!(measured[0].heuristic, heuristic);
+    assert_eq!(planned_variant(&gpu, &case), fastest.to_string());
+    // Nothing is left to measure.
+    let again = pollster::block_on(tune::tune_untuned_with(&gpu, &mut timer)).unwrap();
+    assert!(again.is_empty());
+
+    let json = gpu.tuning().cache_json().unwrap();
+    let cached = device(TuneMode::Cache, &json);
+    assert_eq!(planned_variant(&cached, &case), fastest.to_string());
+    let off = device(TuneMode::Off, &json);
+    assert_eq!(
+        planned_variant(&off, &case),
+        heuristic,
+        "tuning off ignores the cache"
+    );
+
+    let key = gpu.tuning().key().clone();
+    let quoted = |s: &str| serde_json::to_string(s).unwrap();
+    let other_driver = json.replace(&quoted(&key.driver), &quoted("another driver 9.9"));
+    let other_gaze = json.replace(&quoted(&key.gaze), &quoted("0.0.0-older"));
+    assert_ne!(other_driver, json);
+    assert_ne!(other_gaze, json);
+    for stale in [other_driver, other_gaze] {
+        let gpu = device(TuneMode::Cache, &stale);
+        assert_eq!(
+            planned_variant(&gpu, &case),
+            heuristic,
+            "a stale entry is not used"
+        );
+    }
+}
+
+/// A cached variant that cannot run the conv (a hand-edited cache) is not used: the plan
+/// falls back to the heuristic rather than failing.
+#[test]
+fn a_cached_variant_that_does_not_fit_falls_back_to_the_heuristic() {
+    let case = case();
+    let probe = device(TuneMode::Cache, r#"{"format": 1, "adapters": []}"#);
+    let heuristic = planned_variant(&probe, &case);
+    let mut cache = TuneCache::in_memory();
+    let misfit = ConvKernel::Gemm(Tile::plain(8, 4)); // a 1×1-only kernel for a 3×3 conv
+    cache.put(
+        probe.tuning().key(),
+        &case.signature(probe.precision()),
+        choice(misfit),
+    );
+    let gpu = device(TuneMode::Cache, &cache.to_json().unwrap());
+    assert_eq!(planned_variant(&gpu, &case), heuristic);
+}
+
+/// On a software adapter the heuristic keeps the register tiles it had before variants
+/// existed; the GPU blocks it picks fill a GPU with the least padding.
+#[test]
+fn the_heuristic_by_device_type() {
+    let g = gpu();
+    let case = case();
+    let d = case.spec.dims(&case.input, &case.weight).unwrap();
+    let picked = ConvKernel::heuristic(&d, &case.spec, g);
+    if g.is_software() {
+        let tiled = gpu_conv::kernel_for(
+            &case.input,
+            &case.weight,
+            &case.spec,
+            gpu_conv::subgroup_lanes(g),
+        );
+        assert_eq!(picked, tiled.unwrap());
+    } else {
+        assert!(matches!(picked, ConvKernel::Mm(_)), "{picked}");
+    }
+    let block = |cout, pixels| MmTile::choose(cout, 1, pixels, 256);
+    // ResNet-50's first stage: at batch 8, 64 × 64 blocks already make 1,568 workgroups; at
+    // batch 1 they would make 196, too few to fill a GPU, so 64 × 32 (392).
+    assert_eq!(block(256, 8 * 56 * 56), MmTile { wx: 16, wy: 16 });
+    assert_eq!(block(256, 56 * 56), MmTile { wx: 8, wy: 16 });
+    // Its last stage: 49 pixels, so the 16-pixel blocks waste least and make the most groups.
+    assert_eq!(block(2048, 7 * 7), MmTile { wx: 4, wy: 16 });
+    // MobileNetV2's 16-channel projection: the 16-channel blocks, which pad nothing.
+    assert_eq!(block(16, 112 * 112), MmTile { wx: 16, wy: 4 });
+    // Blocks over the device's workgroup limit are never picked.
+    assert!(MmTile::choose(256, 1, 56 * 56, 64).invocations() <= 64);
+}
