@@ -14,6 +14,7 @@ use crate::classify::{Classifier, Model, Preprocess, Source};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuOptions, Precision};
 use crate::models::{self, Options};
+use crate::tune::TuneMode;
 use crate::weights::StateDict;
 
 /// What the page asks for; the fields of a models.json entry it needs, plus the device.
@@ -45,6 +46,13 @@ struct SessionConfig {
     /// `gaze run` finds it.
     #[serde(default)]
     key: Option<String>,
+    /// How plans choose kernel variants: "off", "cache" (the default) or "on" (`GAZE_TUNE`).
+    /// The package measures ("on") through `Session::tune`.
+    #[serde(default)]
+    tune: Option<String>,
+    /// The tuning cache's JSON, as the package keeps it between visits.
+    #[serde(default)]
+    tune_cache: Option<String>,
 }
 
 impl SessionConfig {
@@ -85,11 +93,18 @@ fn bad_input(message: String) -> JsValue {
     coded(&message, "bad-input")
 }
 
-async fn open_gpu(device: &str, precision: Precision) -> Result<Option<Gpu>> {
+async fn open_gpu(config: &SessionConfig, precision: Precision) -> Result<Option<Gpu>> {
+    let tune = match &config.tune {
+        Some(mode) => mode.parse()?,
+        None => TuneMode::default(),
+    };
     let options = GpuOptions {
         precision,
+        tune,
+        tune_cache: config.tune_cache.clone(),
         ..Default::default()
     };
+    let device = config.device.as_str();
     match (device, precision) {
         ("gpu", _) => Gpu::new(&options).await.map(Some),
         ("cpu", Precision::F32) => Ok(None),
@@ -202,7 +217,7 @@ impl Session {
         };
         options.extend(config.options.clone());
         let preprocess = config.preprocess().map_err(js)?;
-        let gpu = open_gpu(&config.device, precision_of(&config)?)
+        let gpu = open_gpu(&config, precision_of(&config)?)
             .await
             .map_err(js)?;
         let shape = first_shape(&arch, &config, &preprocess);
@@ -222,7 +237,7 @@ impl Session {
     /// of networks no checkpoint is bundled for, such as ResNet-50 with Triplet Attention.
     pub async fn create_deterministic(config: String) -> std::result::Result<Session, JsValue> {
         let config = parse_config(&config)?;
-        let gpu = open_gpu(&config.device, precision_of(&config)?)
+        let gpu = open_gpu(&config, precision_of(&config)?)
             .await
             .map_err(js)?;
         let preprocess = Preprocess::ImageNet;
@@ -393,6 +408,49 @@ impl Session {
         })
     }
 
+    /// Measures the kernel variants of every conv the session's plans run that the tuning
+    /// cache lacks, caches the fastest and recompiles the plans to run them. Resolves to JSON
+    /// `{"tuning_ms", "measured": [{"signature", "variant", "heuristic", "ms"}], "cache"}`,
+    /// `cache` being the whole cache to keep for the next visit.
+    pub fn tune(&self) -> js_sys::Promise {
+        let live = self.live();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let live = live?;
+            let now = clock()?;
+            let start = now();
+            let measured = live.model.tune().await.map_err(js)?;
+            let report = TuneReport {
+                tuning_ms: now() - start,
+                measured: measured
+                    .iter()
+                    .map(|m| MeasuredJson {
+                        signature: &m.signature,
+                        variant: &m.choice.variant,
+                        heuristic: &m.heuristic,
+                        ms: &m.choice.ms,
+                    })
+                    .collect(),
+                cache: match live.model.gpu() {
+                    Some(gpu) => Some(gpu.tuning().cache_json().map_err(js)?),
+                    None => None,
+                },
+            };
+            Ok(JsValue::from_str(&to_json(&report)?))
+        })
+    }
+
+    /// Every dispatch of the session's plan (batch 1), as JSON `[{"op", "variant"}]`: the kernel
+    /// variant each op runs on.
+    pub fn kernel_variants(&self) -> std::result::Result<String, JsValue> {
+        let live = self.live()?;
+        let variants = live.model.kernel_variants().map_err(js)?;
+        let rows: Vec<VariantJson> = variants
+            .iter()
+            .map(|(op, variant)| VariantJson { op, variant })
+            .collect();
+        to_json(&rows)
+    }
+
     /// Destroys the GPU device as a driver reset would, so the page's recovery can be tested.
     pub fn lose_device_for_test(&self) {
         if let Ok(live) = self.live() {
@@ -516,6 +574,10 @@ pub fn browser_kernels() -> std::result::Result<String, JsValue> {
         .map(|k| KernelSource {
             name: k.name,
             wgsl: k.wgsl(Precision::F32),
+            constants: crate::kernels::conv::specializations(k)
+                .into_iter()
+                .map(|c| c.into_iter().collect())
+                .collect(),
         })
         .collect();
     to_json(&kernels)
@@ -555,6 +617,28 @@ struct Timed<'a> {
     ms: f64,
 }
 
+/// `Session::tune`'s result.
+#[derive(Serialize)]
+struct TuneReport<'a> {
+    tuning_ms: f64,
+    measured: Vec<MeasuredJson<'a>>,
+    cache: Option<String>,
+}
+
+#[derive(Serialize)]
+struct MeasuredJson<'a> {
+    signature: &'a str,
+    variant: &'a str,
+    heuristic: &'a str,
+    ms: &'a std::collections::BTreeMap<String, f64>,
+}
+
+#[derive(Serialize)]
+struct VariantJson<'a> {
+    op: &'a str,
+    variant: &'a str,
+}
+
 /// `Session::benchmark`'s result.
 #[derive(Serialize)]
 struct Timings {
@@ -566,6 +650,8 @@ struct Timings {
 struct KernelSource {
     name: &'static str,
     wgsl: String,
+    /// Each set of override constants a plan may compile it with (none: the defaults only).
+    constants: Vec<std::collections::BTreeMap<&'static str, f64>>,
 }
 
 fn to_json<T: Serialize + ?Sized>(value: &T) -> std::result::Result<String, JsValue> {

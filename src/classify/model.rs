@@ -67,6 +67,14 @@ impl Built {
         }
     }
 
+    /// Inputs of one image each, zeros: what compiling or tuning a plan needs of them.
+    fn zero_inputs(&self) -> Vec<Tensor> {
+        self.per_image
+            .iter()
+            .map(|s| Tensor::zeros(&[&[1][..], s].concat()))
+            .collect()
+    }
+
     /// The output shape for these input shapes.
     pub fn output_shape(&self, inputs: &[Vec<usize>]) -> Result<Vec<usize>> {
         let refs: Vec<&[usize]> = inputs.iter().map(Vec::as_slice).collect();
@@ -194,6 +202,36 @@ impl Model {
             kept_ids: keep,
             built,
         })
+    }
+
+    /// Measures the candidate kernels of every conv of the graphs built so far (at batch 1)
+    /// that the device's tuning cache lacks, caches the fastest, and recompiles those graphs'
+    /// plans to run them. Nothing to do on the CPU.
+    pub async fn tune(&self) -> Result<Vec<crate::tune::Measured>> {
+        let Some(gpu) = &self.gpu else {
+            return Ok(Vec::new());
+        };
+        let built: Vec<Rc<Built>> = self.built.borrow().clone();
+        let mut measured = Vec::new();
+        for b in built {
+            if let Backend::Gpu(g) = &b.on {
+                measured.extend(g.tune(gpu, &b.zero_inputs()).await?);
+            }
+        }
+        Ok(measured)
+    }
+
+    /// Every dispatch of the newest graph's plan at batch 1: its op and kernel variant.
+    pub fn kernel_variants(&self) -> Result<Vec<(String, String)>> {
+        let (Some(gpu), Some(b)) = (&self.gpu, self.built.borrow().first().cloned()) else {
+            return Ok(Vec::new());
+        };
+        let Backend::Gpu(g) = &b.on else {
+            return Ok(Vec::new());
+        };
+        let mut rec = crate::gpu::Recorder::new(gpu);
+        g.record(gpu, &mut rec, &b.zero_inputs())?;
+        Ok(rec.dispatch_variants())
     }
 
     /// Gives the device's memory back now: every graph's buffers, then the device itself. The

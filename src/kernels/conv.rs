@@ -264,6 +264,18 @@ impl std::str::FromStr for ConvKernel {
     }
 }
 
+/// Every specialization a plan may compile `kernel` with, where it has several that change
+/// its workgroup (the browser test compiles each): `conv2d_mm`'s blocks. Empty for the rest.
+pub fn specializations(kernel: &Kernel) -> Vec<Vec<(&'static str, f64)>> {
+    if kernel.name != CONV2D_MM.name {
+        return Vec::new();
+    }
+    MmTile::ALL
+        .into_iter()
+        .map(|t| ConvKernel::Mm(t).constants())
+        .collect()
+}
+
 /// Whether the GEMM kernel can run this geometry.
 fn is_gemm(weight: &[usize], spec: &Conv2d) -> bool {
     weight[2..] == [1, 1] && spec.stride == (1, 1) && spec.padding == (0, 0) && spec.groups == 1
@@ -354,7 +366,8 @@ impl ConvKernel {
         }
     }
 
-    fn constants(self) -> Vec<(&'static str, f64)> {
+    /// The specialization constants of its pipeline.
+    pub fn constants(self) -> Vec<(&'static str, f64)> {
         match self {
             Self::Gemm(tile) | Self::General(tile) => {
                 vec![("RO_G", tile.channels as f64), ("RP_Q", tile.pixels as f64)]

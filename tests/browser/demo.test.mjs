@@ -98,12 +98,15 @@ function compileKernels(page) {
     const device = await (await navigator.gpu.requestAdapter()).requestDevice();
     const kernels = JSON.parse(browserKernels());
     const failures = [];
-    for (const { name, wgsl } of kernels) {
-      try {
-        const module = device.createShaderModule({ label: name, code: wgsl });
-        await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-      } catch (err) {
-        failures.push(`${name}: ${err.message ?? err}`);
+    for (const { name, wgsl, constants } of kernels) {
+      const module = device.createShaderModule({ label: name, code: wgsl });
+      // Every specialization a plan may compile (conv2d_mm's workgroup shapes), else the default.
+      for (const c of constants.length ? constants : [undefined]) {
+        try {
+          await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main', constants: c } });
+        } catch (err) {
+          failures.push(`${name} ${JSON.stringify(c ?? {})}: ${err.message ?? err}`);
+        }
       }
     }
     device.destroy();

@@ -223,6 +223,43 @@ async function errorCodes(page, make, options, onGpu) {
   }, { make, options, onGpu });
 }
 
+// Tuning with each mode, from an empty IndexedDB: "off" runs the heuristic's variants; "on"
+// measures every conv before `create` resolves; a later `tune()` has nothing left to measure,
+// and a new session with the default mode ("cache") runs the tuned variants, read back from
+// IndexedDB.
+async function tuning(page, make, options) {
+  return page.evaluate(async ({ make, options }) => {
+    await new Promise((resolve) => { const r = indexedDB.deleteDatabase('gaze-web'); r.onsuccess = r.onerror = resolve; });
+    const out = { badMode: await codeOf(gaze[make].create({ ...options, tune: 'sometimes' })) };
+    const off = await gaze[make].create({ ...options, device: 'gpu', tune: 'off' });
+    out.heuristic = await off.kernelVariants();
+    off.dispose();
+    const tuned = await gaze[make].create({ ...options, device: 'gpu', tune: 'on' });
+    out.tuning = tuned.tuning;
+    out.tuned = await tuned.kernelVariants();
+    out.again = await tuned.tune();
+    tuned.dispose();
+    const cached = await gaze[make].create({ ...options, device: 'gpu' });
+    out.cached = await cached.kernelVariants();
+    cached.dispose();
+    return out;
+  }, { make, options });
+}
+
+function checkTuning(tag, t) {
+  check(t.badMode === 'Error:bad-input', `${tag} tune: an unknown mode is ${t.badMode}`);
+  const measured = t.tuning?.measured ?? [];
+  const fastest = measured.every((m) => m.ms[m.variant] === Math.min(...Object.values(m.ms)));
+  check(measured.length > 0 && fastest, `${tag} tune "on": ${measured.length} convs measured in ${t.tuning?.tuningMs?.toFixed(0)} ms, each choice its fastest variant`);
+  const chosen = new Set(measured.map((m) => m.variant));
+  const convs = (list) => list.filter((v) => v.op.includes('conv2d')).map((v) => v.variant);
+  const ran = convs(t.tuned);
+  check(ran.length > 0 && ran.every((v) => chosen.has(v)), `${tag} tune "on": the plan runs the tuned variants (${[...new Set(ran)].join(', ')})`);
+  check(convs(t.heuristic).length === ran.length, `${tag} tune "off": the heuristic's plan has as many convs (${[...new Set(convs(t.heuristic))].join(', ')})`);
+  check(t.again.measured.length === 0, `${tag} tune() again: nothing left to measure (${t.again.measured.length})`);
+  check(JSON.stringify(t.cached) === JSON.stringify(t.tuned), `${tag} a new session (tune "cache") runs the variants tuned before, from IndexedDB`);
+}
+
 async function memoryCycles(page, options) {
   return page.evaluate(async ({ options, cycles }) => {
     const before = await gaze.liveGpuBytes();
@@ -316,6 +353,7 @@ async function pass(browser, url, hits, label, onGpu, expected, files, entry) {
       ? { broken: 'Error:bad-checkpoint', badInput: 'Error:bad-input', disposed: 'Error:disposed', f16: 'Error:f16-unsupported', lost: 'Error:device-lost' }
       : { broken: 'Error:bad-checkpoint', badInput: 'Error:bad-input', disposed: 'Error:disposed', noAdapter: 'Error:no-adapter' };
     check(JSON.stringify(codes) === JSON.stringify(want), `${tag} error codes ${JSON.stringify(codes)}`);
+    if (onGpu) checkTuning(tag, await tuning(page, make, options));
   }
   if (onGpu) {
     const m = await memoryCycles(page, options);

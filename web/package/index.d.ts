@@ -52,6 +52,37 @@ export interface SessionOptions {
   cache?: string;
   /** The wasm module's URL, if not beside index.js. */
   wasm?: string | URL;
+  /**
+   * How the model's convs choose their kernel variants: "cache" (default: the choices measured
+   * on this adapter and browser before, kept in IndexedDB, else a heuristic by device type),
+   * "off" (the heuristic alone) or "on" (measure what is not cached before `create` resolves;
+   * `session.tuning` says what it measured).
+   */
+  tune?: 'off' | 'cache' | 'on';
+}
+
+/** One conv the tuner timed. */
+export interface TunedConv {
+  /** Its shapes and geometry, e.g. `conv2d x1x64x56x56 w64x64x3x3 s1x1 p1x1 d1x1 g1 f32`. */
+  signature: string;
+  /** The fastest variant, which the model now runs. */
+  variant: string;
+  /** What the heuristic would have run. */
+  heuristic: string;
+  /** Milliseconds per variant timed. */
+  ms: Record<string, number>;
+}
+
+export interface TuneReport {
+  tuningMs: number;
+  /** Empty when every conv was cached already. */
+  measured: TunedConv[];
+}
+
+export interface KernelVariant {
+  /** `<model part> <kernel>` */
+  op: string;
+  variant: string;
 }
 
 /** Anything the browser decodes, or pixels. */
@@ -115,6 +146,12 @@ export declare class Session {
   inputView(image: ImageInput): Promise<ImageData>;
   /** The attention modules whose maps `classify(…, { attention: true })` returns, without data. */
   attentionBlocks(): Array<Omit<AttentionBlock, 'maps'> & { maps: Array<Omit<AttentionMap, 'data'>> }>;
+  /** What `tune: "on"` measured while the session was created. */
+  readonly tuning?: TuneReport;
+  /** Measures the variants of every conv not tuned on this adapter yet, and runs the fastest. */
+  tune(): Promise<TuneReport>;
+  /** The kernel variant every op runs on (batch 1), in order. */
+  kernelVariants(): KernelVariant[];
   /** Destroys the GPU device as a driver reset would: for testing an app's recovery. */
   loseDeviceForTest(): void;
   dispose(): void;

@@ -109,6 +109,52 @@ async function weightBytes(weights, options) {
   throw codedError('weights: expected a URL string, ArrayBuffer, Uint8Array or Blob', 'bad-input');
 }
 
+// ---- the tuning cache -----------------------------------------------------------------------
+
+// The tuner's choices, kept in IndexedDB (windows and Workers alike) as the JSON gaze writes: one
+// record, keyed inside by adapter, browser version and gaze version, so a new driver or release
+// measures again. Where IndexedDB is missing or refused (private modes), choices last for the
+// session only.
+const TUNING_DB = 'gaze-web';
+const TUNING_STORE = 'tuning';
+
+// Runs `use(store)` on the tuning store in a transaction of `mode` and resolves to its request's
+// result (undefined where IndexedDB fails). The connection is closed after each use, so that
+// nothing holds the database open (a deletion would wait for it).
+async function withTuningStore(mode, use) {
+  if (typeof indexedDB === 'undefined') return undefined;
+  const db = await new Promise((resolve) => {
+    const open = indexedDB.open(TUNING_DB, 1);
+    open.onupgradeneeded = () => open.result.createObjectStore(TUNING_STORE);
+    open.onerror = () => resolve(null);
+    open.onblocked = () => resolve(null);
+    open.onsuccess = () => resolve(open.result);
+  });
+  if (!db) return undefined;
+  try {
+    const req = use(db.transaction(TUNING_STORE, mode).objectStore(TUNING_STORE));
+    return await new Promise((resolve) => {
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => resolve(undefined);
+    });
+  } catch {
+    return undefined;
+  } finally {
+    db.close();
+  }
+}
+
+async function loadTuningCache() {
+  const json = await withTuningStore('readonly', (store) => store.get('cache'));
+  return typeof json === 'string' ? json : undefined;
+}
+
+async function saveTuningCache(json) {
+  if (typeof json === 'string') await withTuningStore('readwrite', (store) => store.put(json, 'cache'));
+}
+
+const TUNE_MODES = ['off', 'cache', 'on'];
+
 // ---- images ---------------------------------------------------------------------------------
 
 function browserDecodes() {
@@ -179,17 +225,22 @@ export class Session {
 
   /** Loads `weights` (a URL, ArrayBuffer, Uint8Array or Blob) into a new session. */
   static async create(options = {}) {
-    const { weights, arch = 'auto', options: archOptions = {}, device = 'auto', precision = 'f32', labels, input, mean, std, grayscale, replicate, key, onProgress, cache, wasm } = options;
+    const { weights, arch = 'auto', options: archOptions = {}, device = 'auto', precision = 'f32', labels, input, mean, std, grayscale, replicate, key, onProgress, cache, wasm, tune = 'cache' } = options;
     if (weights === undefined) throw codedError('Session.create: `weights` is required', 'bad-input');
+    if (!TUNE_MODES.includes(tune)) throw codedError(`Session.create: tune must be one of ${TUNE_MODES.join(', ')}, not ${JSON.stringify(tune)}`, 'bad-input');
     await initialize(wasm);
     const { bytes, name } = await weightBytes(weights, { onProgress, cache });
-    const config = { arch, options: archOptions, device, precision, labels, input, mean, std, grayscale: grayscale ?? false, replicate, key };
+    const tuneCache = tune === 'off' ? undefined : await loadTuningCache();
+    const config = { arch, options: archOptions, device, precision, labels, input, mean, std, grayscale: grayscale ?? false, replicate, key, tune, tune_cache: tuneCache };
+    let session;
     try {
-      const session = await WasmSession.create(JSON.stringify(config), bytes, name);
-      return new Session(session, JSON.parse(session.labels()));
+      const wasmSession = await WasmSession.create(JSON.stringify(config), bytes, name);
+      session = new Session(wasmSession, JSON.parse(wasmSession.labels()));
     } catch (err) {
       throw coded(err);
     }
+    if (tune === 'on') session.tuning = await session.tune();
+    return session;
   }
 
   #live() {
@@ -250,6 +301,34 @@ export class Session {
   attentionBlocks() {
     try {
       return JSON.parse(this.#live().attention_blocks());
+    } catch (err) {
+      throw coded(err);
+    }
+  }
+
+  /**
+   * Times every kernel variant of each conv the model runs that this adapter has no cached
+   * choice for, keeps the fastest (also for later visits) and runs them from now on.
+   */
+  async tune() {
+    const wasm = this.#live();
+    let report;
+    try {
+      report = JSON.parse(await wasm.tune());
+    } catch (err) {
+      throw coded(err);
+    }
+    await saveTuningCache(report.cache ?? undefined);
+    return {
+      tuningMs: report.tuning_ms,
+      measured: report.measured.map(({ signature, variant, heuristic, ms }) => ({ signature, variant, heuristic, ms })),
+    };
+  }
+
+  /** The kernel variant every op of the model runs on (batch 1), in order. */
+  kernelVariants() {
+    try {
+      return JSON.parse(this.#live().kernel_variants());
     } catch (err) {
       throw coded(err);
     }

@@ -15,7 +15,13 @@ const ops = {
   async create(id, options) {
     const onProgress = options.progress ? (p) => self.postMessage({ id, progress: p }) : undefined;
     session = await Session.create({ ...options, onProgress });
-    return { arch: session.arch, device: session.device, adapter: session.adapter };
+    return { arch: session.arch, device: session.device, adapter: session.adapter, tuning: session.tuning };
+  },
+  tune() {
+    return session.tune();
+  },
+  kernelVariants() {
+    return session.kernelVariants();
   },
   run(id, input) {
     return session.run(input);

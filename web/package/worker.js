@@ -93,6 +93,16 @@ export class WorkerSession {
     return this.#call('classify', { image: sent, options }, transfer);
   }
 
+  /** `Session.tune`, in the Worker. */
+  tune() {
+    return this.#call('tune', null);
+  }
+
+  /** `Session.kernelVariants`, from the Worker. */
+  kernelVariants() {
+    return this.#call('kernelVariants', null);
+  }
+
   /** Destroys the Worker's GPU device as a driver reset would: for testing recovery. */
   loseDeviceForTest() {
     return this.#call('loseDeviceForTest', null);
