@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use gaze::gpu::{Gpu, GpuOptions, GpuTensor, LimitOverrides, Recorder};
-use gaze::kernels::triplet as gpu_ops;
+use gaze::kernels::triplet::{self as gpu_ops, PoolKernel};
 use gaze::ops::triplet::{
     Gate, TripletCombine, TripletDims, TripletGateSpec, TripletGates, TripletPool, ZAxis, ZPool,
 };
@@ -46,13 +46,10 @@ fn dims(shape: [usize; 4], has_hw: bool) -> TripletDims {
     TripletDims::of("test", &shape, has_hw).unwrap().1
 }
 
-/// The pool paths this device runs: without subgroups always, with them where it has them.
-fn pool_paths() -> Vec<bool> {
-    let mut paths = vec![false];
-    if gpu_ops::subgroup_pool(gpu()) {
-        paths.push(true);
-    }
-    paths
+/// Every pool variant this device runs: streamed planes with subgroups where it has them,
+/// without, and lines.
+fn pool_paths() -> Vec<PoolKernel> {
+    PoolKernel::candidates(gpu())
 }
 
 /// Each image's pooled maps, without the scratch after them (not part of the result).
@@ -72,11 +69,11 @@ fn pool_matches_reference() {
             let d = dims(*shape, has_hw);
             let out = spec.out_shape(shape).unwrap();
             let want = maps(&cpu::triplet_pool(&x, &spec).unwrap(), &d);
-            for subgroups in pool_paths() {
+            for kernel in pool_paths() {
                 let got = run_gpu(&out, |rec, o| {
-                    gpu_ops::triplet_pool_with(rec, &gx, o, &spec, subgroups)
+                    gpu_ops::triplet_pool_as(rec, &gx, o, &spec, kernel)
                 });
-                let what = format!("hw {has_hw} subgroups {subgroups} {shape:?}");
+                let what = format!("hw {has_hw} {kernel} {shape:?}");
                 assert_close(&maps(&got, &d), &want, FP32_REL_L2, &what);
             }
         }
@@ -116,11 +113,11 @@ fn zpool_reference_by_hand() {
         .collect();
     assert_eq!(maps(&packed, &d), t(&[1, 32], &concat));
     let gx = upload(&x);
-    for subgroups in pool_paths() {
+    for kernel in pool_paths() {
         let got = run_gpu(&[1, 44], |rec, o| {
-            gpu_ops::triplet_pool_with(rec, &gx, o, &spec, subgroups)
+            gpu_ops::triplet_pool_as(rec, &gx, o, &spec, kernel)
         });
-        let what = format!("small integers pool exactly (subgroups {subgroups})");
+        let what = format!("small integers pool exactly ({kernel})");
         assert_eq!(maps(&got, &d), t(&[1, 32], &concat), "{what}");
     }
 }
@@ -236,7 +233,7 @@ fn module_on(
     gates: &TripletGates<Tensor>,
     residual: Option<&Tensor>,
     act: Activation,
-    subgroups: bool,
+    kernel: PoolKernel,
 ) -> Tensor {
     let up = |t: &Tensor| gpu.upload(t).unwrap();
     let has_hw = gates.hw.is_some();
@@ -249,7 +246,7 @@ fn module_on(
     let maps = gpu.empty(&[x.shape()[0], d.gates_len()]).unwrap();
     let combine = TripletCombine { has_hw, act };
     run_on(gpu, x.shape(), |rec, out| {
-        gpu_ops::triplet_pool_with(rec, &gx, &pooled, &pool, subgroups)?;
+        gpu_ops::triplet_pool_as(rec, &gx, &pooled, &pool, kernel)?;
         gpu_ops::triplet_gates(rec, &pooled, &gw, &gb, &maps, &TripletGateSpec { dims: d })?;
         gpu_ops::triplet_combine(rec, &gx, &maps, gres.as_ref(), out, &combine)
     })
@@ -273,15 +270,10 @@ fn module_case(
         Activation::None
     };
     let want = cpu::triplet_attention(&x, &gates, residual.then_some(&res), act).unwrap();
-    let mut paths = vec![false];
-    if gpu_ops::subgroup_pool(gpu) {
-        paths.push(true);
-    }
-    for subgroups in paths {
-        let got = module_on(gpu, &x, &gates, residual.then_some(&res), act, subgroups);
-        let what = format!(
-            "TA k={k} no_spatial={no_spatial} residual={residual} subgroups={subgroups} {shape:?}"
-        );
+    for kernel in PoolKernel::candidates(gpu) {
+        let got = module_on(gpu, &x, &gates, residual.then_some(&res), act, kernel);
+        let what =
+            format!("TA k={k} no_spatial={no_spatial} residual={residual} {kernel} {shape:?}");
         assert_close(&got, &want, FP32_REL_L2, &what);
     }
 }
@@ -445,4 +437,32 @@ fn bad_combine_and_pool_shapes_are_refused() {
         0,
         "nothing is recorded for a refused call"
     );
+}
+
+/// Every pool variant with f16 storage against the reference on the same f16-rounded input:
+/// maxima are exact, means are sums in f32 rounded once (F16_SAME_ROUNDING_REL_L2).
+#[test]
+fn every_pool_variant_at_f16() {
+    let g = gpu_f16();
+    let mut rng = Rng::new(77);
+    for shape in [[2, 24, 9, 7], [1, 40, 14, 14]] {
+        let x = rng.tensor(&shape);
+        let x = Tensor::from_fn(&shape, |i| gaze::Precision::F16.round(x.data()[i]));
+        let gx = g.upload(&x).unwrap();
+        for has_hw in [true, false] {
+            let spec = TripletPool { has_hw };
+            let d = dims(shape, has_hw);
+            let out = spec.out_shape(&shape).unwrap();
+            let want = maps(&cpu::triplet_pool(&x, &spec).unwrap(), &d);
+            let want =
+                Tensor::from_fn(want.shape(), |i| gaze::Precision::F16.round(want.data()[i]));
+            for kernel in PoolKernel::candidates(g) {
+                let got = run_on(g, &out, |rec, o| {
+                    gpu_ops::triplet_pool_as(rec, &gx, o, &spec, kernel)
+                });
+                let what = format!("{kernel} at f16, hw {has_hw} {shape:?}");
+                assert_close(&maps(&got, &d), &want, F16_SAME_ROUNDING_REL_L2, &what);
+            }
+        }
+    }
 }

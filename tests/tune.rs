@@ -11,7 +11,7 @@ use common::*;
 use gaze::gpu::{Gpu, GpuOptions, Recorder};
 use gaze::kernels::conv::{self as gpu_conv, ConvKernel, MmTile, Tile};
 use gaze::ops::conv::{Conv2d, Epilogue};
-use gaze::tune::{self, AdapterKey, Choice, ConvCase, Timer, TuneCache, TuneMode};
+use gaze::tune::{self, AdapterKey, Choice, ConvCase, OpCase, Timer, TuneCache, TuneMode, Variant};
 
 /// Timings from a table (milliseconds by variant name), counting the calls per variant.
 struct FakeTimer {
@@ -20,7 +20,7 @@ struct FakeTimer {
 }
 
 impl FakeTimer {
-    fn new(ms: &[(ConvKernel, f64)]) -> Self {
+    fn new(ms: &[(Variant, f64)]) -> Self {
         Self {
             ms: ms.iter().map(|(k, t)| (k.to_string(), *t)).collect(),
             calls: BTreeMap::new(),
@@ -29,20 +29,24 @@ impl FakeTimer {
 }
 
 impl Timer for FakeTimer {
-    async fn time(&mut self, _case: &ConvCase, kernel: ConvKernel) -> gaze::Result<f64> {
-        let name = kernel.to_string();
+    async fn time(&mut self, _case: &OpCase, variant: Variant) -> gaze::Result<f64> {
+        let name = variant.to_string();
         *self.calls.entry(name.clone()).or_default() += 1;
         // Variants the table leaves out are slow, so only the table's fastest can win.
         Ok(*self.ms.get(&name).unwrap_or(&1000.0))
     }
 }
 
-const MM64: ConvKernel = ConvKernel::Mm(MmTile { wx: 16, wy: 16 });
-const MM32: ConvKernel = ConvKernel::Mm(MmTile { wx: 8, wy: 8 });
-const TILED: ConvKernel = ConvKernel::General(Tile::plain(8, 4));
+const MM64: Variant = Variant::Conv(ConvKernel::Mm(MmTile { wx: 16, wy: 16 }));
+const MM32: Variant = Variant::Conv(ConvKernel::Mm(MmTile { wx: 8, wy: 8 }));
+const TILED: Variant = Variant::Conv(ConvKernel::General(Tile::plain(8, 4)));
 
-fn case() -> ConvCase {
+fn conv() -> ConvCase {
     ConvCase::new(&[1, 32, 12, 12], &[64, 32, 3, 3], &Conv2d::new(1, 1))
+}
+
+fn case() -> OpCase {
+    OpCase::Conv(conv())
 }
 
 #[test]
@@ -67,7 +71,7 @@ fn no_candidate_is_an_error() {
     assert_names(&err.to_string(), &["no kernel can run"]);
 }
 
-fn choice(variant: ConvKernel) -> Choice {
+fn choice(variant: Variant) -> Choice {
     Choice {
         variant: variant.to_string(),
         ms: BTreeMap::from([(variant.to_string(), 1.0)]),
@@ -139,7 +143,7 @@ fn device(mode: TuneMode, json: &str) -> Gpu {
     Gpu::new_blocking(&options).expect("GPU tests need an adapter (lavapipe in CI)")
 }
 
-/// The variant a plan on `gpu` records for `case`.
+/// The variant a plan on `gpu` records for the conv `case`.
 fn planned_variant(gpu: &Gpu, case: &ConvCase) -> String {
     let x = gpu.empty(&case.input).unwrap();
     let w = gpu.empty(&case.weight).unwrap();
@@ -152,7 +156,7 @@ fn planned_variant(gpu: &Gpu, case: &ConvCase) -> String {
 
 #[test]
 fn plans_run_the_tuned_choice_until_the_driver_or_version_changes() {
-    let case = case();
+    let case = conv();
     let gpu = device(TuneMode::On, r#"{"format": 1, "adapters": []}"#);
     let heuristic = planned_variant(&gpu, &case);
     // The fake timings make a variant the heuristic does not pick the fastest.
@@ -201,11 +205,12 @@ fn plans_run_the_tuned_choice_until_the_driver_or_version_changes() {
 /// falls back to the heuristic rather than failing.
 #[test]
 fn a_cached_variant_that_does_not_fit_falls_back_to_the_heuristic() {
-    let case = case();
+    let case = conv();
     let probe = device(TuneMode::Cache, r#"{"format": 1, "adapters": []}"#);
     let heuristic = planned_variant(&probe, &case);
     let mut cache = TuneCache::in_memory();
-    let misfit = ConvKernel::Gemm(Tile::plain(8, 4)); // a 1×1-only kernel for a 3×3 conv
+    // A 1×1-only kernel for a 3×3 conv.
+    let misfit = Variant::Conv(ConvKernel::Gemm(Tile::plain(8, 4)));
     cache.put(
         probe.tuning().key(),
         &case.signature(probe.precision()),
@@ -220,7 +225,7 @@ fn a_cached_variant_that_does_not_fit_falls_back_to_the_heuristic() {
 #[test]
 fn the_heuristic_by_device_type() {
     let g = gpu();
-    let case = case();
+    let case = conv();
     let d = case.spec.dims(&case.input, &case.weight).unwrap();
     let picked = ConvKernel::heuristic(&d, &case.spec, g);
     if g.is_software() {
@@ -245,4 +250,46 @@ fn the_heuristic_by_device_type() {
     assert_eq!(block(16, 112 * 112), MmTile { wx: 16, wy: 4 });
     // Blocks over the device's workgroup limit are never picked.
     assert!(MmTile::choose(256, 1, 56 * 56, 64).invocations() <= 64);
+}
+
+/// A Triplet Attention pool is tuned like a conv: a plan runs the variant measured fastest.
+#[test]
+fn a_tuned_pool_variant_is_what_the_plan_runs() {
+    use gaze::kernels::triplet::{triplet_pool, PoolKernel};
+    use gaze::ops::triplet::TripletPool;
+    let gpu = device(TuneMode::On, r#"{"format": 1, "adapters": []}"#);
+    let spec = TripletPool { has_hw: true };
+    let x = gpu.empty(&[1, 16, 8, 8]).unwrap();
+    let out = gpu.empty(&spec.out_shape(x.shape()).unwrap()).unwrap();
+    let record = || {
+        let mut rec = Recorder::new(&gpu);
+        triplet_pool(&mut rec, &x, &out, &spec).unwrap();
+        rec.dispatch_variants()
+    };
+    let heuristic = PoolKernel::heuristic(&gpu);
+    assert!(record().iter().all(|(_, v)| *v == heuristic.to_string()));
+    let fastest = if heuristic == PoolKernel::Lines {
+        PoolKernel::Planes
+    } else {
+        PoolKernel::Lines
+    };
+    let mut timer = FakeTimer::new(&[(Variant::Pool(fastest), 0.1)]);
+    let measured = pollster::block_on(tune::tune_untuned_with(&gpu, &mut timer)).unwrap();
+    assert_eq!(measured.len(), 1);
+    assert!(
+        measured[0]
+            .signature
+            .starts_with("triplet_pool x1x16x8x8 hw1"),
+        "{}",
+        measured[0].signature
+    );
+    let ran = record();
+    assert!(
+        !ran.is_empty() && ran.iter().all(|(_, v)| *v == fastest.to_string()),
+        "{ran:?}"
+    );
+    // On a software device the heuristic streams the planes, as before variants; on a GPU it
+    // runs the lines.
+    let expected = if gpu.is_software() { "planes" } else { "lines" };
+    assert!(heuristic.to_string().contains(expected), "{heuristic}");
 }

@@ -9,7 +9,6 @@ use serde::Serialize;
 use crate::error::{Context, Error};
 use crate::gpu::{Gpu, GpuOptions};
 use crate::graph::gpu::GpuGraph;
-use crate::kernels::conv::ConvKernel;
 use crate::models;
 use crate::tensor::Tensor;
 use crate::tune::{Choice, TuneMode};
@@ -47,7 +46,7 @@ struct Report {
     convs: Vec<ConvRow>,
 }
 
-/// One distinct conv of the plan.
+/// One distinct tunable op of the plan (a conv, a Triplet Attention pool).
 #[derive(Serialize)]
 struct ConvRow {
     signature: String,
@@ -92,13 +91,12 @@ pub fn run(args: &TuneArgs, gpu_options: &GpuOptions) -> Result<()> {
         .into_iter()
         .map(|case| {
             let signature = case.signature(gpu.precision());
-            let d = case.spec.dims(&case.input, &case.weight)?;
             let Choice { variant, ms } = gpu.tuning().cached(&signature).ok_or_else(|| {
                 Error::Invalid(format!("no tuned choice was cached for {signature}"))
             })?;
             Ok(ConvRow {
                 measured: measured.iter().any(|m| m.signature == signature),
-                heuristic: ConvKernel::heuristic(&d, &case.spec, &gpu).to_string(),
+                heuristic: case.heuristic(&gpu)?.to_string(),
                 signature,
                 variant,
                 ms,

@@ -17,7 +17,7 @@ use super::{expect_shape, u32_param};
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::{Binding, Gpu, GpuTensor, Kernel, Recorder};
 use crate::ops::conv::{Conv2d, ConvDims, Epilogue};
-use crate::tune::ConvCase;
+use crate::tune::{ConvCase, OpCase};
 use crate::{bindings, kernel, wgsl_struct};
 
 wgsl_struct! {
@@ -210,7 +210,7 @@ pub enum ConvKernel {
 /// The kernel a plan runs this conv on: the tuner's cached choice where the device has one
 /// that fits, else the heuristic.
 fn choose(gpu: &Gpu, d: &ConvDims, input: &[usize], weight: &[usize], spec: &Conv2d) -> ConvKernel {
-    let case = ConvCase::new(input, weight, spec);
+    let case = OpCase::Conv(ConvCase::new(input, weight, spec));
     let signature = case.signature(gpu.precision());
     gpu.tuning()
         .variant(&case, &signature)

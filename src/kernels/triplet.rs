@@ -9,6 +9,7 @@ use crate::ops::triplet::{
     ZPoolLayout, HW_GROUP,
 };
 use crate::tensor::nchw;
+use crate::tune::OpCase;
 use crate::{bindings, kernel, wgsl_struct};
 
 wgsl_struct! {
@@ -176,6 +177,7 @@ impl PoolRole {
         x: &GpuTensor,
         out: &GpuTensor,
         with_max: bool,
+        variant: &str,
     ) -> Result<()> {
         let op = "axis_pool";
         let [n, c, h, w] = nchw(op, x.shape())?;
@@ -199,7 +201,7 @@ impl PoolRole {
             PoolRole::Finish { .. } => &x.view(&[1])?,
             _ => x,
         };
-        rec.dispatch(&POOL, &max, &params, &[x, out], grid)
+        rec.dispatch_variant(variant.to_string(), &POOL, &max, &params, &[x, out], grid)
     }
 }
 
@@ -218,6 +220,18 @@ pub(crate) fn axis_pool(
     roles: &[PoolRole],
     with_max: bool,
 ) -> Result<()> {
+    axis_pool_as(rec, x, out, roles, with_max, POOL.name)
+}
+
+/// `axis_pool`, its dispatches named `variant` (profiles show it).
+fn axis_pool_as(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    out: &GpuTensor,
+    roles: &[PoolRole],
+    with_max: bool,
+    variant: &str,
+) -> Result<()> {
     if roles.iter().any(|r| matches!(r, PoolRole::Plane { .. })) && !plane_fits(x.shape()) {
         return Err(shape_err(
             "axis_pool",
@@ -228,7 +242,7 @@ pub(crate) fn axis_pool(
     rec.batched(&[x], out, |rec, ins, out| {
         roles
             .iter()
-            .try_for_each(|role| role.dispatch(rec, ins[0], out, with_max))
+            .try_for_each(|role| role.dispatch(rec, ins[0], out, with_max, variant))
     })
 }
 
@@ -240,17 +254,95 @@ pub fn subgroup_pool(gpu: &Gpu) -> bool {
     gpu.features().contains(wgpu::Features::SUBGROUP) && min as usize >= GROUP
 }
 
-/// `[N, pooled_len]`: the Z-pools of every branch, packed (`TripletPool`), in two passes over
-/// x: hw by subgroup partials (finished from the scratch) while the planes give cw and hc, or,
-/// without subgroups, hw on its own.
+/// How `triplet_pool` reads x: the variants the tuner chooses between.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKernel {
+    /// Two passes: each channel group's planes streamed by one subgroup (cw, hc and partial
+    /// hw), then the hw pool finished. Few invocations, one read of x: for software devices.
+    PlanesSg,
+    /// Each `(image, channel)` plane streamed by one invocation for cw and hc, and hw on its
+    /// own (the planes as lines where they are too wide to stream).
+    Planes,
+    /// An invocation per output of each pool, three passes over x: many invocations, each
+    /// reading a strided line, which is what a GPU's thousands of lanes want.
+    Lines,
+}
+
+impl std::fmt::Display for PoolKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::PlanesSg => "triplet_pool planes_sg",
+            Self::Planes => "triplet_pool planes",
+            Self::Lines => "triplet_pool lines",
+        })
+    }
+}
+
+impl std::str::FromStr for PoolKernel {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "triplet_pool planes_sg" => Ok(Self::PlanesSg),
+            "triplet_pool planes" => Ok(Self::Planes),
+            "triplet_pool lines" => Ok(Self::Lines),
+            _ => Err(Error::Invalid(format!(
+                "`{s}` names no triplet pool variant"
+            ))),
+        }
+    }
+}
+
+impl PoolKernel {
+    /// What ran before variants existed: the subgroup planes where the device allows them.
+    fn streamed(gpu: &Gpu) -> Self {
+        if subgroup_pool(gpu) {
+            Self::PlanesSg
+        } else {
+            Self::Planes
+        }
+    }
+
+    /// The variant `gpu` runs without measurements: streamed planes on a software device
+    /// (few invocations, one read of x, no barrier), lines on a GPU.
+    pub fn heuristic(gpu: &Gpu) -> Self {
+        if gpu.is_software() {
+            Self::streamed(gpu)
+        } else {
+            Self::Lines
+        }
+    }
+
+    /// Every variant that can run on `gpu`, for the tuner.
+    pub fn candidates(gpu: &Gpu) -> Vec<Self> {
+        let mut all = vec![Self::Planes, Self::Lines];
+        if subgroup_pool(gpu) {
+            all.insert(0, Self::PlanesSg);
+        }
+        all
+    }
+}
+
+/// `[N, pooled_len]`: the Z-pools of every branch, packed (`TripletPool`), on the variant the
+/// device's tuning cache or heuristic chooses.
 pub fn triplet_pool(
     rec: &mut Recorder,
     x: &GpuTensor,
     out: &GpuTensor,
     spec: &TripletPool,
 ) -> Result<()> {
-    let subgroups = subgroup_pool(rec.gpu());
-    triplet_pool_with(rec, x, out, spec, subgroups)
+    let gpu = rec.gpu();
+    let case = OpCase::TripletPool {
+        input: x.shape().to_vec(),
+        spec: *spec,
+    };
+    let signature = case.signature(gpu.precision());
+    let kernel = gpu
+        .tuning()
+        .variant(&case, &signature)
+        .and_then(|v| v.parse::<PoolKernel>().ok())
+        .filter(|k| PoolKernel::candidates(gpu).contains(k))
+        .unwrap_or_else(|| PoolKernel::heuristic(gpu));
+    triplet_pool_as(rec, x, out, spec, kernel)
 }
 
 /// `triplet_pool` with the path chosen: `subgroups` asks for the subgroup partials, which
@@ -262,9 +354,25 @@ pub fn triplet_pool_with(
     spec: &TripletPool,
     subgroups: bool,
 ) -> Result<()> {
+    let kernel = if subgroups {
+        PoolKernel::PlanesSg
+    } else {
+        PoolKernel::Planes
+    };
+    triplet_pool_as(rec, x, out, spec, kernel)
+}
+
+/// `triplet_pool` on `kernel`; an error if this device cannot run it.
+pub fn triplet_pool_as(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    out: &GpuTensor,
+    spec: &TripletPool,
+    kernel: PoolKernel,
+) -> Result<()> {
     let op = "triplet_pool";
     expect_shape(op, out, &spec.out_shape(x.shape())?)?;
-    if subgroups && !subgroup_pool(rec.gpu()) {
+    if kernel == PoolKernel::PlanesSg && !subgroup_pool(rec.gpu()) {
         return Err(Error::Gpu(format!(
             "`{}` cannot run the subgroup pool",
             rec.gpu().adapter_name()
@@ -280,15 +388,17 @@ pub fn triplet_pool_with(
     // hc[h, c] is row h of plane c; cw[c, w] is its column w.
     let (rows, cols) = (target(&hc, [hc.cols, 1]), target(&cw, [cw.cols, 1]));
     let hw = dims.hw();
-    if let (Some(hw), true, true) = (hw, subgroups, plane_fits(x.shape())) {
+    let streams = kernel != PoolKernel::Lines && plane_fits(x.shape());
+    if let (Some(hw), PoolKernel::PlanesSg, true) = (hw, kernel, streams) {
         let finish = PoolRole::Finish {
             groups: dims.channel_groups(),
             scratch_at: dims.maps_len(),
             to: target(&hw, [hw.cols, 1]),
         };
+        let variant = kernel.to_string();
         return rec.batched(&[x], out, |rec, ins, out| {
-            pool_planes_sg(rec, ins[0], out, &dims, rows, cols)?;
-            finish.dispatch(rec, ins[0], out, true)
+            pool_planes_sg(rec, ins[0], out, &dims, rows, cols, &variant)?;
+            finish.dispatch(rec, ins[0], out, true, &variant)
         });
     }
     let line = |plane: &Plane| -> Result<PoolRole> {
@@ -305,12 +415,12 @@ pub fn triplet_pool_with(
     if let Some(hw) = hw {
         roles.push(line(&hw)?);
     }
-    if plane_fits(x.shape()) {
+    if streams {
         roles.push(PoolRole::Plane { rows, cols });
     } else {
         roles.extend([line(&cw)?, line(&hc)?]);
     }
-    axis_pool(rec, x, out, &roles, true)
+    axis_pool_as(rec, x, out, &roles, true, &kernel.to_string())
 }
 
 /// The plane pass of `triplet_pool_sg.wgsl` on one batch chunk: hc into `rows`, cw into
@@ -322,6 +432,7 @@ fn pool_planes_sg(
     dims: &TripletDims,
     rows: Target,
     cols: Target,
+    variant: &str,
 ) -> Result<()> {
     let op = "triplet_pool";
     let n = x.shape()[0];
@@ -340,7 +451,7 @@ fn pool_planes_sg(
         cols: cols.vec4(op)?,
     };
     let grid = group_grid(rec, n * groups * GROUP)?;
-    rec.dispatch(&POOL_SG, &[], &params, &[x, out], grid)
+    rec.dispatch_variant(variant.to_string(), &POOL_SG, &[], &params, &[x, out], grid)
 }
 
 /// How the gate kernel walks a plane: `(rows, slide length, p_row, p_slide, w_row, w_slide)`.

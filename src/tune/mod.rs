@@ -20,7 +20,9 @@ pub use timer::GpuTimer;
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Precision};
 use crate::kernels::conv::ConvKernel;
+use crate::kernels::triplet::PoolKernel;
 use crate::ops::conv::Conv2d;
+use crate::ops::triplet::TripletPool;
 
 /// How plans choose their kernels.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -112,12 +114,85 @@ impl ConvCase {
     }
 }
 
+/// An op whose kernel variant is chosen on the device, as the tuner sees it: what the choice
+/// depends on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpCase {
+    Conv(ConvCase),
+    TripletPool {
+        input: Vec<usize>,
+        spec: TripletPool,
+    },
+}
+
+/// A kernel variant of some op.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    Conv(ConvKernel),
+    Pool(PoolKernel),
+}
+
+impl std::fmt::Display for Variant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Conv(k) => k.fmt(f),
+            Self::Pool(k) => k.fmt(f),
+        }
+    }
+}
+
+impl OpCase {
+    /// The cache key: the op, its shapes and geometry, and the precision.
+    pub fn signature(&self, precision: Precision) -> String {
+        match self {
+            Self::Conv(c) => c.signature(precision),
+            Self::TripletPool { input, spec } => format!(
+                "triplet_pool x{} hw{} {precision}",
+                input
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join("x"),
+                u8::from(spec.has_hw)
+            ),
+        }
+    }
+
+    /// Every variant that can run this op on `gpu`.
+    pub fn candidates(&self, gpu: &Gpu) -> Result<Vec<Variant>> {
+        Ok(match self {
+            Self::Conv(c) => {
+                let d = c.spec.dims(&c.input, &c.weight)?;
+                ConvKernel::candidates(&d, &c.spec, gpu)
+                    .into_iter()
+                    .map(Variant::Conv)
+                    .collect()
+            }
+            Self::TripletPool { .. } => PoolKernel::candidates(gpu)
+                .into_iter()
+                .map(Variant::Pool)
+                .collect(),
+        })
+    }
+
+    /// The variant `gpu` runs without measurements.
+    pub fn heuristic(&self, gpu: &Gpu) -> Result<Variant> {
+        Ok(match self {
+            Self::Conv(c) => {
+                let d = c.spec.dims(&c.input, &c.weight)?;
+                Variant::Conv(ConvKernel::heuristic(&d, &c.spec, gpu))
+            }
+            Self::TripletPool { .. } => Variant::Pool(PoolKernel::heuristic(gpu)),
+        })
+    }
+}
+
 /// The device's tuning state: its mode, its cached choices, and the convs planned on it.
 pub struct Tuning {
     mode: TuneMode,
     key: AdapterKey,
     cache: Mutex<TuneCache>,
-    planned: Mutex<Vec<ConvCase>>,
+    planned: Mutex<Vec<OpCase>>,
 }
 
 fn poisoned() -> Error {
@@ -144,7 +219,7 @@ impl Tuning {
 
     /// The cached variant for `case`, whose signature is `signature`: none when tuning is
     /// off. Every conv asked about is remembered (`planned`).
-    pub fn variant(&self, case: &ConvCase, signature: &str) -> Option<String> {
+    pub fn variant(&self, case: &OpCase, signature: &str) -> Option<String> {
         if let Ok(mut planned) = self.planned.lock() {
             if !planned.contains(case) {
                 planned.push(case.clone());
@@ -157,8 +232,8 @@ impl Tuning {
         cache.get(&self.key, signature).map(|c| c.variant.clone())
     }
 
-    /// Every distinct conv planned on this device so far, in order.
-    pub fn planned(&self) -> Vec<ConvCase> {
+    /// Every distinct tunable op planned on this device so far, in order.
+    pub fn planned(&self) -> Vec<OpCase> {
         self.planned.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
@@ -186,12 +261,12 @@ impl Tuning {
     }
 }
 
-/// Times one kernel on one conv, in milliseconds.
+/// Times one variant on one op, in milliseconds.
 pub trait Timer {
-    fn time(&mut self, case: &ConvCase, kernel: ConvKernel) -> impl Future<Output = Result<f64>>;
+    fn time(&mut self, case: &OpCase, variant: Variant) -> impl Future<Output = Result<f64>>;
 
     /// The tuner is done with `case`: what was kept for timing it can go.
-    fn done_with(&mut self, _case: &ConvCase) {}
+    fn done_with(&mut self, _case: &OpCase) {}
 }
 
 /// Timings per candidate: the median of this many.
@@ -203,10 +278,10 @@ const HOPELESS: f64 = 2.0;
 /// Times every candidate on `case` and picks the fastest (the first of equals).
 pub async fn measure<T: Timer>(
     timer: &mut T,
-    case: &ConvCase,
-    candidates: &[ConvKernel],
-) -> Result<(ConvKernel, Choice)> {
-    let mut best: Option<(ConvKernel, f64)> = None;
+    case: &OpCase,
+    candidates: &[Variant],
+) -> Result<(Variant, Choice)> {
+    let mut best: Option<(Variant, f64)> = None;
     let mut ms = BTreeMap::new();
     for &kernel in candidates {
         let mut times = vec![timer.time(case, kernel).await?];
@@ -247,7 +322,7 @@ pub struct Measured {
     pub tuning_ms: f64,
 }
 
-/// Measures every conv planned on `gpu` without a cached choice, and caches the winners.
+/// Measures every tunable op planned on `gpu` without a cached choice, and caches the winners.
 pub async fn tune_untuned(gpu: &Gpu) -> Result<Vec<Measured>> {
     tune_untuned_with(gpu, &mut GpuTimer::new(gpu)).await
 }
@@ -255,7 +330,7 @@ pub async fn tune_untuned(gpu: &Gpu) -> Result<Vec<Measured>> {
 /// `tune_untuned` with the timings of `timer` (tests inject their own).
 pub async fn tune_untuned_with<T: Timer>(gpu: &Gpu, timer: &mut T) -> Result<Vec<Measured>> {
     let precision = gpu.precision();
-    let cases: Vec<ConvCase> = gpu
+    let cases: Vec<OpCase> = gpu
         .tuning()
         .planned()
         .into_iter()
@@ -264,15 +339,14 @@ pub async fn tune_untuned_with<T: Timer>(gpu: &Gpu, timer: &mut T) -> Result<Vec
     let mut out = Vec::with_capacity(cases.len());
     for case in cases {
         let started = timer::now_ms();
-        let d = case.spec.dims(&case.input, &case.weight)?;
-        let candidates = ConvKernel::candidates(&d, &case.spec, gpu);
+        let candidates = case.candidates(gpu)?;
         let (_, choice) = measure(timer, &case, &candidates).await?;
         let signature = case.signature(gpu.precision());
         gpu.tuning().store(&signature, choice.clone())?;
         out.push(Measured {
             signature,
             choice,
-            heuristic: ConvKernel::heuristic(&d, &case.spec, gpu).to_string(),
+            heuristic: case.heuristic(gpu)?.to_string(),
             tuning_ms: timer::now_ms() - started,
         });
         timer.done_with(&case);

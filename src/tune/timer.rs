@@ -1,10 +1,11 @@
 //! Timing a conv kernel on the device: GPU timestamps where the adapter has them, else the
 //! wall clock from submission until the work is done.
 
-use super::{ConvCase, Timer};
-use crate::error::Result;
+use super::{OpCase, Timer, Variant};
+use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Recorder, Recording};
-use crate::kernels::conv::{conv2d_with, ConvKernel};
+use crate::kernels::conv::conv2d_with;
+use crate::kernels::triplet::triplet_pool_as;
 use crate::ops::conv::Epilogue;
 use crate::weights::synthetic;
 
@@ -37,19 +38,20 @@ pub(crate) fn now_ms() -> f64 {
     }
 }
 
-/// A conv's operands on the device, random like real activations and weights.
+/// An op's operands on the device, random like real activations and weights (`w` unused by
+/// the pool).
 struct Operands {
-    case: ConvCase,
+    case: OpCase,
     x: GpuTensor,
-    w: GpuTensor,
+    w: Option<GpuTensor>,
     out: GpuTensor,
 }
 
-/// Times kernels on `gpu`, keeping the operands of the conv it last timed.
+/// Times variants on `gpu`, keeping the operands of the op it last timed.
 pub struct GpuTimer<'g> {
     gpu: &'g Gpu,
     operands: Option<Operands>,
-    warm: Vec<ConvKernel>,
+    warm: Vec<Variant>,
 }
 
 impl<'g> GpuTimer<'g> {
@@ -61,16 +63,28 @@ impl<'g> GpuTimer<'g> {
         }
     }
 
-    fn operands(&mut self, case: &ConvCase) -> Result<&Operands> {
+    fn operands(&mut self, case: &OpCase) -> Result<&Operands> {
         if self.operands.as_ref().is_none_or(|o| o.case != *case) {
-            let out = case.spec.output_shape(&case.input, &case.weight)?;
             let gpu = self.gpu;
+            let random = |key: &str, shape: &[usize]| gpu.upload(&synthetic::tensor(key, shape, 0));
+            let (x, w, out) = match case {
+                OpCase::Conv(c) => (
+                    random("tune.x", &c.input)?,
+                    Some(random("tune.weight", &c.weight)?),
+                    gpu.empty(&c.spec.output_shape(&c.input, &c.weight)?)?,
+                ),
+                OpCase::TripletPool { input, spec } => (
+                    random("tune.x", input)?,
+                    None,
+                    gpu.empty(&spec.out_shape(input)?)?,
+                ),
+            };
             self.warm.clear();
             self.operands = Some(Operands {
                 case: case.clone(),
-                x: gpu.upload(&synthetic::tensor("tune.x", &case.input, 0))?,
-                w: gpu.upload(&synthetic::tensor("tune.weight", &case.weight, 0))?,
-                out: gpu.empty(&out)?,
+                x,
+                w,
+                out,
             });
         }
         Ok(self.operands.as_ref().expect("set above"))
@@ -91,38 +105,54 @@ impl<'g> GpuTimer<'g> {
     }
 }
 
+/// Records `variant` of the op `case` on its operands.
+fn record_op(rec: &mut Recorder, case: &OpCase, variant: Variant, ops: &Operands) -> Result<()> {
+    match (case, variant, &ops.w) {
+        (OpCase::Conv(c), Variant::Conv(kernel), Some(w)) => {
+            let none = Epilogue::default();
+            conv2d_with(rec, &ops.x, w, &none, &ops.out, &c.spec, kernel)
+        }
+        (OpCase::TripletPool { spec, .. }, Variant::Pool(kernel), _) => {
+            triplet_pool_as(rec, &ops.x, &ops.out, spec, kernel)
+        }
+        _ => Err(Error::Invalid(format!(
+            "{variant} is no variant of {}",
+            case.signature(rec.gpu().precision())
+        ))),
+    }
+}
+
 impl Timer for GpuTimer<'_> {
-    fn done_with(&mut self, case: &ConvCase) {
+    fn done_with(&mut self, case: &OpCase) {
         if self.operands.as_ref().is_some_and(|o| o.case == *case) {
             self.operands = None;
             self.warm.clear();
         }
     }
 
-    async fn time(&mut self, case: &ConvCase, kernel: ConvKernel) -> Result<f64> {
+    async fn time(&mut self, case: &OpCase, variant: Variant) -> Result<f64> {
         let gpu = self.gpu;
-        let (x, w, out) = {
+        let cold = !self.warm.contains(&variant);
+        let (warm_up, recording, out) = {
             let ops = self.operands(case)?;
-            (ops.x.clone(), ops.w.clone(), ops.out.clone())
+            let record = |repeats: usize| -> Result<Recording> {
+                let mut rec = Recorder::new(gpu);
+                rec.set_label("tune");
+                for _ in 0..repeats {
+                    record_op(&mut rec, case, variant, ops)?;
+                }
+                rec.finish()
+            };
+            let warm_up = if cold { Some(record(1)?) } else { None };
+            (warm_up, record(REPEATS)?, ops.out.clone())
         };
-        let record = |repeats: usize| -> Result<Recording> {
-            let mut rec = Recorder::new(gpu);
-            rec.set_label("tune");
-            let none = Epilogue::default();
-            for _ in 0..repeats {
-                conv2d_with(&mut rec, &x, &w, &none, &out, &case.spec, kernel)?;
-            }
-            rec.finish()
-        };
-        if !self.warm.contains(&kernel) {
+        if let Some(warm_up) = warm_up {
             // The first run of a pipeline pays for the driver's lazy work: one dispatch, so a
             // slow variant on a software device costs little.
-            let warm_up = record(1)?;
             warm_up.submit(gpu)?;
             self.settle(&out).await?;
-            self.warm.push(kernel);
+            self.warm.push(variant);
         }
-        let recording = record(REPEATS)?;
         #[cfg(not(target_arch = "wasm32"))]
         if gpu.features().contains(wgpu::Features::TIMESTAMP_QUERY) {
             let mut ms: Vec<f64> = recording
