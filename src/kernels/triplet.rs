@@ -75,6 +75,9 @@ wgsl_struct! {
 
 pub static POOL: Kernel =
     kernel!("triplet_pool", "triplet_pool.wgsl"; TripletPoolParams; bindings![read x, write y]);
+pub static POOL_WG: Kernel = kernel!(
+    "triplet_pool_wg", "triplet_pool_wg.wgsl"; TripletPoolParams; bindings![read x, write y]
+);
 pub static POOL_SG: Kernel = kernel!(
     features wgpu::Features::SUBGROUP;
     "triplet_pool_sg",
@@ -92,7 +95,13 @@ pub static COMBINE: Kernel = kernel!(
     TripletCombineParams;
     bindings![read x, read gates, read residual, write y]
 );
-pub const KERNELS: &[&Kernel] = &[&POOL, &POOL_SG, &GATES, &COMBINE];
+pub const KERNELS: &[&Kernel] = &[&POOL, &POOL_WG, &POOL_SG, &GATES, &COMBINE];
+
+/// Lanes of a `triplet_pool_wg` workgroup (`LANES` in its shader): lines at least this long
+/// are reduced by a workgroup in `PoolKernel::Reduce`.
+const REDUCE_LANES: usize = 64;
+// `Recorder::grid` counts WG-wide workgroups, one per reduced line.
+const _: () = assert!(REDUCE_LANES == crate::gpu::WG as usize);
 
 // triplet_pool_sg.wgsl gives each of a workgroup's GROUP lanes 4 channels of the group.
 const _: () = assert!(HW_GROUP == 4 * GROUP);
@@ -178,6 +187,7 @@ impl PoolRole {
         out: &GpuTensor,
         with_max: bool,
         variant: &str,
+        wide: bool,
     ) -> Result<()> {
         let op = "axis_pool";
         let [n, c, h, w] = nchw(op, x.shape())?;
@@ -193,7 +203,14 @@ impl PoolRole {
                 w: u32x4(op, w_)?,
             },
         };
-        let grid = group_grid(rec, count)?;
+        let by_workgroup =
+            wide && matches!(self, PoolRole::Line { walk, .. } if walk.count >= REDUCE_LANES);
+        let (kernel, grid) = if by_workgroup {
+            // A workgroup of 64 lanes per output: `Recorder::grid` counts 64-wide workgroups.
+            (&POOL_WG, rec.grid((count * REDUCE_LANES) as u64)?)
+        } else {
+            (&POOL, group_grid(rec, count)?)
+        };
         let max = [("HAS_MAX", if with_max { 1.0 } else { 0.0 })];
         // The finish reads only the scratch in `out`; binding one element of x keeps the
         // bytes a profile counts for it to those it touches.
@@ -201,7 +218,7 @@ impl PoolRole {
             PoolRole::Finish { .. } => &x.view(&[1])?,
             _ => x,
         };
-        rec.dispatch_variant(variant.to_string(), &POOL, &max, &params, &[x, out], grid)
+        rec.dispatch_variant(variant.to_string(), kernel, &max, &params, &[x, out], grid)
     }
 }
 
@@ -220,10 +237,11 @@ pub(crate) fn axis_pool(
     roles: &[PoolRole],
     with_max: bool,
 ) -> Result<()> {
-    axis_pool_as(rec, x, out, roles, with_max, POOL.name)
+    axis_pool_as(rec, x, out, roles, with_max, POOL.name, false)
 }
 
-/// `axis_pool`, its dispatches named `variant` (profiles show it).
+/// `axis_pool`, its dispatches named `variant` (profiles show it); with `wide`, lines of at
+/// least `REDUCE_LANES` elements are each reduced by a workgroup (`triplet_pool_wg.wgsl`).
 fn axis_pool_as(
     rec: &mut Recorder,
     x: &GpuTensor,
@@ -231,6 +249,7 @@ fn axis_pool_as(
     roles: &[PoolRole],
     with_max: bool,
     variant: &str,
+    wide: bool,
 ) -> Result<()> {
     if roles.iter().any(|r| matches!(r, PoolRole::Plane { .. })) && !plane_fits(x.shape()) {
         return Err(shape_err(
@@ -242,7 +261,7 @@ fn axis_pool_as(
     rec.batched(&[x], out, |rec, ins, out| {
         roles
             .iter()
-            .try_for_each(|role| role.dispatch(rec, ins[0], out, with_max, variant))
+            .try_for_each(|role| role.dispatch(rec, ins[0], out, with_max, variant, wide))
     })
 }
 
@@ -266,6 +285,10 @@ pub enum PoolKernel {
     /// An invocation per output of each pool, three passes over x: many invocations, each
     /// reading a strided line, which is what a GPU's thousands of lanes want.
     Lines,
+    /// As `Lines`, but a line of at least 64 elements (the pool over channels) is reduced by
+    /// a workgroup of 64 lanes through workgroup memory: on a 7×7 map at batch 1 that pool has
+    /// 49 values to compute, too few for one invocation each to fill a GPU.
+    Reduce,
 }
 
 impl std::fmt::Display for PoolKernel {
@@ -274,6 +297,7 @@ impl std::fmt::Display for PoolKernel {
             Self::PlanesSg => "triplet_pool planes_sg",
             Self::Planes => "triplet_pool planes",
             Self::Lines => "triplet_pool lines",
+            Self::Reduce => "triplet_pool reduce",
         })
     }
 }
@@ -285,6 +309,7 @@ impl std::str::FromStr for PoolKernel {
             "triplet_pool planes_sg" => Ok(Self::PlanesSg),
             "triplet_pool planes" => Ok(Self::Planes),
             "triplet_pool lines" => Ok(Self::Lines),
+            "triplet_pool reduce" => Ok(Self::Reduce),
             _ => Err(Error::Invalid(format!(
                 "`{s}` names no triplet pool variant"
             ))),
@@ -303,18 +328,19 @@ impl PoolKernel {
     }
 
     /// The variant `gpu` runs without measurements: streamed planes on a software device
-    /// (few invocations, one read of x, no barrier), lines on a GPU.
+    /// (few invocations, one read of x, no barrier), lines with the long ones reduced by
+    /// workgroups on a GPU.
     pub fn heuristic(gpu: &Gpu) -> Self {
         if gpu.is_software() {
             Self::streamed(gpu)
         } else {
-            Self::Lines
+            Self::Reduce
         }
     }
 
     /// Every variant that can run on `gpu`, for the tuner.
     pub fn candidates(gpu: &Gpu) -> Vec<Self> {
-        let mut all = vec![Self::Planes, Self::Lines];
+        let mut all = vec![Self::Planes, Self::Lines, Self::Reduce];
         if subgroup_pool(gpu) {
             all.insert(0, Self::PlanesSg);
         }
@@ -388,7 +414,8 @@ pub fn triplet_pool_as(
     // hc[h, c] is row h of plane c; cw[c, w] is its column w.
     let (rows, cols) = (target(&hc, [hc.cols, 1]), target(&cw, [cw.cols, 1]));
     let hw = dims.hw();
-    let streams = kernel != PoolKernel::Lines && plane_fits(x.shape());
+    let as_lines = matches!(kernel, PoolKernel::Lines | PoolKernel::Reduce);
+    let streams = !as_lines && plane_fits(x.shape());
     if let (Some(hw), PoolKernel::PlanesSg, true) = (hw, kernel, streams) {
         let finish = PoolRole::Finish {
             groups: dims.channel_groups(),
@@ -398,7 +425,7 @@ pub fn triplet_pool_as(
         let variant = kernel.to_string();
         return rec.batched(&[x], out, |rec, ins, out| {
             pool_planes_sg(rec, ins[0], out, &dims, rows, cols, &variant)?;
-            finish.dispatch(rec, ins[0], out, true, &variant)
+            finish.dispatch(rec, ins[0], out, true, &variant, false)
         });
     }
     let line = |plane: &Plane| -> Result<PoolRole> {
@@ -420,7 +447,8 @@ pub fn triplet_pool_as(
     } else {
         roles.extend([line(&cw)?, line(&hc)?]);
     }
-    axis_pool_as(rec, x, out, &roles, true, &kernel.to_string())
+    let wide = kernel == PoolKernel::Reduce;
+    axis_pool_as(rec, x, out, &roles, true, &kernel.to_string(), wide)
 }
 
 /// The plane pass of `triplet_pool_sg.wgsl` on one batch chunk: hc into `rows`, cw into
