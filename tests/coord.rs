@@ -37,9 +37,16 @@ fn pool_matches_reference() {
         let x = rng.tensor(shape);
         let gx = upload(&x);
         let out = CoordPool.out_shape(shape).unwrap();
-        let got = run_gpu(&out, |rec, o| gpu_ops::coord_pool(rec, &gx, o, &CoordPool));
         let want = cpu::coord_pool(&x, &CoordPool).unwrap();
+        let got = run_gpu(&out, |rec, o| gpu_ops::coord_pool(rec, &gx, o, &CoordPool));
         assert_close(&got, &want, FP32_REL_L2, &format!("{shape:?}"));
+        // Every variant a plan may choose.
+        for kernel in gpu_ops::pool_candidates() {
+            let got = run_gpu(&out, |rec, o| {
+                gpu_ops::coord_pool_as(rec, &gx, o, &CoordPool, kernel)
+            });
+            assert_close(&got, &want, FP32_REL_L2, &format!("{kernel} {shape:?}"));
+        }
     }
 }
 
@@ -258,4 +265,27 @@ fn ops_split_batches_past_the_binding_limit() {
     });
     let want = cpu::coord_apply(&x, &gates, &CoordApply).unwrap();
     assert_close(&got, &want, FP32_REL_L2, "apply");
+}
+
+/// Every pool variant with f16 storage against the reference on the same f16-rounded input,
+/// means rounded once (F16_SAME_ROUNDING_REL_L2); a 112-wide map makes lines the workgroups
+/// reduce.
+#[test]
+fn every_pool_variant_at_f16() {
+    let g = gpu_f16();
+    let round =
+        |t: &Tensor| Tensor::from_fn(t.shape(), |i| gaze::Precision::F16.round(t.data()[i]));
+    for shape in [[2, 6, 9, 7], [1, 4, 80, 112]] {
+        let x = round(&Rng::new(41).tensor(&shape));
+        let gx = g.upload(&x).unwrap();
+        let out = CoordPool.out_shape(&shape).unwrap();
+        let want = round(&cpu::coord_pool(&x, &CoordPool).unwrap());
+        for kernel in gpu_ops::pool_candidates() {
+            let got = run_on(g, &out, |rec, o| {
+                gpu_ops::coord_pool_as(rec, &gx, o, &CoordPool, kernel)
+            });
+            let what = format!("{kernel} at f16 {shape:?}");
+            assert_close(&got, &want, F16_SAME_ROUNDING_REL_L2, &what);
+        }
+    }
 }

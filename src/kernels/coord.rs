@@ -1,11 +1,12 @@
 //! Coordinate Attention's own ops (`crate::ops::coord`): pool, gates, apply — one dispatch each.
 
-use super::triplet::{axis_pool, plane_fits, PoolRole, Target};
+use super::triplet::{axis_pool_as, plane_fits, PoolKernel, PoolRole, Target};
 use super::{expect_shape, group_grid, next_start, u32_param, u32x4};
 use crate::error::Result;
-use crate::gpu::{GpuTensor, Kernel, Recorder};
+use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder};
 use crate::ops::coord::{CoordApply, CoordGateSpec, CoordPool};
 use crate::ops::triplet::{ZAxis, ZPool};
+use crate::tune::OpCase;
 use crate::{bindings, kernel, wgsl_struct};
 
 wgsl_struct! {
@@ -39,14 +40,59 @@ pub static APPLY: Kernel = kernel!(
 );
 pub const KERNELS: &[&Kernel] = &[&GATES, &APPLY];
 
-/// `[N,C,H+W,1]`: both directional means in one dispatch.
+/// The pool variants Coordinate Attention can run on: its planes streamed once (no subgroup
+/// form), or a line per mean, the long ones optionally reduced by workgroups.
+pub fn pool_candidates() -> Vec<PoolKernel> {
+    vec![PoolKernel::Planes, PoolKernel::Lines, PoolKernel::Reduce]
+}
+
+/// The pool variant `gpu` runs without measurements: the streamed planes on a software
+/// device, as before variants existed; lines with workgroup reductions on a GPU.
+pub fn pool_heuristic(gpu: &Gpu) -> PoolKernel {
+    if gpu.is_software() {
+        PoolKernel::Planes
+    } else {
+        PoolKernel::Reduce
+    }
+}
+
+/// `[N,C,H+W,1]`: both directional means, on the variant the device's tuning cache or
+/// heuristic chooses.
 pub fn coord_pool(
     rec: &mut Recorder,
     x: &GpuTensor,
     out: &GpuTensor,
     spec: &CoordPool,
 ) -> Result<()> {
+    let gpu = rec.gpu();
+    let case = OpCase::CoordPool {
+        input: x.shape().to_vec(),
+    };
+    let signature = case.signature(gpu.precision());
+    let kernel = gpu
+        .tuning()
+        .variant(&case, &signature)
+        .and_then(|v| v.parse::<PoolKernel>().ok())
+        .filter(|k| pool_candidates().contains(k))
+        .unwrap_or_else(|| pool_heuristic(gpu));
+    coord_pool_as(rec, x, out, spec, kernel)
+}
+
+/// `coord_pool` on `kernel` (one of `pool_candidates`): the streamed planes in one dispatch
+/// where they fit, else the two means as lines.
+pub fn coord_pool_as(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    out: &GpuTensor,
+    spec: &CoordPool,
+    kernel: PoolKernel,
+) -> Result<()> {
     expect_shape("coord_pool", out, &spec.out_shape(x.shape())?)?;
+    if !pool_candidates().contains(&kernel) {
+        return Err(crate::error::Error::Invalid(format!(
+            "coord_pool has no variant {kernel}"
+        )));
+    }
     let (h, w) = (x.shape()[2], x.shape()[3]);
     // z_h[c, h] sits at c·(H+W) + h, z_w[c, w] at c·(H+W) + H + w.
     let z_h = Target {
@@ -59,7 +105,7 @@ pub fn coord_pool(
         mean_at: h,
         strides: [h + w, 1],
     };
-    let roles = if plane_fits(x.shape()) {
+    let roles = if kernel == PoolKernel::Planes && plane_fits(x.shape()) {
         vec![PoolRole::Plane {
             rows: z_h,
             cols: z_w,
@@ -77,7 +123,8 @@ pub fn coord_pool(
             },
         ]
     };
-    axis_pool(rec, x, out, &roles, false)
+    let wide = kernel == PoolKernel::Reduce;
+    axis_pool_as(rec, x, out, &roles, false, &kernel.to_string(), wide)
 }
 
 /// `[N, C·(H+W)]`: `a_h` then `a_w` per image, both halves in one dispatch.

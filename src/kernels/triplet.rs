@@ -227,22 +227,11 @@ pub(crate) fn plane_fits(x: &[usize]) -> bool {
     x.get(3).is_some_and(|&w| w <= POOL_MAX_WIDTH)
 }
 
-/// Axis reductions of `x [N,C,H,W]` into `out`, one dispatch per role: a dispatch of mixed
+/// Axis reductions of `x [N,C,H,W]` into `out`, one dispatch per role (a dispatch of mixed
 /// roles would hand a CPU device's threads unequal work, since each takes a contiguous share
-/// of the workgroups.
-pub(crate) fn axis_pool(
-    rec: &mut Recorder,
-    x: &GpuTensor,
-    out: &GpuTensor,
-    roles: &[PoolRole],
-    with_max: bool,
-) -> Result<()> {
-    axis_pool_as(rec, x, out, roles, with_max, POOL.name, false)
-}
-
-/// `axis_pool`, its dispatches named `variant` (profiles show it); with `wide`, lines of at
-/// least `REDUCE_LANES` elements are each reduced by a workgroup (`triplet_pool_wg.wgsl`).
-fn axis_pool_as(
+/// of the workgroups), named `variant` in profiles; with `wide`, lines of at least
+/// `REDUCE_LANES` elements are each reduced by a workgroup (`triplet_pool_wg.wgsl`).
+pub(crate) fn axis_pool_as(
     rec: &mut Recorder,
     x: &GpuTensor,
     out: &GpuTensor,

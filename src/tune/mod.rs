@@ -123,6 +123,9 @@ pub enum OpCase {
         input: Vec<usize>,
         spec: TripletPool,
     },
+    CoordPool {
+        input: Vec<usize>,
+    },
 }
 
 /// A kernel variant of some op.
@@ -144,17 +147,15 @@ impl std::fmt::Display for Variant {
 impl OpCase {
     /// The cache key: the op, its shapes and geometry, and the precision.
     pub fn signature(&self, precision: Precision) -> String {
+        let dims = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join("x");
         match self {
             Self::Conv(c) => c.signature(precision),
             Self::TripletPool { input, spec } => format!(
                 "triplet_pool x{} hw{} {precision}",
-                input
-                    .iter()
-                    .map(usize::to_string)
-                    .collect::<Vec<_>>()
-                    .join("x"),
+                dims(input),
                 u8::from(spec.has_hw)
             ),
+            Self::CoordPool { input } => format!("coord_pool x{} {precision}", dims(input)),
         }
     }
 
@@ -172,6 +173,10 @@ impl OpCase {
                 .into_iter()
                 .map(Variant::Pool)
                 .collect(),
+            Self::CoordPool { .. } => crate::kernels::coord::pool_candidates()
+                .into_iter()
+                .map(Variant::Pool)
+                .collect(),
         })
     }
 
@@ -183,6 +188,7 @@ impl OpCase {
                 Variant::Conv(ConvKernel::heuristic(&d, &c.spec, gpu))
             }
             Self::TripletPool { .. } => Variant::Pool(PoolKernel::heuristic(gpu)),
+            Self::CoordPool { .. } => Variant::Pool(crate::kernels::coord::pool_heuristic(gpu)),
         })
     }
 }

@@ -5,8 +5,10 @@ use super::{OpCase, Timer, Variant};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Recorder, Recording};
 use crate::kernels::conv::conv2d_with;
+use crate::kernels::coord::coord_pool_as;
 use crate::kernels::triplet::triplet_pool_as;
 use crate::ops::conv::Epilogue;
+use crate::ops::coord::CoordPool;
 use crate::weights::synthetic;
 
 /// Dispatches per timed submission: the median of their timestamps, or the wall clock's
@@ -78,6 +80,11 @@ impl<'g> GpuTimer<'g> {
                     None,
                     gpu.empty(&spec.out_shape(input)?)?,
                 ),
+                OpCase::CoordPool { input } => (
+                    random("tune.x", input)?,
+                    None,
+                    gpu.empty(&CoordPool.out_shape(input)?)?,
+                ),
             };
             self.warm.clear();
             self.operands = Some(Operands {
@@ -114,6 +121,9 @@ fn record_op(rec: &mut Recorder, case: &OpCase, variant: Variant, ops: &Operands
         }
         (OpCase::TripletPool { spec, .. }, Variant::Pool(kernel), _) => {
             triplet_pool_as(rec, &ops.x, &ops.out, spec, kernel)
+        }
+        (OpCase::CoordPool { .. }, Variant::Pool(kernel), _) => {
+            coord_pool_as(rec, &ops.x, &ops.out, &CoordPool, kernel)
         }
         _ => Err(Error::Invalid(format!(
             "{variant} is no variant of {}",
