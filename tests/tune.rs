@@ -52,8 +52,13 @@ fn case() -> OpCase {
 #[test]
 fn the_fastest_candidate_wins_and_hopeless_ones_are_timed_once() {
     let mut timer = FakeTimer::new(&[(TILED, 4.0), (MM64, 1.5), (MM32, 9.0)]);
-    let (kernel, choice) =
-        pollster::block_on(tune::measure(&mut timer, &case(), &[TILED, MM64, MM32])).unwrap();
+    let (kernel, choice) = pollster::block_on(tune::measure(
+        &mut timer,
+        &case(),
+        &[TILED, MM64, MM32],
+        Some(TILED),
+    ))
+    .unwrap();
     assert_eq!(kernel, MM64);
     assert_eq!(choice.variant, "conv2d_mm 64x64");
     assert_eq!(choice.ms[&TILED.to_string()], 4.0);
@@ -64,10 +69,26 @@ fn the_fastest_candidate_wins_and_hopeless_ones_are_timed_once() {
     assert_eq!(timer.calls[&TILED.to_string()], 3);
 }
 
+/// A lead under 5% over the heuristic's variant is as likely noise as a gain: the heuristic's
+/// variant stays. A lead over it wins.
+#[test]
+fn the_heuristic_stays_unless_beaten_by_a_margin() {
+    let pick = |tiled: f64, mm: f64| {
+        let mut timer = FakeTimer::new(&[(TILED, tiled), (MM64, mm)]);
+        let candidates = [TILED, MM64];
+        pollster::block_on(tune::measure(&mut timer, &case(), &candidates, Some(TILED)))
+            .unwrap()
+            .0
+    };
+    assert_eq!(pick(1.0, 0.97), TILED, "3% faster: noise");
+    assert_eq!(pick(1.0, 0.90), MM64, "10% faster: a gain");
+    assert_eq!(pick(1.0, 1.20), TILED);
+}
+
 #[test]
 fn no_candidate_is_an_error() {
     let mut timer = FakeTimer::new(&[]);
-    let err = pollster::block_on(tune::measure(&mut timer, &case(), &[])).unwrap_err();
+    let err = pollster::block_on(tune::measure(&mut timer, &case(), &[], None)).unwrap_err();
     assert_names(&err.to_string(), &["no kernel can run"]);
 }
 

@@ -281,11 +281,19 @@ const ROUNDS: usize = 3;
 /// cannot win, and on a software device a bad variant can take seconds.
 const HOPELESS: f64 = 2.0;
 
-/// Times every candidate on `case` and picks the fastest (the first of equals).
+/// How much faster than the heuristic's variant another must measure to replace it. Timings
+/// of one kernel repeat within a few percent here (lavapipe, SwiftShader), so a smaller lead
+/// is as likely noise as a gain, and a plan that flips on noise is no faster.
+const MARGIN: f64 = 0.05;
+
+/// Times every candidate on `case` and picks the fastest (the first of equals); the
+/// `incumbent` (the heuristic's variant, when it is a candidate) stays unless another beats it
+/// by `MARGIN`.
 pub async fn measure<T: Timer>(
     timer: &mut T,
     case: &OpCase,
     candidates: &[Variant],
+    incumbent: Option<Variant>,
 ) -> Result<(Variant, Choice)> {
     let mut best: Option<(Variant, f64)> = None;
     let mut ms = BTreeMap::new();
@@ -304,11 +312,19 @@ pub async fn measure<T: Timer>(
             best = Some((kernel, median));
         }
     }
-    let Some((kernel, _)) = best else {
+    let Some((mut kernel, fastest)) = best else {
         return Err(Error::Invalid(format!(
             "no kernel can run {case:?} on this device"
         )));
     };
+    if let Some(held) = incumbent.filter(|v| *v != kernel) {
+        if ms
+            .get(&held.to_string())
+            .is_some_and(|&t| fastest > t * (1.0 - MARGIN))
+        {
+            kernel = held;
+        }
+    }
     Ok((
         kernel,
         Choice {
@@ -346,13 +362,14 @@ pub async fn tune_untuned_with<T: Timer>(gpu: &Gpu, timer: &mut T) -> Result<Vec
     for case in cases {
         let started = timer::now_ms();
         let candidates = case.candidates(gpu)?;
-        let (_, choice) = measure(timer, &case, &candidates).await?;
+        let heuristic = case.heuristic(gpu)?;
+        let (_, choice) = measure(timer, &case, &candidates, Some(heuristic)).await?;
         let signature = case.signature(gpu.precision());
         gpu.tuning().store(&signature, choice.clone())?;
         out.push(Measured {
             signature,
             choice,
-            heuristic: case.heuristic(gpu)?.to_string(),
+            heuristic: heuristic.to_string(),
             tuning_ms: timer::now_ms() - started,
         });
         timer.done_with(&case);
