@@ -580,12 +580,17 @@ fn tune_caches_choices_that_bench_then_runs() {
     for c in convs {
         assert_eq!(c["measured"], true, "{c}");
         let (variant, ms) = (c["variant"].as_str().unwrap(), c["ms"].as_object().unwrap());
-        // The choice is the fastest of what was measured.
+        // The choice is the fastest of what was measured, or the heuristic's variant when
+        // nothing beat it by 5% (tune::MARGIN).
         let best = ms
             .values()
             .filter_map(|v| v.as_f64())
             .fold(f64::INFINITY, f64::min);
-        assert_eq!(ms[variant].as_f64(), Some(best), "{c}");
+        let took = ms[variant].as_f64().unwrap_or(f64::NAN);
+        assert!(
+            took == best || (c["heuristic"] == variant && best > 0.95 * took),
+            "{c}"
+        );
         assert!(
             ms.len() >= 2 || c["heuristic"].as_str().unwrap().contains("depthwise"),
             "{c}"
