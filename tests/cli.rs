@@ -581,14 +581,14 @@ fn tune_caches_choices_that_bench_then_runs() {
         assert_eq!(c["measured"], true, "{c}");
         let (variant, ms) = (c["variant"].as_str().unwrap(), c["ms"].as_object().unwrap());
         // The choice is the fastest of what was measured, or the heuristic's variant when
-        // nothing beat it by 5% (tune::MARGIN).
+        // nothing beat it by 10% (tune::MARGIN).
         let best = ms
             .values()
             .filter_map(|v| v.as_f64())
             .fold(f64::INFINITY, f64::min);
         let took = ms[variant].as_f64().unwrap_or(f64::NAN);
         assert!(
-            took == best || (c["heuristic"] == variant && best > 0.95 * took),
+            took == best || (c["heuristic"] == variant && best > 0.9 * took),
             "{c}"
         );
         assert!(
