@@ -279,8 +279,8 @@ pub trait Timer {
 /// timing can only be slowed by what else runs (lavapipe's thread pool, another process),
 /// never sped up, so the fastest is the kernel's own cost.
 const ROUNDS: usize = 3;
-/// A candidate whose first timing is this many times the best so far is not timed again: it
-/// cannot win, and on a software device a bad variant can take seconds.
+/// A candidate whose first timing is this many times the best first timing is not timed again:
+/// it cannot win, and on a software device a bad variant can take seconds.
 const HOPELESS: f64 = 2.0;
 
 /// How much faster than the heuristic's variant another must measure to replace it: a smaller
@@ -298,20 +298,30 @@ pub async fn measure<T: Timer>(
     candidates: &[Variant],
     incumbent: Option<Variant>,
 ) -> Result<(Variant, Choice)> {
-    let mut best: Option<(Variant, f64)> = None;
-    let mut ms = BTreeMap::new();
-    for &kernel in candidates {
-        let mut times = vec![timer.time(case, kernel).await?];
-        let hopeless = best.is_some_and(|(_, b)| times[0] > HOPELESS * b);
-        if !hopeless {
-            for _ in 1..ROUNDS {
-                times.push(timer.time(case, kernel).await?);
+    // Rounds go over every candidate in turn, so that a slow spell of the device (another
+    // process, a VM's neighbour) falls on all of them rather than on one candidate's rounds.
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); candidates.len()];
+    let mut hopeless = vec![false; candidates.len()];
+    for round in 0..ROUNDS {
+        for (i, &variant) in candidates.iter().enumerate() {
+            if !hopeless[i] {
+                times[i].push(timer.time(case, variant).await?);
             }
         }
-        let fastest = times.iter().copied().fold(f64::INFINITY, f64::min);
-        ms.insert(kernel.to_string(), fastest);
+        if round == 0 {
+            let first = times.iter().map(|t| t[0]).fold(f64::INFINITY, f64::min);
+            for (i, t) in times.iter().enumerate() {
+                hopeless[i] = t[0] > HOPELESS * first;
+            }
+        }
+    }
+    let mut best: Option<(Variant, f64)> = None;
+    let mut ms = BTreeMap::new();
+    for (&variant, t) in candidates.iter().zip(&times) {
+        let fastest = t.iter().copied().fold(f64::INFINITY, f64::min);
+        ms.insert(variant.to_string(), fastest);
         if best.is_none_or(|(_, b)| fastest < b) {
-            best = Some((kernel, fastest));
+            best = Some((variant, fastest));
         }
     }
     let Some((mut kernel, fastest)) = best else {
