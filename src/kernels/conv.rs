@@ -211,12 +211,12 @@ pub enum ConvKernel {
 /// that fits, else the heuristic.
 fn choose(gpu: &Gpu, d: &ConvDims, input: &[usize], weight: &[usize], spec: &Conv2d) -> ConvKernel {
     let case = OpCase::Conv(ConvCase::new(input, weight, spec));
-    let signature = case.signature(gpu.precision());
-    gpu.tuning()
-        .variant(&case, &signature)
-        .and_then(|v| v.parse::<ConvKernel>().ok())
-        .filter(|k| k.check_fits(gpu, weight, spec).is_ok())
-        .unwrap_or_else(|| ConvKernel::heuristic(d, spec, gpu))
+    gpu.tuning().choose(
+        &case,
+        gpu.precision(),
+        |k: &ConvKernel| k.check_fits(gpu, weight, spec).is_ok(),
+        || ConvKernel::heuristic(d, spec, gpu),
+    )
 }
 
 /// `<kernel> <channels>x<pixels>`: the output block of one invocation for the register tiles,

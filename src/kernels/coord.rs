@@ -68,13 +68,12 @@ pub fn coord_pool(
     let case = OpCase::CoordPool {
         input: x.shape().to_vec(),
     };
-    let signature = case.signature(gpu.precision());
-    let kernel = gpu
-        .tuning()
-        .variant(&case, &signature)
-        .and_then(|v| v.parse::<PoolKernel>().ok())
-        .filter(|k| pool_candidates().contains(k))
-        .unwrap_or_else(|| pool_heuristic(gpu));
+    let kernel = gpu.tuning().choose(
+        &case,
+        gpu.precision(),
+        |k: &PoolKernel| pool_candidates().contains(k),
+        || pool_heuristic(gpu),
+    );
     coord_pool_as(rec, x, out, spec, kernel)
 }
 

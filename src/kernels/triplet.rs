@@ -350,13 +350,12 @@ pub fn triplet_pool(
         input: x.shape().to_vec(),
         spec: *spec,
     };
-    let signature = case.signature(gpu.precision());
-    let kernel = gpu
-        .tuning()
-        .variant(&case, &signature)
-        .and_then(|v| v.parse::<PoolKernel>().ok())
-        .filter(|k| PoolKernel::candidates(gpu).contains(k))
-        .unwrap_or_else(|| PoolKernel::heuristic(gpu));
+    let kernel = gpu.tuning().choose(
+        &case,
+        gpu.precision(),
+        |k: &PoolKernel| PoolKernel::candidates(gpu).contains(k),
+        || PoolKernel::heuristic(gpu),
+    );
     triplet_pool_as(rec, x, out, spec, kernel)
 }
 

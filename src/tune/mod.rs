@@ -238,6 +238,21 @@ impl Tuning {
         cache.get(&self.key, signature).map(|c| c.variant.clone())
     }
 
+    /// The variant a plan runs `case` on (precision `precision`): the cached choice where there
+    /// is one that parses and `fits`, else `heuristic()`. One place for every tunable op.
+    pub fn choose<V: FromStr>(
+        &self,
+        case: &OpCase,
+        precision: Precision,
+        fits: impl Fn(&V) -> bool,
+        heuristic: impl FnOnce() -> V,
+    ) -> V {
+        self.variant(case, &case.signature(precision))
+            .and_then(|v| v.parse::<V>().ok())
+            .filter(|v| fits(v))
+            .unwrap_or_else(heuristic)
+    }
+
     /// Every distinct tunable op planned on this device so far, in order.
     pub fn planned(&self) -> Vec<OpCase> {
         self.planned.lock().map(|p| p.clone()).unwrap_or_default()
