@@ -359,23 +359,6 @@ pub fn triplet_pool(
     triplet_pool_as(rec, x, out, spec, kernel)
 }
 
-/// `triplet_pool` with the path chosen: `subgroups` asks for the subgroup partials, which
-/// `subgroup_pool` must allow (tests run both paths on one device).
-pub fn triplet_pool_with(
-    rec: &mut Recorder,
-    x: &GpuTensor,
-    out: &GpuTensor,
-    spec: &TripletPool,
-    subgroups: bool,
-) -> Result<()> {
-    let kernel = if subgroups {
-        PoolKernel::PlanesSg
-    } else {
-        PoolKernel::Planes
-    };
-    triplet_pool_as(rec, x, out, spec, kernel)
-}
-
 /// `triplet_pool` on `kernel`; an error if this device cannot run it.
 pub fn triplet_pool_as(
     rec: &mut Recorder,

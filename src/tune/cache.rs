@@ -124,15 +124,6 @@ impl TuneCache {
             .get(signature)
     }
 
-    /// Every choice held for `key`.
-    pub fn choices(&self, key: &AdapterKey) -> usize {
-        self.file
-            .adapters
-            .iter()
-            .find(|e| e.key == *key)
-            .map_or(0, |e| e.choices.len())
-    }
-
     /// Keeps `choice` for `signature` under `key`. Entries of the same adapter measured with
     /// another driver or gaze version are dropped: they would never be read again.
     pub fn put(&mut self, key: &AdapterKey, signature: &str, choice: Choice) {

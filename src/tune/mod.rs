@@ -72,6 +72,11 @@ impl TuneMode {
     }
 }
 
+/// A shape as signatures write it: `1x64x56x56`.
+fn dims(v: &[usize]) -> String {
+    v.iter().map(usize::to_string).collect::<Vec<_>>().join("x")
+}
+
 /// One conv as the tuner sees it: what its kernel choice depends on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConvCase {
@@ -99,7 +104,6 @@ impl ConvCase {
     /// The cache key: `conv2d x1x64x56x56 w64x64x3x3 s1x1 p1x1 d1x1 g1 f32`. The epilogue and
     /// activations are left out: they cost the same on every kernel.
     pub fn signature(&self, precision: Precision) -> String {
-        let dims = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join("x");
         let pair = |(a, b): (usize, usize)| format!("{a}x{b}");
         let s = &self.spec;
         format!(
@@ -147,7 +151,6 @@ impl std::fmt::Display for Variant {
 impl OpCase {
     /// The cache key: the op, its shapes and geometry, and the precision.
     pub fn signature(&self, precision: Precision) -> String {
-        let dims = |v: &[usize]| v.iter().map(usize::to_string).collect::<Vec<_>>().join("x");
         match self {
             Self::Conv(c) => c.signature(precision),
             Self::TripletPool { input, spec } => format!(
@@ -361,14 +364,13 @@ pub async fn measure<T: Timer>(
     ))
 }
 
-/// One conv the tuner measured.
+/// One op the tuner measured.
 #[derive(Clone, Debug)]
 pub struct Measured {
     pub signature: String,
     pub choice: Choice,
     /// What the heuristic would have run.
     pub heuristic: String,
-    pub tuning_ms: f64,
 }
 
 /// Measures every tunable op planned on `gpu` without a cached choice, and caches the winners.
@@ -387,7 +389,6 @@ pub async fn tune_untuned_with<T: Timer>(gpu: &Gpu, timer: &mut T) -> Result<Vec
         .collect();
     let mut out = Vec::with_capacity(cases.len());
     for case in cases {
-        let started = timer::now_ms();
         let candidates = case.candidates(gpu)?;
         let heuristic = case.heuristic(gpu)?;
         let (_, choice) = measure(timer, &case, &candidates, Some(heuristic)).await?;
@@ -397,7 +398,6 @@ pub async fn tune_untuned_with<T: Timer>(gpu: &Gpu, timer: &mut T) -> Result<Vec
             signature,
             choice,
             heuristic: heuristic.to_string(),
-            tuning_ms: timer::now_ms() - started,
         });
         timer.done_with(&case);
     }
