@@ -1,4 +1,4 @@
-// Axis pooling: Triplet Attention's six Z-pools (max and mean over C, over H and over W) and
+// Axis pooling (role words, params and bindings in axis_pool_io.wgsl): Triplet Attention's six Z-pools (max and mean over C, over H and over W) and
 // Coordinate Attention's two directional means, the input read in place (no permuted copy).
 // A dispatch runs one role, so every workgroup costs the same (a CPU device hands each thread
 // a contiguous share of the workgroups). Two kinds of role:
@@ -16,54 +16,18 @@
 // workgroup barrier a coroutine switch, so one pass with no barrier is what pays. Workgroups
 // are small so that a few hundred planes still spread over every CPU thread.
 
-override HAS_MAX: bool = true;
-
 const MAXW: u32 = 128u;
 
-struct Role {
-    // line:  (b, a*b, count, stride_a), (stride_b, stride_r, max at, mean at), (out_a, out_b, 0, 0)
-    // plane: (H, W, C, 0), (row max at, row mean at, row_h, row_c), (col max at, col mean at, col_c, col_w)
-    // finish: (H*W, groups, C, scratch at), (max at, mean at, 0, 0), unused
-    u: vec4<u32>,
-    v: vec4<u32>,
-    w: vec4<u32>,
-};
-
-struct Params {
-    x_image: u32,
-    out_image: u32,
-    outputs: u32,
-    kind: u32,
-    role: Role,
-};
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<Elem>;
-@group(0) @binding(2) var<storage, read_write> y: array<Elem>;
-
-fn put(at: u32, role_at: vec2<u32>, m: f32, mean: f32) {
-    if (HAS_MAX) {
-        y[at + role_at.x] = Elem(m);
-    }
-    y[at + role_at.y] = Elem(mean);
-}
-
 fn line(o: u32, role: Role) {
-    let n = o / role.u.y;
-    let ab = o % role.u.y;
-    let a = ab / role.u.x;
-    let b = ab % role.u.x;
-    let count = role.u.z;
-    let base = n * p.x_image + a * role.u.w + b * role.v.x;
-    let stride = role.v.y;
-    var m = f32(x[base]);
+    let l = line_of(o, role);
+    var m = f32(x[l.base]);
     var s = 0.0;
-    for (var j = 0u; j < count; j++) {
-        let v = f32(x[base + j * stride]);
+    for (var j = 0u; j < l.count; j++) {
+        let v = f32(x[l.base + j * l.stride]);
         m = max(m, v);
         s += v;
     }
-    put(n * p.out_image + a * role.w.x + b * role.w.y, role.v.zw, m, s / f32(count));
+    put(l.at, role.v.zw, m, s / f32(l.count));
 }
 
 fn plane(o: u32, role: Role) {

@@ -1,4 +1,5 @@
-// Axis pooling (triplet_pool.wgsl's line role) with a workgroup per pooled value: its 64 lanes
+// Axis pooling (triplet_pool.wgsl's line role; role words, params and bindings in
+// axis_pool_io.wgsl) with a workgroup per pooled value: its 64 lanes
 // stride over the `count` elements of one line, then reduce their maxima and sums through
 // workgroup memory. For the long lines of Triplet Attention's pool over channels (up to 2048
 // elements) at few positions (49 on a 7×7 map), where one invocation per value leaves a GPU
@@ -9,28 +10,7 @@
 // image n at a*stride_a + b*stride_b + j*stride_r, and writes the mean (and the max, if
 // HAS_MAX) at n*out_image + offset + a*out_a + b*out_b.
 
-override HAS_MAX: bool = true;
-
 const LANES: u32 = 64u;
-
-struct Role {
-    // (b, a*b, count, stride_a), (stride_b, stride_r, max at, mean at), (out_a, out_b, 0, 0)
-    u: vec4<u32>,
-    v: vec4<u32>,
-    w: vec4<u32>,
-};
-
-struct Params {
-    x_image: u32,
-    out_image: u32,
-    outputs: u32,
-    kind: u32,      // 0: the line role, the only one this kernel runs
-    role: Role,
-};
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<Elem>;
-@group(0) @binding(2) var<storage, read_write> y: array<Elem>;
 
 var<workgroup> maxima: array<f32, LANES>;
 var<workgroup> sums: array<f32, LANES>;
@@ -46,20 +26,13 @@ fn main(
     if (o >= p.outputs) {
         return;
     }
-    let role = p.role;
-    let n = o / role.u.y;
-    let ab = o % role.u.y;
-    let a = ab / role.u.x;
-    let b = ab % role.u.x;
-    let count = role.u.z;
-    let base = n * p.x_image + a * role.u.w + b * role.v.x;
-    let stride = role.v.y;
+    let l = line_of(o, p.role);
     // The line's first element starts every lane's maximum: a value of the line, so lanes
     // with nothing to read do not change the result.
-    var m = f32(x[base]);
+    var m = f32(x[l.base]);
     var s = 0.0;
-    for (var j = li; j < count; j += LANES) {
-        let v = f32(x[base + j * stride]);
+    for (var j = li; j < l.count; j += LANES) {
+        let v = f32(x[l.base + j * l.stride]);
         m = max(m, v);
         s += v;
     }
@@ -74,10 +47,6 @@ fn main(
         workgroupBarrier();
     }
     if (li == 0u) {
-        let at = n * p.out_image + a * role.w.x + b * role.w.y;
-        if (HAS_MAX) {
-            y[at + role.v.z] = Elem(maxima[0]);
-        }
-        y[at + role.v.w] = Elem(sums[0] / f32(count));
+        put(l.at, p.role.v.zw, maxima[0], sums[0] / f32(l.count));
     }
 }

@@ -73,10 +73,9 @@ wgsl_struct! {
     }
 }
 
-pub static POOL: Kernel =
-    kernel!("triplet_pool", "triplet_pool.wgsl"; TripletPoolParams; bindings![read x, write y]);
+pub static POOL: Kernel = kernel!("triplet_pool", "axis_pool_io.wgsl", "triplet_pool.wgsl"; TripletPoolParams; bindings![read x, write y]);
 pub static POOL_WG: Kernel = kernel!(
-    "triplet_pool_wg", "triplet_pool_wg.wgsl"; TripletPoolParams; bindings![read x, write y]
+    "triplet_pool_wg", "axis_pool_io.wgsl", "triplet_pool_wg.wgsl"; TripletPoolParams; bindings![read x, write y]
 );
 pub static POOL_SG: Kernel = kernel!(
     features wgpu::Features::SUBGROUP;
