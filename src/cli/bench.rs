@@ -352,17 +352,13 @@ fn measure(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<Report> {
 
     let refs: Vec<&[usize]> = shapes.iter().map(Vec::as_slice).collect();
     let value_shapes = graph.shapes(&refs)?;
-    let macs: u64 = graph
-        .nodes()
-        .iter()
-        .zip(&value_shapes)
-        .map(|(n, out)| n.op.macs(out))
-        .sum();
+    let macs = graph.macs(&value_shapes);
     let gflops = 2.0 * macs as f64 / (median_ms / 1e3) / 1e9;
     let peak_gflops = peak::measure_gflops(&gpu)?;
     let plan = model.memory_plan(&shapes, gpu.precision())?;
     let weight_bytes: u64 = graph
-        .weights()
+        .constants()
+        .iter()
         .map(|t| t.numel() as u64 * gpu.precision().bytes())
         .sum();
     let copies = peak::measure_copy_gbs(&gpu)?;

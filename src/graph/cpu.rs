@@ -1,9 +1,8 @@
 //! Runs a graph with the CPU reference.
 
-use super::{Graph, Op, ValueId};
+use super::{Graph, Op, Operands, ValueId};
 use crate::error::{Error, Result};
 use crate::ops::conv::Epilogue;
-use crate::ops::tensor_ops::reshape_shape;
 use crate::precision::Precision;
 use crate::reference as r;
 use crate::tensor::Tensor;
@@ -61,7 +60,7 @@ pub fn run_keeping_at(
             .for_each(|v| *v = precision.round(*v));
         t
     };
-    let graph = graph.map(|t| Ok(store(t.clone())))?;
+    let graph = graph.map_constants(|t| Ok(store(t.clone())))?;
     let inputs: Vec<Tensor> = inputs.iter().cloned().map(store).collect();
     run_stored(&graph, &inputs, keep, &store)
 }
@@ -78,14 +77,13 @@ fn run_stored(
     let last = last_uses(graph, keep)?;
     let mut values: Vec<Option<Tensor>> = vec![None; graph.nodes().len()];
     for (i, node) in graph.nodes().iter().enumerate() {
+        if let Op::Constant(_) = node.op {
+            continue;
+        }
         let ins: Vec<&Tensor> = node
             .inputs
             .iter()
-            .map(|&v| {
-                values[v]
-                    .as_ref()
-                    .ok_or_else(|| Error::Invalid(format!("value {v} was freed early")))
-            })
+            .map(|&v| value(graph, &values, v))
             .collect::<Result<_>>()?;
         let out = eval(&node.op, &ins, inputs)?;
         values[i] = Some(store(out));
@@ -95,67 +93,87 @@ fn run_stored(
             }
         }
     }
-    let missing = |v: ValueId| Error::Invalid(format!("value {v} was never computed"));
     // Kept values are cloned (one may be the output too); the output is moved out.
     let kept = keep
         .iter()
-        .map(|&v| values[v].clone().ok_or_else(|| missing(v)))
+        .map(|&v| value(graph, &values, v).cloned())
         .collect::<Result<_>>()?;
     let out = graph.output()?;
-    Ok((values[out].take().ok_or_else(|| missing(out))?, kept))
+    let output = match values[out].take() {
+        Some(t) => t,
+        None => value(graph, &values, out)?.clone(),
+    };
+    Ok((output, kept))
 }
 
-fn eval(op: &Op<Tensor>, ins: &[&Tensor], inputs: &[Tensor]) -> Result<Tensor> {
+/// Value `v`: a constant of the graph (never copied into `values`), or a computed one.
+fn value<'a>(
+    graph: &'a Graph<Tensor>,
+    values: &'a [Option<Tensor>],
+    v: ValueId,
+) -> Result<&'a Tensor> {
+    if let Some(Op::Constant(c)) = graph.nodes().get(v).map(|n| n.op) {
+        return graph
+            .constants()
+            .get(c)
+            .ok_or_else(|| Error::Invalid(format!("constant {c} is missing")));
+    }
+    values
+        .get(v)
+        .and_then(Option::as_ref)
+        .ok_or_else(|| Error::Invalid(format!("value {v} was freed early or never computed")))
+}
+
+fn eval(op: &Op, ins: &[&Tensor], inputs: &[Tensor]) -> Result<Tensor> {
     let x = || ins[0];
-    match op {
-        Op::Input(i) => Ok(inputs[*i].clone()),
-        Op::Constant(t) => Ok(t.clone()),
+    let mut o = Operands::after_x(ins);
+    match *op {
+        Op::Input(i) => Ok(inputs[i].clone()),
+        Op::Constant(_) => Err(Error::Invalid("a constant is read, not evaluated".into())),
         Op::Conv {
             spec,
-            weight,
             bias,
-            affine,
             residual,
         } => {
+            let weight = *o.take()?;
             let ep = Epilogue {
-                bias: bias.as_ref(),
-                affine: affine.as_ref().map(|(s, t)| (s, t)),
-                residual: if *residual { Some(ins[1]) } else { None },
+                bias: o.next_if(bias)?.copied(),
+                affine: None,
+                residual: o.next_if(residual)?.copied(),
             };
-            r::conv::conv2d(x(), weight, &ep, spec)
+            r::conv::conv2d(x(), weight, &ep, &spec)
         }
-        Op::Affine { spec, scale, shift } => {
-            r::elementwise::channel_affine(x(), scale, shift, spec)
+        Op::Affine(spec) => r::elementwise::channel_affine(x(), o.take()?, o.take()?, &spec),
+        Op::Unary(s) => Ok(r::elementwise::unary(x(), &s)),
+        Op::Binary(s) => r::elementwise::binary(ins[0], ins[1], &s),
+        Op::Blend(s) => r::elementwise::blend(ins[0], ins[1], ins[2], &s),
+        Op::MaxPool(s) => r::pool::max_pool(x(), &s),
+        Op::AvgPool(s) => r::pool::avg_pool(x(), &s),
+        Op::Mean(s) => r::pool::spatial_mean(x(), &s),
+        Op::Linear { spec, bias } => {
+            let weight = *o.take()?;
+            r::linear::linear(x(), weight, o.next_if(bias)?.copied(), &spec)
         }
-        Op::Unary(s) => Ok(r::elementwise::unary(x(), s)),
-        Op::Binary(s) => r::elementwise::binary(ins[0], ins[1], s),
-        Op::Blend(s) => r::elementwise::blend(ins[0], ins[1], ins[2], s),
-        Op::MaxPool(s) => r::pool::max_pool(x(), s),
-        Op::AvgPool(s) => r::pool::avg_pool(x(), s),
-        Op::Mean(s) => r::pool::spatial_mean(x(), s),
-        Op::Linear { spec, weight, bias } => r::linear::linear(x(), weight, bias.as_ref(), spec),
-        Op::Softmax(s) => r::linear::softmax(x(), s),
-        Op::Concat(s) => r::tensor_ops::concat(ins, s),
-        Op::Reshape(tail) => x().clone().reshape(&reshape_shape(x().shape(), tail)?),
-        Op::Subtraction(s) => r::san::subtraction2(ins[0], ins[1], s),
-        Op::Aggregation { spec, scale_shift } => r::san::aggregation(
-            ins[0],
-            ins[1],
-            scale_shift.as_ref().map(|(s, t)| (s, t)),
-            spec,
-        ),
-        Op::PatchGather { spec, scale_shift } => {
-            r::san::patch_gather(x(), scale_shift.as_ref().map(|(s, t)| (s, t)), spec)
+        Op::Softmax(s) => r::linear::softmax(x(), &s),
+        Op::Concat(s) => r::tensor_ops::concat(ins, &s),
+        Op::Reshape(s) => x().clone().reshape(&s.out_shape(x().shape())?),
+        Op::Subtraction(s) => r::san::subtraction2(ins[0], ins[1], &s),
+        Op::Aggregation(spec) => {
+            let w = *o.take()?;
+            let scale_shift = o.pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
+            r::san::aggregation(x(), w, scale_shift, &spec)
         }
-        Op::TripletPool(s) => r::triplet::triplet_pool(x(), s),
-        Op::TripletGates { spec, weight, bias } => {
-            r::triplet::triplet_gates(x(), weight, bias, spec)
+        Op::PatchGather(spec) => {
+            let scale_shift = o.pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
+            r::san::patch_gather(x(), scale_shift, &spec)
         }
+        Op::TripletPool(s) => r::triplet::triplet_pool(x(), &s),
+        Op::TripletGates(spec) => r::triplet::triplet_gates(x(), o.take()?, o.take()?, &spec),
         Op::TripletCombine { spec, residual } => {
-            r::triplet::triplet_combine(ins[0], ins[1], residual.then(|| ins[2]), spec)
+            r::triplet::triplet_combine(ins[0], ins[1], residual.then(|| ins[2]), &spec)
         }
-        Op::CoordPool(s) => r::coord::coord_pool(x(), s),
-        Op::CoordGates { spec, weight, bias } => r::coord::coord_gates(x(), weight, bias, spec),
-        Op::CoordApply(s) => r::coord::coord_apply(ins[0], ins[1], s),
+        Op::CoordPool(s) => r::coord::coord_pool(x(), &s),
+        Op::CoordGates(spec) => r::coord::coord_gates(x(), o.take()?, o.take()?, &spec),
+        Op::CoordApply(s) => r::coord::coord_apply(ins[0], ins[1], &s),
     }
 }

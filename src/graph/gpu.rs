@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use super::plan::{plan, MemoryPlan};
-use super::{Graph, Op, ValueId};
+use super::{Graph, Op, Operands, ValueId};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Precision, Readback, Recorder, Recording};
 use crate::kernels as k;
@@ -58,7 +58,7 @@ pub struct GpuGraph {
 impl GpuGraph {
     pub fn new(gpu: &Gpu, graph: &Graph<Tensor>) -> Result<Self> {
         Ok(Self {
-            graph: graph.map(|t| gpu.upload(t))?,
+            graph: graph.map_constants(|t| gpu.upload(t))?,
             plans: Mutex::new(Vec::new()),
             next_plan: Default::default(),
         })
@@ -81,8 +81,8 @@ impl GpuGraph {
             .nodes()
             .iter()
             .enumerate()
-            .map(|(i, node)| match (&node.op, plan.slot_of[i]) {
-                (Op::Constant(t), _) => Ok(t.clone()),
+            .map(|(i, node)| match (node.op, plan.slot_of[i]) {
+                (Op::Constant(c), _) => Ok(self.graph.constants()[c].clone()),
                 (_, Some(slot)) => buffers[slot].view(&shapes[i]),
                 (_, None) => Err(Error::Invalid(format!("value {i} has no buffer"))),
             })
@@ -312,66 +312,59 @@ impl GpuGraph {
     }
 }
 
-fn pair(p: &Option<(GpuTensor, GpuTensor)>) -> Option<(&GpuTensor, &GpuTensor)> {
-    p.as_ref().map(|(a, b)| (a, b))
-}
-
-fn encode(
-    rec: &mut Recorder,
-    op: &Op<GpuTensor>,
-    ins: &[&GpuTensor],
-    out: &GpuTensor,
-) -> Result<()> {
+fn encode(rec: &mut Recorder, op: &Op, ins: &[&GpuTensor], out: &GpuTensor) -> Result<()> {
     let x = || ins[0];
-    match op {
+    let mut o = Operands::after_x(ins);
+    match *op {
         Op::Input(_) | Op::Constant(_) | Op::Reshape(_) => Ok(()),
         Op::Conv {
             spec,
-            weight,
             bias,
-            affine,
             residual,
         } => {
+            let weight = *o.take()?;
             let ep = Epilogue {
-                bias: bias.as_ref(),
-                affine: pair(affine),
-                residual: if *residual { Some(ins[1]) } else { None },
+                bias: o.next_if(bias)?.copied(),
+                affine: None,
+                residual: o.next_if(residual)?.copied(),
             };
-            k::conv::conv2d(rec, x(), weight, &ep, out, spec)
+            k::conv::conv2d(rec, x(), weight, &ep, out, &spec)
         }
-        Op::Affine { spec, scale, shift } => {
-            k::elementwise::channel_affine(rec, x(), scale, shift, out, spec)
+        Op::Affine(spec) => {
+            k::elementwise::channel_affine(rec, x(), o.take()?, o.take()?, out, &spec)
         }
-        Op::Unary(s) => k::elementwise::unary(rec, x(), out, s),
-        Op::Binary(s) => k::elementwise::binary(rec, ins[0], ins[1], out, s),
-        Op::Blend(s) => k::elementwise::blend(rec, ins[0], ins[1], ins[2], out, s),
-        Op::MaxPool(s) => k::pool::max_pool(rec, x(), out, s),
-        Op::AvgPool(s) => k::pool::avg_pool(rec, x(), out, s),
-        Op::Mean(s) => k::pool::spatial_mean(rec, x(), out, s),
-        Op::Linear { spec, weight, bias } => {
-            k::linear::linear(rec, x(), weight, bias.as_ref(), out, spec)
+        Op::Unary(s) => k::elementwise::unary(rec, x(), out, &s),
+        Op::Binary(s) => k::elementwise::binary(rec, ins[0], ins[1], out, &s),
+        Op::Blend(s) => k::elementwise::blend(rec, ins[0], ins[1], ins[2], out, &s),
+        Op::MaxPool(s) => k::pool::max_pool(rec, x(), out, &s),
+        Op::AvgPool(s) => k::pool::avg_pool(rec, x(), out, &s),
+        Op::Mean(s) => k::pool::spatial_mean(rec, x(), out, &s),
+        Op::Linear { spec, bias } => {
+            let weight = *o.take()?;
+            k::linear::linear(rec, x(), weight, o.next_if(bias)?.copied(), out, &spec)
         }
-        Op::Softmax(s) => k::linear::softmax(rec, x(), out, s),
-        Op::Concat(s) => k::tensor_ops::concat(rec, ins, out, s),
-        Op::Subtraction(s) => k::san::subtraction2(rec, ins[0], ins[1], out, s),
-        Op::Aggregation { spec, scale_shift } => {
-            k::san::aggregation(rec, ins[0], ins[1], pair(scale_shift), out, spec)
+        Op::Softmax(s) => k::linear::softmax(rec, x(), out, &s),
+        Op::Concat(s) => k::tensor_ops::concat(rec, ins, out, &s),
+        Op::Subtraction(s) => k::san::subtraction2(rec, ins[0], ins[1], out, &s),
+        Op::Aggregation(spec) => {
+            let w = *o.take()?;
+            let scale_shift = o.pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
+            k::san::aggregation(rec, x(), w, scale_shift, out, &spec)
         }
-        Op::PatchGather { spec, scale_shift } => {
-            k::san::patch_gather(rec, x(), pair(scale_shift), out, spec)
+        Op::PatchGather(spec) => {
+            let scale_shift = o.pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
+            k::san::patch_gather(rec, x(), scale_shift, out, &spec)
         }
-        Op::TripletPool(s) => k::triplet::triplet_pool(rec, x(), out, s),
-        Op::TripletGates { spec, weight, bias } => {
-            k::triplet::triplet_gates(rec, x(), weight, bias, out, spec)
+        Op::TripletPool(s) => k::triplet::triplet_pool(rec, x(), out, &s),
+        Op::TripletGates(spec) => {
+            k::triplet::triplet_gates(rec, x(), o.take()?, o.take()?, out, &spec)
         }
         Op::TripletCombine { spec, residual } => {
-            k::triplet::triplet_combine(rec, ins[0], ins[1], residual.then(|| ins[2]), out, spec)
+            k::triplet::triplet_combine(rec, ins[0], ins[1], residual.then(|| ins[2]), out, &spec)
         }
-        Op::CoordPool(s) => k::coord::coord_pool(rec, x(), out, s),
-        Op::CoordGates { spec, weight, bias } => {
-            k::coord::coord_gates(rec, x(), weight, bias, out, spec)
-        }
-        Op::CoordApply(s) => k::coord::coord_apply(rec, ins[0], ins[1], out, s),
+        Op::CoordPool(s) => k::coord::coord_pool(rec, x(), out, &s),
+        Op::CoordGates(spec) => k::coord::coord_gates(rec, x(), o.take()?, o.take()?, out, &spec),
+        Op::CoordApply(s) => k::coord::coord_apply(rec, ins[0], ins[1], out, &s),
     }
 }
 

@@ -1,22 +1,24 @@
 //! A model as a graph of ops, run by the CPU reference or by the GPU kernels.
 //!
-//! `Graph<T>` is generic over where the weights live: `Tensor` on the host (built by the
-//! model code, run by `cpu::run`), `GpuTensor` after `gpu::GpuGraph::new` uploads them once.
+//! Ops are plain specs; their weights are constant nodes among their inputs. `Graph<T>` is
+//! generic over where those constants live: `Tensor` on the host (built by the model code, run
+//! by `cpu::run`), `GpuTensor` after `gpu::GpuGraph::new` uploads them once.
 
 pub mod cpu;
 pub mod gpu;
 pub mod plan;
 
 use crate::error::{shape_err, Error, Result};
-use crate::ops::conv::{Conv2d, Shaped};
+use crate::ops::conv::{Conv2d, EpilogueShapes, Shaped};
 use crate::ops::coord::{CoordApply, CoordGateSpec, CoordPool};
 use crate::ops::elementwise::{broadcast_shape, Binary, Blend, ChannelAffine, Unary};
 use crate::ops::linear::{linear_dims, Linear, Softmax};
 use crate::ops::pool::{AvgPool2d, MaxPool2d, SpatialMean};
 use crate::ops::san::{
-    aggregation_shape, patch_gather_shape, subtraction_shape, Aggregation, PatchGather, Subtraction,
+    aggregation_shape, check_epilogue, patch_gather_shape, subtraction_shape, Aggregation,
+    PatchGather, Subtraction,
 };
-use crate::ops::tensor_ops::{concat_shape, reshape_shape, Concat};
+use crate::ops::tensor_ops::{concat_shape, Concat, Reshape};
 use crate::ops::triplet::{TripletCombine, TripletGateSpec, TripletPool};
 
 /// Index of a node, and of the value it produces.
@@ -95,27 +97,23 @@ impl AttentionMap {
     }
 }
 
-/// One op with its weights. The comment says which values the node takes as inputs.
-#[derive(Clone, Debug)]
-pub enum Op<T> {
+/// One op: a plain spec. The comment says which values the node takes as inputs, in order;
+/// weights are among them, as `Constant` nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
     /// The i-th model input.
     Input(usize),
-    /// A precomputed tensor with its own batch of 1 (SAN's position term).
-    Constant(T),
-    /// `[x]`, or `[x, residual]` when the spec has a residual.
+    /// The i-th constant of the graph: a weight, or a precomputed tensor with its own batch
+    /// of 1 (SAN's position term).
+    Constant(usize),
+    /// `[x, weight, bias?, residual?]`
     Conv {
         spec: Conv2d,
-        weight: T,
-        bias: Option<T>,
-        affine: Option<(T, T)>,
+        bias: bool,
         residual: bool,
     },
-    /// `[x]`
-    Affine {
-        spec: ChannelAffine,
-        scale: T,
-        shift: T,
-    },
+    /// `[x, scale, shift]`
+    Affine(ChannelAffine),
     /// `[x]`
     Unary(Unary),
     /// `[a, b]`
@@ -128,38 +126,25 @@ pub enum Op<T> {
     AvgPool(AvgPool2d),
     /// `[x]`
     Mean(SpatialMean),
-    /// `[x]` with x `[N, F]` or `[N, F, 1, 1]`
-    Linear {
-        spec: Linear,
-        weight: T,
-        bias: Option<T>,
-    },
+    /// `[x, weight, bias?]` with x `[N, F]` or `[N, F, 1, 1]`
+    Linear { spec: Linear, bias: bool },
     /// `[x]`
     Softmax(Softmax),
     /// `[x0, x1, ...]`
     Concat(Concat),
     /// `[x]`: the same values as `[N, tail...]` (no copy on the GPU).
-    Reshape(Vec<usize>),
+    Reshape(Reshape),
     /// `[x1, x2]`
     Subtraction(Subtraction),
-    /// `[x, w]`
-    Aggregation {
-        spec: Aggregation,
-        scale_shift: Option<(T, T)>,
-    },
-    /// `[x]`
-    PatchGather {
-        spec: PatchGather,
-        scale_shift: Option<(T, T)>,
-    },
+    /// `[x, w]`, then `[scale, shift]` when its epilogue has an affine.
+    Aggregation(Aggregation),
+    /// `[x]`, then `[scale, shift]` when its epilogue has an affine.
+    PatchGather(PatchGather),
     /// `[x]`: Triplet Attention's six Z-pools, packed per image.
     TripletPool(TripletPool),
-    /// `[pooled]`: TA's gate maps, packed per image; weight `[G,2,k,k]`, bias `[G]` (BN folded).
-    TripletGates {
-        spec: TripletGateSpec,
-        weight: T,
-        bias: T,
-    },
+    /// `[pooled, weight, bias]`: TA's gate maps, packed per image; weight `[G,2,k,k]`, bias
+    /// `[G]` (BN folded).
+    TripletGates(TripletGateSpec),
     /// `[x, gates]`, or `[x, gates, residual]`: `act(TA(x) + residual)`.
     TripletCombine {
         spec: TripletCombine,
@@ -167,27 +152,57 @@ pub enum Op<T> {
     },
     /// `[x]`: Coordinate Attention's directional means, `[N,C,H+W,1]`.
     CoordPool(CoordPool),
-    /// `[f]`: CA's `a_h` and `a_w`, packed per image; weight `[2,C,mip]`, bias `[2,C]`.
-    CoordGates {
-        spec: CoordGateSpec,
-        weight: T,
-        bias: T,
-    },
+    /// `[f, weight, bias]`: CA's `a_h` and `a_w`, packed per image; weight `[2,C,mip]`, bias
+    /// `[2,C]`.
+    CoordGates(CoordGateSpec),
     /// `[x, gates]`: `(x · a_w) · a_h`.
     CoordApply(CoordApply),
 }
 
+/// A node's operands after x, in node order, taken one by one; optional ones only when the op
+/// has them. Shape checking counts them first, so running out means a malformed graph.
+pub struct Operands<'a, V> {
+    rest: std::slice::Iter<'a, V>,
+}
+
+impl<'a, V> Operands<'a, V> {
+    /// The operands of a node whose inputs are `ins`, x (the first) left out.
+    pub fn after_x(ins: &'a [V]) -> Self {
+        Self {
+            rest: ins.get(1..).unwrap_or(&[]).iter(),
+        }
+    }
+
+    pub fn take(&mut self) -> Result<&'a V> {
+        self.rest
+            .next()
+            .ok_or_else(|| Error::Invalid("a node has fewer operands than its op takes".into()))
+    }
+
+    pub fn next_if(&mut self, present: bool) -> Result<Option<&'a V>> {
+        present.then(|| self.take()).transpose()
+    }
+
+    pub fn pair_if(&mut self, present: bool) -> Result<Option<(&'a V, &'a V)>> {
+        present
+            .then(|| Ok((self.take()?, self.take()?)))
+            .transpose()
+    }
+}
+
 #[derive(Clone, Debug)]
-pub struct Node<T> {
-    pub op: Op<T>,
+pub struct Node {
+    pub op: Op,
     pub inputs: Vec<ValueId>,
-    /// Where the node comes from in the model (its key prefix), for profiles and errors.
+    /// Where the node comes from in the model (its key prefix, or a weight's key), for
+    /// profiles and errors.
     pub name: String,
 }
 
 #[derive(Clone, Debug)]
 pub struct Graph<T> {
-    nodes: Vec<Node<T>>,
+    nodes: Vec<Node>,
+    constants: Vec<T>,
     inputs: usize,
     output: Option<ValueId>,
     taps: Vec<AttentionTap>,
@@ -197,6 +212,7 @@ impl<T> Default for Graph<T> {
     fn default() -> Self {
         Self {
             nodes: Vec::new(),
+            constants: Vec::new(),
             inputs: 0,
             output: None,
             taps: Vec::new(),
@@ -210,11 +226,17 @@ impl<T> Graph<T> {
         self.push(Op::Input(self.inputs - 1), vec![])
     }
 
-    pub fn push(&mut self, op: Op<T>, inputs: Vec<ValueId>) -> ValueId {
+    /// A node holding `value` (a weight), named by where it comes from.
+    pub fn constant(&mut self, value: T, name: String) -> ValueId {
+        self.constants.push(value);
+        self.push_named(Op::Constant(self.constants.len() - 1), vec![], name)
+    }
+
+    pub fn push(&mut self, op: Op, inputs: Vec<ValueId>) -> ValueId {
         self.push_named(op, inputs, String::new())
     }
 
-    pub fn push_named(&mut self, op: Op<T>, inputs: Vec<ValueId>, name: String) -> ValueId {
+    pub fn push_named(&mut self, op: Op, inputs: Vec<ValueId>, name: String) -> ValueId {
         self.nodes.push(Node { op, inputs, name });
         self.nodes.len() - 1
     }
@@ -244,7 +266,7 @@ impl<T> Graph<T> {
         v
     }
 
-    pub fn nodes(&self) -> &[Node<T>] {
+    pub fn nodes(&self) -> &[Node] {
         &self.nodes
     }
 
@@ -257,122 +279,28 @@ impl<T> Graph<T> {
             .ok_or_else(|| Error::Invalid("the graph has no output".into()))
     }
 
-    /// Every weight tensor of the graph.
-    pub fn weights(&self) -> impl Iterator<Item = &T> {
-        self.nodes.iter().flat_map(|n| {
-            let mut ws: Vec<&T> = Vec::new();
-            match &n.op {
-                Op::Constant(t) => ws.push(t),
-                Op::Conv {
-                    weight,
-                    bias,
-                    affine,
-                    ..
-                } => {
-                    ws.push(weight);
-                    ws.extend(bias);
-                    ws.extend(affine.iter().flat_map(|(a, b)| [a, b]));
-                }
-                Op::Affine { scale, shift, .. } => ws.extend([scale, shift]),
-                Op::Linear { weight, bias, .. } => {
-                    ws.push(weight);
-                    ws.extend(bias);
-                }
-                Op::Aggregation { scale_shift, .. } | Op::PatchGather { scale_shift, .. } => {
-                    ws.extend(scale_shift.iter().flat_map(|(a, b)| [a, b]))
-                }
-                Op::TripletGates { weight, bias, .. } | Op::CoordGates { weight, bias, .. } => {
-                    ws.extend([weight, bias])
-                }
-                _ => {}
-            }
-            ws
-        })
+    /// Multiply-accumulates of one inference, given every value's shape (`shapes`).
+    pub fn macs(&self, shapes: &[Vec<usize>]) -> u64 {
+        self.nodes
+            .iter()
+            .zip(shapes)
+            .map(|(n, out)| {
+                let ins: Vec<&[usize]> = n.inputs.iter().map(|&v| shapes[v].as_slice()).collect();
+                n.op.macs(&ins, out)
+            })
+            .sum()
     }
 
-    /// The same graph with every weight converted by `f` (e.g. uploaded to the GPU).
-    pub fn map<U>(&self, mut f: impl FnMut(&T) -> Result<U>) -> Result<Graph<U>> {
-        fn pair<T, U>(
-            p: &Option<(T, T)>,
-            f: &mut impl FnMut(&T) -> Result<U>,
-        ) -> Result<Option<(U, U)>> {
-            p.as_ref().map(|(a, b)| Ok((f(a)?, f(b)?))).transpose()
-        }
-        let nodes = self
-            .nodes
-            .iter()
-            .map(|n| {
-                let op = match &n.op {
-                    Op::Input(i) => Op::Input(*i),
-                    Op::Constant(t) => Op::Constant(f(t)?),
-                    Op::Conv {
-                        spec,
-                        weight,
-                        bias,
-                        affine,
-                        residual,
-                    } => Op::Conv {
-                        spec: *spec,
-                        weight: f(weight)?,
-                        bias: bias.as_ref().map(&mut f).transpose()?,
-                        affine: pair(affine, &mut f)?,
-                        residual: *residual,
-                    },
-                    Op::Affine { spec, scale, shift } => Op::Affine {
-                        spec: *spec,
-                        scale: f(scale)?,
-                        shift: f(shift)?,
-                    },
-                    Op::Unary(s) => Op::Unary(*s),
-                    Op::Binary(s) => Op::Binary(*s),
-                    Op::Blend(s) => Op::Blend(*s),
-                    Op::MaxPool(s) => Op::MaxPool(*s),
-                    Op::AvgPool(s) => Op::AvgPool(*s),
-                    Op::Mean(s) => Op::Mean(*s),
-                    Op::Linear { spec, weight, bias } => Op::Linear {
-                        spec: *spec,
-                        weight: f(weight)?,
-                        bias: bias.as_ref().map(&mut f).transpose()?,
-                    },
-                    Op::Softmax(s) => Op::Softmax(*s),
-                    Op::Concat(s) => Op::Concat(*s),
-                    Op::Reshape(tail) => Op::Reshape(tail.clone()),
-                    Op::Subtraction(s) => Op::Subtraction(*s),
-                    Op::Aggregation { spec, scale_shift } => Op::Aggregation {
-                        spec: *spec,
-                        scale_shift: pair(scale_shift, &mut f)?,
-                    },
-                    Op::PatchGather { spec, scale_shift } => Op::PatchGather {
-                        spec: *spec,
-                        scale_shift: pair(scale_shift, &mut f)?,
-                    },
-                    Op::TripletPool(s) => Op::TripletPool(*s),
-                    Op::TripletGates { spec, weight, bias } => Op::TripletGates {
-                        spec: *spec,
-                        weight: f(weight)?,
-                        bias: f(bias)?,
-                    },
-                    Op::TripletCombine { spec, residual } => Op::TripletCombine {
-                        spec: *spec,
-                        residual: *residual,
-                    },
-                    Op::CoordPool(s) => Op::CoordPool(*s),
-                    Op::CoordGates { spec, weight, bias } => Op::CoordGates {
-                        spec: *spec,
-                        weight: f(weight)?,
-                        bias: f(bias)?,
-                    },
-                    Op::CoordApply(s) => Op::CoordApply(*s),
-                };
-                Ok(Node {
-                    op,
-                    inputs: n.inputs.clone(),
-                    name: n.name.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+    /// Every constant of the graph (the weights), by `Op::Constant` index.
+    pub fn constants(&self) -> &[T] {
+        &self.constants
+    }
+
+    /// The same graph with every constant converted by `f` (e.g. uploaded to the GPU).
+    pub fn map_constants<U>(&self, f: impl FnMut(&T) -> Result<U>) -> Result<Graph<U>> {
         Ok(Graph {
-            nodes,
+            nodes: self.nodes.clone(),
+            constants: self.constants.iter().map(f).collect::<Result<_>>()?,
             inputs: self.inputs,
             output: self.output,
             taps: self.taps.clone(),
@@ -380,14 +308,14 @@ impl<T> Graph<T> {
     }
 }
 
-impl<T: Shaped> Op<T> {
+impl Op {
     /// A short name of the op kind, for profiles.
     pub fn kind(&self) -> &'static str {
         match self {
             Op::Input(_) => "input",
             Op::Constant(_) => "constant",
             Op::Conv { .. } => "conv2d",
-            Op::Affine { .. } => "channel_affine",
+            Op::Affine(_) => "channel_affine",
             Op::Unary(_) => "unary",
             Op::Binary(_) => "binary",
             Op::Blend(_) => "blend",
@@ -399,36 +327,55 @@ impl<T: Shaped> Op<T> {
             Op::Concat(_) => "concat",
             Op::Reshape(_) => "reshape",
             Op::Subtraction(_) => "subtraction",
-            Op::Aggregation { .. } => "aggregation",
-            Op::PatchGather { .. } => "patch_gather",
+            Op::Aggregation(_) => "aggregation",
+            Op::PatchGather(_) => "patch_gather",
             Op::TripletPool(_) => "triplet_pool",
-            Op::TripletGates { .. } => "triplet_gates",
+            Op::TripletGates(_) => "triplet_gates",
             Op::TripletCombine { .. } => "triplet_combine",
             Op::CoordPool(_) => "coord_pool",
-            Op::CoordGates { .. } => "coord_gates",
+            Op::CoordGates(_) => "coord_gates",
             Op::CoordApply(_) => "coord_apply",
         }
     }
 
+    /// How many inputs the node takes (`None`: any number, at least one).
+    fn arity(&self) -> Option<usize> {
+        let n = |present: bool| usize::from(present);
+        Some(match self {
+            Op::Input(_) | Op::Constant(_) => 0,
+            Op::Conv { bias, residual, .. } => 2 + n(*bias) + n(*residual),
+            Op::Affine(_) | Op::Blend(_) | Op::TripletGates(_) | Op::CoordGates(_) => 3,
+            Op::Unary(_)
+            | Op::MaxPool(_)
+            | Op::AvgPool(_)
+            | Op::Mean(_)
+            | Op::Softmax(_)
+            | Op::Reshape(_)
+            | Op::TripletPool(_)
+            | Op::CoordPool(_) => 1,
+            Op::Binary(_) | Op::Subtraction(_) | Op::CoordApply(_) => 2,
+            Op::Linear { bias, .. } => 2 + n(*bias),
+            Op::Concat(_) => return None,
+            Op::Aggregation(s) => 2 + 2 * n(s.epilogue.affine),
+            Op::PatchGather(s) => 1 + 2 * n(s.epilogue.affine),
+            Op::TripletCombine { residual, .. } => 2 + n(*residual),
+        })
+    }
+
     /// Multiply-accumulates of the op's convolutions, matrix products and aggregations for
-    /// these shapes (pointwise work is not counted).
-    pub fn macs(&self, out: &[usize]) -> u64 {
+    /// these input and output shapes (pointwise work is not counted).
+    pub fn macs(&self, ins: &[&[usize]], out: &[usize]) -> u64 {
         let numel = |s: &[usize]| s.iter().product::<usize>() as u64;
+        let weight = || ins.get(1).copied().unwrap_or(&[]);
         match self {
             // Each output value sums Cin/groups · kh · kw products.
-            Op::Conv { weight, .. } => numel(out) * numel(&weight.dims()[1..]),
-            Op::Linear { weight, .. } => {
-                numel(out) * weight.dims().get(1).copied().unwrap_or(0) as u64
-            }
-            Op::Aggregation { spec, .. } => numel(out) * spec.window.taps() as u64,
+            Op::Conv { .. } => numel(out) * numel(weight().get(1..).unwrap_or(&[])),
+            Op::Linear { .. } => numel(out) * weight().get(1).copied().unwrap_or(0) as u64,
+            Op::Aggregation(spec) => numel(out) * spec.window.taps() as u64,
             // A gate output sums 2·k² products.
-            Op::TripletGates { weight, .. } => {
-                numel(out) * numel(weight.dims().get(1..).unwrap_or(&[]))
-            }
+            Op::TripletGates(_) => numel(out) * numel(weight().get(1..).unwrap_or(&[])),
             // An output sums mip products.
-            Op::CoordGates { weight, .. } => {
-                numel(out) * weight.dims().get(2).copied().unwrap_or(0) as u64
-            }
+            Op::CoordGates(_) => numel(out) * weight().get(2).copied().unwrap_or(0) as u64,
             _ => 0,
         }
     }
@@ -446,66 +393,154 @@ impl<T: Shaped> Graph<T> {
         }
         let mut shapes: Vec<Vec<usize>> = Vec::with_capacity(self.nodes.len());
         for node in &self.nodes {
-            let ins: Vec<&[usize]> = node.inputs.iter().map(|&v| shapes[v].as_slice()).collect();
-            shapes.push(output_shape(&node.op, &ins, inputs)?);
+            let shape = match node.op {
+                Op::Input(i) => inputs
+                    .get(i)
+                    .ok_or_else(|| Error::Invalid(format!("model input {i} is missing")))?
+                    .to_vec(),
+                Op::Constant(c) => self
+                    .constants
+                    .get(c)
+                    .ok_or_else(|| Error::Invalid(format!("constant {c} is missing")))?
+                    .dims()
+                    .to_vec(),
+                op => {
+                    let ins: Vec<&[usize]> =
+                        node.inputs.iter().map(|&v| shapes[v].as_slice()).collect();
+                    output_shape(&op, &ins)?
+                }
+            };
+            shapes.push(shape);
         }
         Ok(shapes)
     }
 }
 
-/// The shape `op` produces from inputs of shapes `ins` (`model_inputs` serve `Op::Input`).
-pub(crate) fn output_shape<T: Shaped>(
-    op: &Op<T>,
-    ins: &[&[usize]],
-    model_inputs: &[&[usize]],
-) -> Result<Vec<usize>> {
-    let x = || ins.first().copied().unwrap_or(&[]);
+/// The shape a computing op produces from inputs of shapes `ins`, checking its shape rule and
+/// its operand count.
+pub(crate) fn output_shape(op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>> {
+    match op.arity() {
+        Some(n) if ins.len() != n => {
+            return Err(shape_err(
+                op.kind(),
+                format!("takes {n} operands, got {}", ins.len()),
+            ))
+        }
+        _ if ins.is_empty() => {
+            return Err(shape_err(
+                op.kind(),
+                "takes no operands: a leaf has no shape rule",
+            ))
+        }
+        _ => {}
+    }
+    let x = ins[0];
+    let mut o = Operands::after_x(ins);
     Ok(match op {
-        Op::Input(i) => model_inputs
-            .get(*i)
-            .ok_or_else(|| Error::Invalid(format!("model input {i} is missing")))?
-            .to_vec(),
-        Op::Constant(t) => t.dims().to_vec(),
-        Op::Conv { spec, weight, .. } => spec.output_shape(x(), weight.dims())?,
-        Op::Affine { .. } | Op::Unary(_) | Op::Softmax(_) => x().to_vec(),
-        Op::Blend(s) => s.out_shape(ins[0], ins[1], ins[2])?,
-        Op::Binary(_) => broadcast_shape("binary", ins[0], ins[1])?,
-        Op::MaxPool(s) => s.out_shape(x())?.to_vec(),
-        Op::AvgPool(s) => s.out_shape(x())?.to_vec(),
-        Op::Mean(s) => s.out_shape(x())?.to_vec(),
-        Op::Linear { weight, bias, .. } => {
-            linear_dims(x(), weight.dims(), bias.as_ref().map(|b| b.dims()))?
+        Op::Input(_) | Op::Constant(_) => {
+            return Err(Error::Invalid("a leaf has no shape rule".into()))
+        }
+        Op::Conv {
+            spec,
+            bias,
+            residual,
+        } => {
+            let out = spec.output_shape(x, o.take()?)?;
+            let epilogue = EpilogueShapes {
+                bias: o.next_if(*bias)?.copied(),
+                affine: None,
+                residual: o.next_if(*residual)?.copied(),
+            };
+            spec.check_epilogue(&out, &epilogue)?;
+            out
+        }
+        Op::Affine(_) => {
+            crate::ops::elementwise::channel_affine_channels(x, o.take()?, o.take()?)?;
+            x.to_vec()
+        }
+        Op::Unary(_) | Op::Softmax(_) => x.to_vec(),
+        Op::Blend(s) => s.out_shape(x, o.take()?, o.take()?)?,
+        Op::Binary(_) => broadcast_shape("binary", x, o.take()?)?,
+        Op::MaxPool(s) => s.out_shape(x)?.to_vec(),
+        Op::AvgPool(s) => s.out_shape(x)?.to_vec(),
+        Op::Mean(s) => s.out_shape(x)?.to_vec(),
+        Op::Linear { bias, .. } => {
+            let weight = o.take()?;
+            linear_dims(x, weight, o.next_if(*bias)?.copied())?
                 .out_shape()
                 .to_vec()
         }
         Op::Concat(s) => concat_shape(s, ins)?.to_vec(),
-        Op::Reshape(tail) => reshape_shape(x(), tail)?,
-        Op::Subtraction(s) => subtraction_shape(s, ins[0], ins[1])?.to_vec(),
-        Op::Aggregation { spec, .. } => aggregation_shape(spec, ins[0], ins[1])?.to_vec(),
-        Op::PatchGather { spec, .. } => patch_gather_shape(spec, x())?.to_vec(),
-        Op::TripletPool(s) => s.out_shape(x())?.to_vec(),
-        Op::TripletGates { spec, weight, bias } => {
-            spec.out_shape(x(), weight.dims(), bias.dims())?.to_vec()
+        Op::Reshape(r) => r.out_shape(x)?,
+        Op::Subtraction(s) => subtraction_shape(s, x, o.take()?)?.to_vec(),
+        Op::Aggregation(spec) => {
+            let out = aggregation_shape(spec, x, o.take()?)?;
+            let scale_shift = o.pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
+            check_epilogue("aggregation", &spec.epilogue, out[1], scale_shift)?;
+            out.to_vec()
         }
+        Op::PatchGather(spec) => {
+            let out = patch_gather_shape(spec, x)?;
+            let scale_shift = o.pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
+            check_epilogue("patch_gather", &spec.epilogue, out[1], scale_shift)?;
+            out.to_vec()
+        }
+        Op::TripletPool(s) => s.out_shape(x)?.to_vec(),
+        Op::TripletGates(s) => s.out_shape(x, o.take()?, o.take()?)?.to_vec(),
         Op::TripletCombine { spec, residual } => {
-            let operand = |i: usize| {
-                ins.get(i)
-                    .copied()
-                    .ok_or_else(|| shape_err("triplet_combine", format!("operand {i} is missing")))
-            };
-            let residual = if *residual { Some(operand(2)?) } else { None };
-            spec.check(x(), operand(1)?, residual)?;
-            x().to_vec()
+            let gates = o.take()?;
+            spec.check(x, gates, o.next_if(*residual)?.copied())?;
+            x.to_vec()
         }
-        Op::CoordPool(s) => s.out_shape(x())?.to_vec(),
-        Op::CoordGates { spec, weight, bias } => {
-            spec.out_shape(x(), weight.dims(), bias.dims())?.to_vec()
-        }
-        Op::CoordApply(s) => {
-            let gates = ins
-                .get(1)
-                .ok_or_else(|| shape_err("coord_apply", "the gates operand is missing"))?;
-            s.check(x(), gates)?.to_vec()
-        }
+        Op::CoordPool(s) => s.out_shape(x)?.to_vec(),
+        Op::CoordGates(s) => s.out_shape(x, o.take()?, o.take()?)?.to_vec(),
+        Op::CoordApply(s) => s.check(x, o.take()?)?.to_vec(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::Activation;
+
+    /// Ops are plain specs: graph passes can compare, hash and copy them.
+    #[test]
+    fn ops_are_plain_keys() {
+        fn plain<T: Copy + Eq + std::hash::Hash>(_: T) {}
+        let conv = Op::Conv {
+            spec: Conv2d::new(1, 0).with_act(Activation::Relu),
+            bias: true,
+            residual: false,
+        };
+        plain(conv);
+        let ops: std::collections::HashSet<Op> = [conv, conv, Op::Constant(0)].into();
+        assert_eq!(ops.len(), 2);
+    }
+
+    /// A node short of an operand is refused by its shape rule, which names the op and the
+    /// count, before any executor indexes its operands.
+    #[test]
+    fn a_missing_operand_is_named() {
+        let conv = Op::Conv {
+            spec: Conv2d::new(1, 0),
+            bias: true,
+            residual: false,
+        };
+        let x: &[usize] = &[1, 3, 4, 4];
+        let weight: &[usize] = &[8, 3, 1, 1];
+        let err = output_shape(&conv, &[x, weight]).unwrap_err().to_string();
+        assert!(
+            err.contains("conv2d") && err.contains("takes 3 operands, got 2"),
+            "{err}"
+        );
+        let bias: &[usize] = &[7];
+        let err = output_shape(&conv, &[x, weight, bias])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bias must be [8]"), "{err}");
+        assert_eq!(
+            output_shape(&conv, &[x, weight, &[8]]).unwrap(),
+            [1, 8, 4, 4]
+        );
+    }
 }

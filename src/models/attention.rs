@@ -46,7 +46,12 @@ pub fn coord_attention(b: &mut Builder, x: ValueId, prefix: &str) -> Result<Valu
     )?;
     let (weight, bias) = coord_gate_weights(b, prefix, c, mip)?;
     let spec = CoordGateSpec { h, w };
-    let gates = b.push(Op::CoordGates { spec, weight, bias }, vec![f], prefix)?;
+    let gates = b.push_with(
+        Op::CoordGates(spec),
+        f,
+        vec![("gates.weight", weight), ("gates.bias", bias)],
+        prefix,
+    )?;
     let per_image = c * (h + w);
     b.tap(AttentionTap {
         block: prefix.to_string(),

@@ -115,12 +115,33 @@ impl<'a> Builder<'a> {
     }
 
     /// Adds a node; `context` names the module in a shape error.
-    pub fn push(&mut self, op: Op<Tensor>, inputs: Vec<ValueId>, context: &str) -> Result<ValueId> {
+    pub fn push(&mut self, op: Op, inputs: Vec<ValueId>, context: &str) -> Result<ValueId> {
         let ins: Vec<&[usize]> = inputs.iter().map(|&v| self.shapes[v].as_slice()).collect();
-        let shape = output_shape(&op, &ins, &[])
-            .with_context(|| format!("{}: {context}", self.source()))?;
+        let shape =
+            output_shape(&op, &ins).with_context(|| format!("{}: {context}", self.source()))?;
         self.shapes.push(shape);
         Ok(self.graph.push_named(op, inputs, context.to_string()))
+    }
+
+    /// A constant node holding `t` (a weight), named `name` (its key).
+    pub fn constant(&mut self, t: Tensor, name: &str) -> ValueId {
+        self.shapes.push(t.shape().to_vec());
+        self.graph.constant(t, name.to_string())
+    }
+
+    /// `op` on `x` followed by constant operands, each named by `context` and its role.
+    pub fn push_with(
+        &mut self,
+        op: Op,
+        x: ValueId,
+        constants: Vec<(&str, Tensor)>,
+        context: &str,
+    ) -> Result<ValueId> {
+        let mut inputs = vec![x];
+        for (role, t) in constants {
+            inputs.push(self.constant(t, &format!("{context}.{role}")));
+        }
+        self.push(op, inputs, context)
     }
 
     /// Keeps the attention maps of one module readable (see `AttentionTap`).
@@ -246,15 +267,28 @@ impl<'a> Builder<'a> {
             .with_groups(c.groups)
             .with_act(c.act);
         spec.post_act = post_act;
+        self.push_conv(x, weight, bias, residual, spec, c.key)
+    }
+
+    /// A conv node: x, its weight and bias as constants, and the residual.
+    fn push_conv(
+        &mut self,
+        x: ValueId,
+        weight: Tensor,
+        bias: Option<Tensor>,
+        residual: Option<ValueId>,
+        spec: Conv2d,
+        key: &str,
+    ) -> Result<ValueId> {
         let op = Op::Conv {
             spec,
-            weight,
-            bias,
-            affine: None,
+            bias: bias.is_some(),
             residual: residual.is_some(),
         };
-        let inputs = std::iter::once(x).chain(residual).collect();
-        self.push(op, inputs, c.key)
+        let mut inputs = vec![x, self.constant(weight, &format!("{key}.weight"))];
+        inputs.extend(bias.map(|b| self.constant(b, &format!("{key}.bias"))));
+        inputs.extend(residual);
+        self.push(op, inputs, key)
     }
 
     /// `Linear` at `key` on `[N, F]`; the number of outputs comes from the weight.
@@ -262,16 +296,12 @@ impl<'a> Builder<'a> {
         let f = self.shape(x)[1..].iter().product();
         let out = self.dim(&format!("{key}.weight"), 0, 1000)?;
         let weight = self.weight(&format!("{key}.weight"), &[out, f])?;
-        let bias = Some(self.weight(&format!("{key}.bias"), &[out])?);
-        self.push(
-            Op::Linear {
-                spec: Linear { act },
-                weight,
-                bias,
-            },
-            vec![x],
-            key,
-        )
+        let bias = self.weight(&format!("{key}.bias"), &[out])?;
+        let op = Op::Linear {
+            spec: Linear { act },
+            bias: true,
+        };
+        self.push_with(op, x, vec![("weight", weight), ("bias", bias)], key)
     }
 }
 
@@ -285,24 +315,18 @@ impl Builder<'_> {
         spec: Conv2d,
         ctx: &str,
     ) -> Result<ValueId> {
-        let residual = false;
-        self.push(
-            Op::Conv {
-                spec,
-                weight,
-                bias,
-                affine: None,
-                residual,
-            },
-            vec![x],
-            ctx,
-        )
+        self.push_conv(x, weight, bias, None, spec, ctx)
     }
 
     /// `act(bn(x))` for a BatchNorm that cannot fold into a conv.
     pub fn bn_act(&mut self, x: ValueId, key: &str, act: Activation) -> Result<ValueId> {
         let (scale, shift) = self.batchnorm(key, self.channels(x))?.scale_shift();
         let spec = crate::ops::elementwise::ChannelAffine { act };
-        self.push(Op::Affine { spec, scale, shift }, vec![x], key)
+        self.push_with(
+            Op::Affine(spec),
+            x,
+            vec![("scale", scale), ("shift", shift)],
+            key,
+        )
     }
 }

@@ -8,6 +8,7 @@ use super::triplet;
 use crate::error::Result;
 use crate::graph::{Graph, Op, ValueId};
 use crate::ops::pool::{MeanOver, SpatialMean};
+use crate::ops::tensor_ops::Reshape;
 use crate::ops::Activation;
 use crate::tensor::Tensor;
 
@@ -61,7 +62,7 @@ pub fn build(weights: Weights, input: &[usize], variant: Variant) -> Result<Grap
         vec![x],
         "avgpool",
     )?;
-    x = b.push(Op::Reshape(vec![last]), vec![x], "flatten")?;
+    x = b.push(Op::Reshape(Reshape::new(&[last])?), vec![x], "flatten")?;
     let out = b.linear(x, "classifier.1", Activation::None)?;
     b.finish(out)
 }

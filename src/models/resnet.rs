@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Op, ValueId};
 use crate::ops::elementwise::Unary;
 use crate::ops::pool::{AvgPool2d, MaxPool2d, MeanOver, SpatialMean};
+use crate::ops::tensor_ops::Reshape;
 use crate::ops::Activation;
 use crate::tensor::Tensor;
 
@@ -132,7 +133,7 @@ fn head(
             "avgpool",
         )?,
     };
-    b.push(Op::Reshape(vec![features]), vec![x], "flatten")
+    b.push(Op::Reshape(Reshape::new(&[features])?), vec![x], "flatten")
 }
 
 fn block(

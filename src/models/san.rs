@@ -8,7 +8,7 @@ use crate::ops::conv::Conv2d;
 use crate::ops::linear::Softmax;
 use crate::ops::pool::{MaxPool2d, MeanOver, SpatialMean};
 use crate::ops::san::{position_grid, Aggregation, Epilogue, PatchGather, Subtraction, Window};
-use crate::ops::tensor_ops::Concat;
+use crate::ops::tensor_ops::{Concat, Reshape};
 use crate::ops::Activation;
 use crate::reference;
 use crate::tensor::Tensor;
@@ -99,30 +99,23 @@ pub fn sam(
     let [h, w] = [b.shape(x)[2], b.shape(x)[3]];
     let (ho, wo) = window.output_size("SAM", h, w)?;
     tap_neighbourhood(b, prefix, weights, [ho, wo]);
-    let (spec, scale_shift) = match epilogue {
+    let mut inputs = vec![x3, weights];
+    let spec = match epilogue {
         Some((bn, act)) => {
             let (s, t) = b.batchnorm(bn, mid)?.scale_shift();
-            (
-                Aggregation {
-                    window,
-                    epilogue: Epilogue { affine: true, act },
-                },
-                Some((s, t)),
-            )
-        }
-        None => (
+            inputs.push(b.constant(s, &format!("{bn}.scale")));
+            inputs.push(b.constant(t, &format!("{bn}.shift")));
             Aggregation {
                 window,
-                epilogue: Epilogue::default(),
-            },
-            None,
-        ),
+                epilogue: Epilogue { affine: true, act },
+            }
+        }
+        None => Aggregation {
+            window,
+            epilogue: Epilogue::default(),
+        },
     };
-    b.push(
-        Op::Aggregation { spec, scale_shift },
-        vec![x3, weights],
-        prefix,
-    )
+    b.push(Op::Aggregation(spec), inputs, prefix)
 }
 
 /// Keeps the weights `[N, Cw, k², Ho·Wo]` readable: per output pixel (column), the weight of
@@ -188,7 +181,7 @@ fn pairwise_weights(
         let ch = rel + i / per_channel;
         (delta.data()[i] * s0[ch] + t0[ch]).max(0.0)
     });
-    let position = b.push(Op::Constant(position), vec![], &key("conv_p"))?;
+    let position = b.constant(position, &key("conv_p"));
     let r = b.push(
         Op::Concat(Concat { axis: 1 }),
         vec![relation, position],
@@ -232,7 +225,11 @@ fn patchwise_weights(
         Conv2d::new(1, 0).with_act(relu),
         &key("conv1"),
     )?;
-    let x1 = b.push(Op::Reshape(vec![rel, 1, h * w]), vec![x1], &key("conv1"))?;
+    let x1 = b.push(
+        Op::Reshape(Reshape::new(&[rel, 1, h * w])?),
+        vec![x1],
+        &key("conv1"),
+    )?;
     let x2 = b.conv(x, &ConvCfg::new(&key("conv2"), rel, 1).bias())?;
     let rest = |t: &Tensor| Tensor::from_fn(&[rel * k2], |i| t.data()[rel + i]);
     let spec = PatchGather {
@@ -242,12 +239,10 @@ fn patchwise_weights(
             act: relu,
         },
     };
-    let unfolded = b.push(
-        Op::PatchGather {
-            spec,
-            scale_shift: Some((rest(&s0), rest(&t0))),
-        },
-        vec![x2],
+    let unfolded = b.push_with(
+        Op::PatchGather(spec),
+        x2,
+        vec![("scale", rest(&s0)), ("shift", rest(&t0))],
         &key("unfold"),
     )?;
     let r = b.push(
@@ -262,7 +257,11 @@ fn patchwise_weights(
             .act(relu),
     )?;
     let a = b.conv(t, &ConvCfg::new(&key("conv_w.5"), k2 * cw, 1).bias())?;
-    b.push(Op::Reshape(vec![cw, k2, h * w]), vec![a], &key("conv_w.5"))
+    b.push(
+        Op::Reshape(Reshape::new(&[cw, k2, h * w])?),
+        vec![a],
+        &key("conv_w.5"),
+    )
 }
 
 /// The standalone SAM (`san_sam`): input `[N, C, H, W]`, output `[N, mid, Ho, Wo]`.
@@ -342,7 +341,7 @@ pub fn build(
         vec![x],
         "avgpool",
     )?;
-    x = b.push(Op::Reshape(vec![planes[4]]), vec![x], "flatten")?;
+    x = b.push(Op::Reshape(Reshape::new(&[planes[4]])?), vec![x], "flatten")?;
     let out = b.linear(x, "fc", Activation::None)?;
     b.finish(out)
 }

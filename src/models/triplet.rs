@@ -62,9 +62,10 @@ pub fn triplet_attention(
     let (_, dims) = TripletDims::of("triplet_attention", b.shape(x), has_hw)
         .with_context(|| format!("{}: {prefix}", b.source()))?;
     let spec = TripletGateSpec { dims };
-    let maps = b.push(
-        Op::TripletGates { spec, weight, bias },
-        vec![pooled],
+    let maps = b.push_with(
+        Op::TripletGates(spec),
+        pooled,
+        vec![("gates.weight", weight), ("gates.bias", bias)],
         prefix,
     )?;
     tap(b, prefix, maps, &dims);

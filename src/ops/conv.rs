@@ -14,7 +14,7 @@ pub const BN_EPS: f64 = 1e-5;
 /// Geometry and activations of a convolution. Which epilogue operands exist (bias,
 /// scale/shift, residual) is given by the [`Epilogue`] passed beside it. Per output value:
 /// `v = conv + bias[o]; v = v·scale[o] + shift[o]; v = act(v); v = post_act(v + residual)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Conv2d {
     /// (sh, sw)
     pub stride: (usize, usize),
@@ -193,7 +193,7 @@ impl Conv2d {
 
 /// A conv's dimensions (`Conv2d::dims`): input `[n, cin, h, w]`, weight `[cout, cin_g, kh, kw]`
 /// with `cout_g` output channels per group, output `[n, cout, ho, wo]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConvDims {
     pub n: usize,
     pub cin: usize,

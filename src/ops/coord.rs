@@ -11,7 +11,7 @@ use crate::tensor::nchw;
 
 /// `x [N,C,H,W] → [N,C,H+W,1]`: row `h < H` is `mean_w x[n,c,h,·]`, row `H + w` is
 /// `mean_h x[n,c,·,w]` (§5.1 steps 1–2).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CoordPool;
 
 impl CoordPool {
@@ -30,7 +30,7 @@ impl CoordPool {
 /// `f [N,mip,H+W,1] → [N, C·(H+W)]`: per image `a_h[c,h] = σ(b[0,c] + Σ_m W[0,c,m]·f[m,h])`,
 /// then `a_w[c,w] = σ(b[1,c] + Σ_m W[1,c,m]·f[m,H+w])`; weight `[2,C,mip]` (conv_h, conv_w),
 /// bias `[2,C]`. H is where the split falls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CoordGateSpec {
     pub h: usize,
     pub w: usize,
@@ -69,7 +69,7 @@ impl CoordGateSpec {
 
 /// `y[n,c,h,w] = (x[n,c,h,w] · a_w[n,c,w]) · a_h[n,c,h]` with the gates packed as
 /// `CoordGateSpec` writes them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CoordApply;
 
 impl CoordApply {

@@ -4,7 +4,8 @@ use super::Activation;
 use crate::error::{shape_err, Result};
 
 /// `y = act(scale · x + shift)` with scalar scale and shift (covers ReLU, `1 − w`, `× 1/3`, ...).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Equal and hashed by the bits of its scalars, so that an op is a plain key.
+#[derive(Clone, Copy, Debug)]
 pub struct Unary {
     pub scale: f32,
     pub shift: f32,
@@ -12,6 +13,10 @@ pub struct Unary {
 }
 
 impl Unary {
+    fn key(&self) -> (u32, u32, Activation) {
+        (self.scale.to_bits(), self.shift.to_bits(), self.act)
+    }
+
     pub fn act(act: Activation) -> Self {
         Self {
             scale: 1.0,
@@ -21,7 +26,7 @@ impl Unary {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BinaryOp {
     Add,
     Sub,
@@ -35,16 +40,45 @@ impl BinaryOp {
 }
 
 /// `y = act(a ∘ b)` with `a` and `b` broadcast against each other.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Binary {
     pub op: BinaryOp,
     pub act: Activation,
 }
 
 /// The AFF blend `y = k · (x·w + r·(1 − w))` (k = 2 for AFF, 1 for iAFF), `w` broadcast.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Equal and hashed by the bits of `k`.
+#[derive(Clone, Copy, Debug)]
 pub struct Blend {
     pub k: f32,
+}
+
+impl PartialEq for Unary {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Unary {}
+
+impl std::hash::Hash for Unary {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state)
+    }
+}
+
+impl PartialEq for Blend {
+    fn eq(&self, other: &Self) -> bool {
+        self.k.to_bits() == other.k.to_bits()
+    }
+}
+
+impl Eq for Blend {}
+
+impl std::hash::Hash for Blend {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.k.to_bits().hash(state)
+    }
 }
 
 impl Blend {
@@ -117,7 +151,7 @@ pub fn broadcast_strides(shape: &[usize], out: &[usize; 4]) -> [usize; 4] {
 }
 
 /// Per-channel affine `y = act(x · scale[c] + shift[c])` on `[N, C, ...]` (BN that cannot fold).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ChannelAffine {
     pub act: Activation,
 }

@@ -9,13 +9,13 @@ use crate::tensor::nchw;
 ///
 /// Flattening rule: `x` is `[N, F]`, or `[N, F, 1, 1]` (a globally pooled map, read as
 /// `flatten(1)` reads it). The output is always `[N, O]`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Linear {
     pub act: Activation,
 }
 
 /// Sizes of one linear layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LinearDims {
     pub n: usize,
     pub f: usize,
@@ -63,7 +63,7 @@ pub fn linear_dims(x: &[usize], w: &[usize], b: Option<&[usize]>) -> Result<Line
 /// Softmax over `axis` of a rank-4 tensor, `y = exp(x − max) / Σ exp(x − max)` along the axis
 /// (subtracting the maximum keeps `exp` finite). SAN pairwise uses axis 2 of `[N, C', k², HW]`.
 /// Axis 0 (the batch) is not supported: launchers may run the batch in chunks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Softmax {
     pub axis: usize,
 }

@@ -5,7 +5,7 @@ use crate::error::{shape_err, Result};
 use crate::tensor::nchw;
 
 /// `MaxPool2d(kernel, stride, padding)`, floor mode; padded positions never win (they act as −∞).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct MaxPool2d {
     pub kernel: usize,
     pub stride: usize,
@@ -13,7 +13,7 @@ pub struct MaxPool2d {
 }
 
 /// `AvgPool2d(kernel, stride, padding, count_include_pad)`, floor mode, no divisor override.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct AvgPool2d {
     pub kernel: usize,
     pub stride: usize,
@@ -57,7 +57,7 @@ pub enum MeanOver {
 }
 
 /// The mean of `x` over the spatial axes `over`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SpatialMean {
     pub over: MeanOver,
 }

@@ -133,7 +133,7 @@ pub fn reflect(i: isize, len: usize) -> usize {
 /// the neighbour is reflected or zero outside the map and the centre is never padded.
 /// `Subtraction(x)` is `Subtraction2(x, x)`. `act` is an epilogue for fusing the ReLU of
 /// `conv_w.1` once `conv_w.0` is folded into the producers (§9.7); SAN itself has `None`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Subtraction {
     pub window: Window,
     pub act: Activation,
@@ -169,7 +169,7 @@ pub fn subtraction_shape(spec: &Subtraction, x1: &[usize], x2: &[usize]) -> Resu
 }
 
 /// An optional per-channel epilogue `act(scale[c] · v + shift[c])`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Epilogue {
     /// Whether `scale` and `shift` tensors (`[channels]`) are applied.
     pub affine: bool,
@@ -179,7 +179,7 @@ pub struct Epilogue {
 /// `Aggregation(x, wt)`: `out[n,c,h,w] = Σ_j wt[n, c mod Cw, j, h·Wo+w] · x[n, c, tap j]` with
 /// reflect padding, or zero-padded taps skipped; then the epilogue over the C channels (the
 /// patchwise bn2 shift and ReLU, §9.7).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Aggregation {
     pub window: Window,
     pub epilogue: Epilogue,
@@ -205,7 +205,7 @@ pub fn aggregation_shape(spec: &Aggregation, x: &[usize], wt: &[usize]) -> Resul
 }
 
 /// `ReflectionPad2d(pad)`: `out[n,c,h,w] = x[n,c,R(h−pad,H),R(w−pad,W)]`, `[N,C,H+2p,W+2p]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ReflectPad {
     pub pad: usize,
 }
@@ -224,7 +224,7 @@ pub fn reflect_pad_shape(spec: &ReflectPad, x: &[usize]) -> Result<[usize; 4]> {
 
 /// `nn.Unfold(k, dilation=1, padding=0, stride)`:
 /// `out[n, c·k² + a·k + b, l] = x[n, c, lh·s + a, lw·s + b]` with `l = lh·Lw + lw`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Unfold {
     pub kernel: usize,
     pub stride: usize,
@@ -251,7 +251,7 @@ pub fn unfold_shape(spec: &Unfold, x: &[usize]) -> Result<([usize; 3], usize, us
 /// The patchwise gather: `Unfold(k)(ReflectionPad2d(k//2)(x))` laid out as `[N, C·k², 1, H·W]`,
 /// `out[n, c·k²+j, 0, h·W+w] = act(scale[c·k²+j] · x[n,c,R(h+a−k//2,H),R(w+b−k//2,W)] + shift[·])`
 /// when `epilogue.affine` (the unfolded part of the `conv_w.0` BN, §9.7), else `act(x[…])`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct PatchGather {
     pub kernel: usize,
     pub epilogue: Epilogue,

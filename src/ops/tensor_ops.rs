@@ -13,33 +13,71 @@ use crate::tensor::nchw;
 /// Inputs must agree on every dimension except `axis`. An input with batch 1 is broadcast over
 /// the batch of the others (SAN pairwise concatenates the per-size constant `[1, 2, k², HW]`
 /// position term behind `[N, rel, k², HW]`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Concat {
     pub axis: usize,
 }
 
 /// Split along `axis` into consecutive parts of the given sizes, which must add up to the
 /// axis length.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Split {
     pub axis: usize,
     pub sizes: Vec<usize>,
 }
 
-/// The shape of `x` viewed with its batch dimension kept and `tail` after it (a flatten before
-/// a linear layer, for instance); the element count must stay the same.
-pub fn reshape_shape(x: &[usize], tail: &[usize]) -> Result<Vec<usize>> {
-    let n = *x
-        .first()
-        .ok_or_else(|| shape_err("reshape", "input has no batch dimension"))?;
-    let shape: Vec<usize> = std::iter::once(n).chain(tail.iter().copied()).collect();
-    if crate::tensor::numel(&shape) != crate::tensor::numel(x) {
-        return Err(shape_err(
-            "reshape",
-            format!("cannot view {x:?} as {shape:?}"),
-        ));
+/// `x` viewed with its batch dimension kept and `tail` after it (a flatten before a linear
+/// layer, for instance): the element count stays the same and nothing is copied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Reshape {
+    dims: [usize; Reshape::MAX_TAIL],
+    len: usize,
+}
+
+impl Reshape {
+    /// The longest tail a view takes (SAN's `[N, C, k², HW]`).
+    pub const MAX_TAIL: usize = 3;
+
+    pub fn new(tail: &[usize]) -> Result<Self> {
+        let mut dims = [0; Self::MAX_TAIL];
+        dims.get_mut(..tail.len())
+            .ok_or_else(|| {
+                shape_err(
+                    "reshape",
+                    format!(
+                        "a tail of {} dimensions (at most {})",
+                        tail.len(),
+                        Self::MAX_TAIL
+                    ),
+                )
+            })?
+            .copy_from_slice(tail);
+        Ok(Self {
+            dims,
+            len: tail.len(),
+        })
     }
-    Ok(shape)
+
+    pub fn tail(&self) -> &[usize] {
+        &self.dims[..self.len]
+    }
+
+    /// The shape of `x` viewed as `[N, tail...]`.
+    pub fn out_shape(&self, x: &[usize]) -> Result<Vec<usize>> {
+        let n = *x
+            .first()
+            .ok_or_else(|| shape_err("reshape", "input has no batch dimension"))?;
+        let shape: Vec<usize> = std::iter::once(n)
+            .chain(self.tail().iter().copied())
+            .collect();
+        if crate::tensor::numel(&shape) != crate::tensor::numel(x) {
+            return Err(shape_err(
+                "reshape",
+                format!("cannot view {x:?} as {shape:?}"),
+            ));
+        }
+        Ok(shape)
+    }
 }
 
 /// The `[N, P, D, Q]` view of a rank-4 shape around `axis`.

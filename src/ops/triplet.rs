@@ -24,14 +24,14 @@ pub enum ZAxis {
 }
 
 /// `[max, mean]` over one axis, stacked as 2 channels (channel 0 = max, 1 = mean = sum/count).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ZPool {
     pub axis: ZAxis,
 }
 
 /// Where a Z-pool reads in the contiguous NCHW input: output `(a, b)` of image `n` reduces
 /// `count` elements at `n·image + a·stride_a + b·stride_b + r·stride_r`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ZPoolLayout {
     pub batch: usize,
     pub a: usize,
@@ -109,7 +109,7 @@ impl Branch {
 /// One branch's plane in the packed values: `rows × cols`, row-major, kernel rows along
 /// `rows` (§2.3). In the packed pool, the max map starts at `pooled` and the mean map follows
 /// it; in the packed gates, the gate map starts at `gate`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Plane {
     pub branch: Branch,
     pub rows: usize,
@@ -231,7 +231,7 @@ pub const HW_GROUP: usize = 32;
 /// `x [N,C,H,W] → [N, pooled_len]`: per plane the max map, then the mean map (= sum/count), i.e.
 /// the `[2, rows, cols]` Z-pool output of that branch; then scratch whose contents are not part
 /// of the result (the reference leaves zeros; the GPU may keep channel-group partials there).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TripletPool {
     pub has_hw: bool,
 }
@@ -250,7 +250,7 @@ impl TripletPool {
 /// The gate convolutions: `pooled [N, pooled_len] → [N, gates_len]` with, per plane in
 /// packing order, `σ(bias[g] + Σ_i Σ_u Σ_v K[g,i,u,v] · P[i, r+u−p, c+v−p])` (zero padding,
 /// `p = (k−1)/2`), weight `[G, 2, k, k]` and bias `[G]` (G = the number of planes, BN folded).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TripletGateSpec {
     pub dims: TripletDims,
 }
@@ -293,7 +293,7 @@ impl TripletGateSpec {
 
 /// `out = act(((x·g_hw + x·g_cw) + x·g_hc) · 0.33333334 + residual)`, or
 /// `act((x·g_cw + x·g_hc) · 0.5 + residual)` without the hw branch; the residual is optional.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TripletCombine {
     pub has_hw: bool,
     pub act: Activation,
