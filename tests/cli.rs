@@ -551,6 +551,40 @@ fn bench_reports_json_and_pairs_against_a_baseline() {
     fails(&unknown, "resnet51");
 }
 
+/// `bench` reports what the attention modules' dispatches bind, counted from the shapes here:
+/// Coordinate Attention on x [1, 64, 8, 8] (mip 8) reads and writes, in floats,
+/// pool x + [64, 16]; conv1 [64, 16] + weight [8, 64] + bias [8] + out [8, 16];
+/// gates [8, 16] + weight [2, 64, 8] + bias [2, 64] + out [64, 16]; apply x + gates + out x.
+#[test]
+fn bench_reports_the_bytes_attention_moves() {
+    let args = [
+        "bench",
+        "--arch",
+        "coord_attention",
+        "--size",
+        "8",
+        "8",
+        "--iters",
+        "1",
+        "--json",
+    ];
+    let report = json_of(&succeeds(&args));
+    let x = 64 * 8 * 8;
+    let pooled = 64 * 16;
+    let floats = (x + pooled)
+        + (pooled + 8 * 64 + 8 + 8 * 16)
+        + (8 * 16 + 2 * 64 * 8 + 2 * 64 + pooled)
+        + (x + pooled + x);
+    let attention = &report["attention"];
+    assert_eq!(attention["dispatches"], 4, "{attention}");
+    assert_eq!(attention["bytes"], 4 * floats as u64, "{attention}");
+    // A model without modules has no attention entry.
+    let plain = [
+        "bench", "--arch", "resnet18", "--size", "32", "32", "--iters", "1", "--json",
+    ];
+    assert!(json_of(&succeeds(&plain)).get("attention").is_none());
+}
+
 fn json_of(out: &Output) -> serde_json::Value {
     serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap()
 }

@@ -249,6 +249,9 @@ struct Report {
     kernels: Vec<UsageRow>,
     /// Every dispatch of one inference in order: the op, its kernel variant and its GPU time.
     variants: Vec<VariantRow>,
+    /// What the attention modules' own dispatches take (none: the model has no modules).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attention: Option<AttentionCost>,
     against: Option<Against>,
     /// Why per-op GPU times are missing (no timestamp queries); None when they were measured.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -278,6 +281,17 @@ struct UsageRow {
 struct VariantRow {
     op: String,
     variant: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ms: Option<f64>,
+}
+
+/// The dispatches of the attention modules (the model parts under a tap's block: pools,
+/// gates, their small convs, the apply or combine): how many, the bytes of the tensors they
+/// bind, read or written once each, and their GPU time where timestamps were measured.
+#[derive(Serialize)]
+struct AttentionCost {
+    dispatches: usize,
+    bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     ms: Option<f64>,
 }
@@ -375,7 +389,10 @@ fn measure(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<Report> {
         }
     }
     let gpu_ms: f64 = by_part.values().map(|u| u.ms).sum();
-    let variants = variant_rows(&gpu, &model, &inputs, profile.as_deref().ok())?;
+    let mut rec = crate::gpu::Recorder::new(&gpu);
+    model.record(&gpu, &mut rec, &inputs)?;
+    let variants = variant_rows(&rec, profile.as_deref().ok());
+    let attention = attention_cost(&graph, &rec, profile.as_deref().ok());
     let rows = |usage: Vec<(String, Usage)>| -> Vec<UsageRow> {
         usage
             .into_iter()
@@ -423,6 +440,7 @@ fn measure(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<Report> {
         kernels: rows(largest(by_kernel(&by_part), usize::MAX)),
         ops: rows(largest(by_part, args.top)),
         variants,
+        attention,
         against: paired.map(|p| Against {
             tune: p.tune,
             ratio_of_medians: median_ms / p.median_ms,
@@ -437,15 +455,10 @@ fn measure(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<Report> {
 /// Every dispatch of one inference with its kernel variant, and its time from `profile` (the
 /// same dispatches, in order) where there is one.
 fn variant_rows(
-    gpu: &Gpu,
-    model: &GpuGraph,
-    inputs: &[Tensor],
+    rec: &crate::gpu::Recorder,
     profile: Option<&[crate::gpu::DispatchTime]>,
-) -> Result<Vec<VariantRow>> {
-    let mut rec = crate::gpu::Recorder::new(gpu);
-    model.record(gpu, &mut rec, inputs)?;
-    Ok(rec
-        .dispatch_variants()
+) -> Vec<VariantRow> {
+    rec.dispatch_variants()
         .into_iter()
         .enumerate()
         .map(|(i, (op, variant))| VariantRow {
@@ -453,7 +466,42 @@ fn variant_rows(
             op,
             variant,
         })
-        .collect())
+        .collect()
+}
+
+/// The attention modules' share of the recorded dispatches (`profile`: the same dispatches,
+/// in order, timed); None for a model without modules.
+fn attention_cost(
+    graph: &Graph<Tensor>,
+    rec: &crate::gpu::Recorder,
+    profile: Option<&[crate::gpu::DispatchTime]>,
+) -> Option<AttentionCost> {
+    let blocks: Vec<&str> = graph.taps().iter().map(|t| t.block.as_str()).collect();
+    if blocks.is_empty() {
+        return None;
+    }
+    // A module built alone has the empty prefix: all of it is the module.
+    let inside = |part: &str| {
+        blocks.iter().any(|b| {
+            part.strip_prefix(b)
+                .is_some_and(|rest| b.is_empty() || rest.is_empty() || rest.starts_with('.'))
+        })
+    };
+    let mut cost = AttentionCost {
+        dispatches: 0,
+        bytes: 0,
+        ms: profile.map(|_| 0.0),
+    };
+    for (i, (part, bytes)) in rec.dispatch_bytes().into_iter().enumerate() {
+        if inside(&part) {
+            cost.dispatches += 1;
+            cost.bytes += bytes;
+            if let (Some(ms), Some(d)) = (cost.ms.as_mut(), profile.and_then(|p| p.get(i))) {
+                *ms += d.ms;
+            }
+        }
+    }
+    Some(cost)
 }
 
 /// The text report of `gaze bench`.
@@ -491,6 +539,16 @@ fn render(r: &Report) -> Result<()> {
         ))?;
     }
     say(format!("  throughput: {:.1} images/s", r.throughput_ips))?;
+    if let Some(a) = &r.attention {
+        let ms =
+            a.ms.map(|ms| format!(", {ms:.2} ms of GPU time"))
+                .unwrap_or_default();
+        say(format!(
+            "  attention modules: {} dispatches binding {:.2} MiB{ms}",
+            a.dispatches,
+            a.bytes as f64 / 1048576.0
+        ))?;
+    }
     say(format!(
         "  compute: {:.3} GMAC, {:.2} GFLOP/s achieved, device peak {:.2} GFLOP/s (FMA microbenchmark) = {:.1}%",
         r.gmacs,

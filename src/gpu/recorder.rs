@@ -18,6 +18,8 @@ struct PendingDispatch {
     /// Storage bindings 1..: buffer, offset and size.
     buffers: Vec<(DeviceBuffer, u64, u64)>,
     workgroups: [u32; 3],
+    /// The model part (node name) that issued it.
+    part: String,
     label: String,
     variant: String,
     bytes: u64,
@@ -197,9 +199,10 @@ impl<'g> Recorder<'g> {
                 .map(|t| (t.buffer.clone(), t.offset, t.word_bytes()))
                 .collect(),
             workgroups,
+            part: self.label.clone(),
             label,
             variant,
-            bytes: buffers.iter().map(|t| t.bytes()).sum(),
+            bytes: distinct_bytes(buffers),
         }));
         self.dispatches += 1;
         Ok(())
@@ -211,6 +214,18 @@ impl<'g> Recorder<'g> {
             .iter()
             .filter_map(|s| match s {
                 PendingStep::Dispatch(d) => Some((d.label.clone(), d.variant.clone())),
+                PendingStep::Copy(_) => None,
+            })
+            .collect()
+    }
+
+    /// Every dispatch recorded so far: the model part (node name) that issued it and the
+    /// bytes of the tensors it binds.
+    pub fn dispatch_bytes(&self) -> Vec<(String, u64)> {
+        self.steps
+            .iter()
+            .filter_map(|s| match s {
+                PendingStep::Dispatch(d) => Some((d.part.clone(), d.bytes)),
                 PendingStep::Copy(_) => None,
             })
             .collect()
@@ -478,4 +493,18 @@ impl Recording {
             })
             .collect())
     }
+}
+
+/// The bytes of the distinct tensors among `buffers`: a dispatch's memory traffic if it reads
+/// or writes each once (a tensor bound twice, such as the stand-in for an absent operand, is
+/// one tensor).
+fn distinct_bytes(buffers: &[&GpuTensor]) -> u64 {
+    let mut seen: Vec<(&DeviceBuffer, u64, u64)> = Vec::with_capacity(buffers.len());
+    for t in buffers {
+        let key = (&t.buffer, t.offset, t.bytes());
+        if !seen.contains(&key) {
+            seen.push(key);
+        }
+    }
+    seen.iter().map(|k| k.2).sum()
 }
