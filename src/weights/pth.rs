@@ -75,12 +75,16 @@ fn check_entry_counts(bytes: &[u8]) -> Result<(), String> {
         if bytes[at..at + 4] != *b"PK\x05\x06" {
             continue;
         }
-        let mut counts = vec![u16_at(at + 10).map(u64::from)];
+        // The entries on this disk and in all; the reader may size its table by either.
+        let mut counts = vec![
+            u16_at(at + 8).map(u64::from),
+            u16_at(at + 10).map(u64::from),
+        ];
         // ZIP64: the locator just before the record gives the offset of the real counts.
         if at >= 20 && bytes[at - 20..at - 16] == *b"PK\x06\x07" {
             let record = u64_at(at - 20 + 8).and_then(|o| usize::try_from(o).ok());
             if let Some(record) = record.filter(|&r| bytes.get(r..r + 4) == Some(b"PK\x06\x06")) {
-                counts.push(u64_at(record + 32));
+                counts.extend([u64_at(record + 24), u64_at(record + 32)]);
             }
         }
         if let Some(n) = counts
