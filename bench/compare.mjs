@@ -3,35 +3,19 @@
 // JSON line per (runtime, arch): cold ms, warm times, median, and for the peers the largest
 // difference of their logits from PyTorch's, relative to PyTorch's largest logit. Run by
 // bench/compare.sh.
-import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
-import { execSync } from 'node:child_process';
-import { dirname, extname, join, normalize } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { join } from 'node:path';
+import { launchChromium, ROOT, serveRoot } from './browser.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm' };
 const args = process.argv.slice(2);
 const iters = Number(args[args.indexOf('--iters') + 1] ?? 3) || 3;
 const archs = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--iters');
 
-const server = createServer(async (req, res) => {
-  const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
-  if (path.includes('..')) { res.writeHead(400).end(); return; }
-  try {
-    const body = await readFile(join(ROOT, path));
-    res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream' }).end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
-});
-await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-const url = `http://127.0.0.1:${server.address().port}/bench/compare.html`;
+const server = await serveRoot();
+const url = `${server.url}/bench/compare.html`;
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const executablePath = execSync('command -v chromium', { encoding: 'utf8' }).trim();
-const browser = await chromium.launch({ executablePath, args: ['--enable-unsafe-webgpu'] });
+const browser = await launchChromium();
 let failed = false;
 try {
   for (const arch of archs) {

@@ -5,38 +5,18 @@
 // paired ratios. Deterministic weights, batch 1, 224×224; needs web/pkg (bash web/build.sh).
 // Prints one JSON line per network.
 //   node bench/tune-browser.mjs [--iters N] ARCH...
-import { createServer } from 'node:http';
-import { readFile } from 'node:fs/promises';
-import { execSync } from 'node:child_process';
-import { dirname, extname, join, normalize } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { launchChromium, serveRoot } from './browser.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm' };
 const args = process.argv.slice(2);
 const iters = Number(args[args.indexOf('--iters') + 1] ?? 5) || 5;
 const archs = args.filter((a, i) => !a.startsWith('--') && args[i - 1] !== '--iters');
 
-const server = createServer(async (req, res) => {
-  const path = normalize(decodeURIComponent(new URL(req.url, 'http://x').pathname));
-  if (path.includes('..')) { res.writeHead(400).end(); return; }
-  if (path === '/') { res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>tune</title>'); return; }
-  try {
-    const body = await readFile(join(ROOT, path));
-    res.writeHead(200, { 'content-type': TYPES[extname(path)] ?? 'application/octet-stream' }).end(body);
-  } catch {
-    res.writeHead(404).end();
-  }
-});
-await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-
-const executablePath = execSync('command -v chromium', { encoding: 'utf8' }).trim();
-const browser = await chromium.launch({ executablePath, args: ['--enable-unsafe-webgpu'] });
+const server = await serveRoot('<!doctype html><title>tune</title>');
+const browser = await launchChromium();
 try {
   for (const arch of archs) {
     const page = await browser.newPage();
-    await page.goto(`http://127.0.0.1:${server.address().port}/`);
+    await page.goto(`${server.url}/`);
     const line = await page.evaluate(async ({ arch, iters }) => {
       const { default: init, Session } = await import('/web/pkg/gaze.js');
       await init();
