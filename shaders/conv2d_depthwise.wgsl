@@ -7,6 +7,9 @@
 // 2 × 9 loads) for its 36 FMAs, and the 9 weights are loaded once. Consecutive invocations take
 // consecutive column quads of the same rows. Every invocation runs the same number of rows;
 // rows and columns past the output are computed from clamped, zero-masked reads and not stored.
+//
+// The pool hooks `pool_row` and `pool_columns` come from conv2d_depthwise_pool.wgsl (Coordinate
+// Attention's means, partly summed in the epilogue) or conv2d_depthwise_nopool.wgsl (nothing).
 
 override S: u32 = 1u;   // stride, 1 or 2
 
@@ -95,17 +98,21 @@ fn taps(r: Row, k: vec3<f32>) -> vec4<f32> {
     return fma(vec4(k.x), t0, fma(vec4(k.y), t1, vec4(k.z) * t2));
 }
 
-// Stores output row `oh` at columns ow..ow+3 of the plane starting at `plane`.
-fn store_row(v: vec4<f32>, plane: u32, oh: u32, ow: u32) {
+// Stores output row `oh` at columns ow..ow+3 of the plane starting at `plane`; returns the
+// values stored, zero where nothing was (past the output's edges).
+fn store_row(v: vec4<f32>, plane: u32, oh: u32, ow: u32) -> vec4<f32> {
+    var stored = vec4(0.0);
     if (oh >= p.out_h) {
-        return;
+        return stored;
     }
     let b = plane + oh * p.out_w + ow;
     for (var j = 0u; j < 4u; j++) {
         if (ow + j < p.out_w) {
-            y[b + j] = Elem(post_residual(v[j], b + j));
+            stored[j] = post_residual(v[j], b + j);
+            y[b + j] = Elem(stored[j]);
         }
     }
+    return stored;
 }
 
 @compute @workgroup_size(64)
@@ -138,20 +145,25 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (S == 1u) {
         mid = load_row(plane, ih0 + 1u, cols);
     }
+    // Column sums of the strip, for the pool hooks (conv2d_depthwise_pool.wgsl).
+    var columns_sum = vec4(0.0);
     for (var rr = 0u; rr < p.rows; rr++) {
+        var v: vec4<f32>;
         if (S == 1u) {
             let bottom = load_row(plane, ih0 + rr + 2u, cols);
-            let v = taps(top, k0) + taps(mid, k1) + taps(bottom, k2);
-            store_row(pre_residual(v, t), out_plane, oh0 + rr, ow);
+            v = taps(top, k0) + taps(mid, k1) + taps(bottom, k2);
             top = mid;
             mid = bottom;
         } else {
             let ih = ih0 + 2u * rr;
             let middle = load_row(plane, ih + 1u, cols);
             let bottom = load_row(plane, ih + 2u, cols);
-            let v = taps(top, k0) + taps(middle, k1) + taps(bottom, k2);
-            store_row(pre_residual(v, t), out_plane, oh0 + rr, ow);
+            v = taps(top, k0) + taps(middle, k1) + taps(bottom, k2);
             top = bottom;
         }
+        let stored = store_row(pre_residual(v, t), out_plane, oh0 + rr, ow);
+        pool_row(nc, oh0 + rr, quad, stored);
+        columns_sum += stored;
     }
+    pool_columns(nc, strip, ow, columns_sum);
 }

@@ -578,11 +578,60 @@ fn bench_reports_the_bytes_attention_moves() {
     let attention = &report["attention"];
     assert_eq!(attention["dispatches"], 4, "{attention}");
     assert_eq!(attention["bytes"], 4 * floats as u64, "{attention}");
+    // Alone, the module follows no depthwise conv to fuse its pool into.
+    assert_eq!(attention["fused_conv_bytes"], 0, "{attention}");
     // A model without modules has no attention entry.
     let plain = [
         "bench", "--arch", "resnet18", "--size", "32", "32", "--iters", "1", "--json",
     ];
     assert!(json_of(&succeeds(&plain)).get("attention").is_none());
+}
+
+/// With fusion (GAZE_FUSION, on by default) MobileNetV2-CA's pools are summed in its
+/// depthwise convs: the modules' dispatches bind fewer bytes, and bench names what the fused
+/// convs bind instead. A bad GAZE_FUSION is refused by name.
+#[test]
+fn bench_reports_fusion_and_what_it_moves() {
+    let args = [
+        "bench",
+        "--arch",
+        "mobilenet_v2_ca",
+        "--size",
+        "32",
+        "32",
+        "--iters",
+        "1",
+        "--json",
+    ];
+    let report = |fusion: &str| {
+        let out = gaze_with(&args, &[("GAZE_FUSION", fusion)]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json_of(&out)
+    };
+    let (on, off) = (report("on"), report("off"));
+    assert_eq!(
+        (on["fusion"].as_str(), off["fusion"].as_str()),
+        (Some("on"), Some("off"))
+    );
+    let bytes = |r: &serde_json::Value, key: &str| r["attention"][key].as_u64().unwrap_or(0);
+    assert!(bytes(&on, "bytes") < bytes(&off, "bytes"), "{on} {off}");
+    assert!(bytes(&on, "fused_conv_bytes") > 0, "{}", on["attention"]);
+    assert_eq!(bytes(&off, "fused_conv_bytes"), 0, "{}", off["attention"]);
+    assert_eq!(
+        on["attention"]["dispatches"],
+        off["attention"]["dispatches"]
+    );
+
+    let bad = gaze_with(&args, &[("GAZE_FUSION", "maybe")]);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        !bad.status.success() && err.contains("GAZE_FUSION"),
+        "{err}"
+    );
 }
 
 fn json_of(out: &Output) -> serde_json::Value {

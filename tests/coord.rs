@@ -289,3 +289,93 @@ fn every_pool_variant_at_f16() {
         }
     }
 }
+
+/// Coordinate Attention's means summed in a depthwise conv's epilogue (`conv2d_pooling`) and
+/// finished by `coord_pool_finish` equal the reference pool of the reference conv's output,
+/// and the conv's own output is unchanged. Strides 1 and 2; planes taller than one strip
+/// (24 rows) and widths that leave a quad part-filled; batch > 1; channels not a multiple of
+/// 4. At f32 the parts add the same values in another order (FP32_REL_L2); at f16 the fused
+/// pool sums the conv's f32 values before they are stored rounded, the reference the rounded
+/// ones (F16_REL_L2).
+#[test]
+fn pools_summed_in_the_depthwise_epilogue_match_the_reference() {
+    use gaze::kernels::conv::{conv2d_pooling, coord_partials_shape};
+    use gaze::Precision;
+    let mut rng = Rng::new(47);
+    for (g, tol) in [(gpu(), FP32_REL_L2), (gpu_f16(), F16_REL_L2)] {
+        for &([n, c, h, w], stride) in &[
+            ([2, 5, 7, 9], 1),
+            ([1, 6, 53, 30], 1),
+            ([2, 3, 57, 11], 2),
+            ([1, 4, 1, 1], 1),
+        ] {
+            let x = rng.tensor(&[n, c, h, w]);
+            let weight = rng.tensor(&[c, 1, 3, 3]);
+            let bias = rng.tensor(&[c]);
+            let spec = Conv2d::new(stride, 1)
+                .with_groups(c)
+                .with_act(Activation::Relu6);
+            let ep = Epilogue::with_bias(&bias);
+            let y = r::conv::conv2d(&x, &weight, &ep, &spec).unwrap();
+            let want = cpu::coord_pool(&y, &CoordPool).unwrap();
+            let what = format!("{n}×{c}×{h}×{w} stride {stride} at {}", g.precision());
+
+            let (gx, gw, gb) = (
+                g.upload(&x).unwrap(),
+                g.upload(&weight).unwrap(),
+                g.upload(&bias).unwrap(),
+            );
+            let gy = g.empty(y.shape()).unwrap();
+            let partials = g
+                .empty_at(&coord_partials_shape(y.shape()).unwrap(), Precision::F32)
+                .unwrap();
+            let pooled = run_on(g, want.shape(), |rec, out| {
+                let gep = Epilogue::with_bias(&gb);
+                conv2d_pooling(rec, &gx, &gw, &gep, &gy, &spec, &partials)?;
+                gpu_ops::coord_pool_finish(rec, y.shape(), &partials, out, &CoordPool)
+            });
+            assert_close(&pooled, &want, tol, &format!("fused pool, {what}"));
+            let got_y = g.read_blocking(&gy).unwrap();
+            assert_close(&got_y, &y, tol, &format!("conv output, {what}"));
+        }
+    }
+}
+
+/// With the pools fused (`graph::fuse::coord_pools`, the default), every Coordinate Attention
+/// of MobileNetV2-CA sums its means in the depthwise conv before it and no pool reads x again;
+/// fused or not, the network gives the CPU reference's output within FP32_REL_L2. Batch 2 on
+/// 40×24, so planes are part-filled quads from the first block on.
+#[test]
+fn mobilenet_v2_ca_pools_fuse_into_its_depthwise_convs() {
+    use gaze::graph::{cpu as graph_cpu, fuse::Fusion, gpu::GpuGraph};
+    let shape = vec![2, 3, 40, 24];
+    let graph = gaze::models::build_synthetic(
+        "mobilenet_v2_ca",
+        5,
+        std::slice::from_ref(&shape),
+        &Default::default(),
+    )
+    .unwrap();
+    let x = Rng::new(3).tensor(&shape);
+    let inputs = [x];
+    let want = graph_cpu::run(&graph, &inputs).unwrap();
+    let modules = graph.taps().len();
+    assert!(modules > 0);
+    for (fusion, fused) in [(Fusion::ALL, modules), (Fusion::NONE, 0)] {
+        let model = GpuGraph::with_fusion(gpu(), &graph, fusion).unwrap();
+        let got = model.run_blocking(gpu(), &inputs).unwrap();
+        assert_close(
+            &got,
+            &want,
+            FP32_REL_L2,
+            &format!("fusion {}", fusion.name()),
+        );
+        let mut rec = Recorder::new(gpu());
+        model.record(gpu(), &mut rec, &inputs).unwrap();
+        let variants: Vec<String> = rec.dispatch_variants().into_iter().map(|d| d.1).collect();
+        let count = |prefix: &str| variants.iter().filter(|v| v.starts_with(prefix)).count();
+        assert_eq!(count("conv2d_depthwise_pool"), fused, "{variants:?}");
+        assert_eq!(count("coord_pool_finish"), fused, "{variants:?}");
+        assert_eq!(count("triplet_pool"), modules - fused, "{variants:?}");
+    }
+}

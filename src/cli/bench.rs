@@ -227,6 +227,8 @@ struct Report {
     iters: usize,
     /// The tuning mode plans chose kernels with (GAZE_TUNE, --tune).
     tune: String,
+    /// Whether plans fuse ops into their neighbours' kernels (GAZE_FUSION: on or off).
+    fusion: &'static str,
     cold_ms: f64,
     /// Measuring the kernels the tuning cache lacked, before the cold start (tuning on).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -292,6 +294,8 @@ struct VariantRow {
 struct AttentionCost {
     dispatches: usize,
     bytes: u64,
+    /// What the convs that do part of the modules' work (fusion) bind beyond plain convs.
+    fused_conv_bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     ms: Option<f64>,
 }
@@ -392,7 +396,11 @@ fn measure(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<Report> {
     let mut rec = crate::gpu::Recorder::new(&gpu);
     model.record(&gpu, &mut rec, &inputs)?;
     let variants = variant_rows(&rec, profile.as_deref().ok());
-    let attention = attention_cost(&graph, &rec, profile.as_deref().ok());
+    let fused_conv_bytes = model.fused_conv_bytes(&gpu, &inputs)?;
+    let attention = attention_cost(&graph, &rec, profile.as_deref().ok()).map(|a| AttentionCost {
+        fused_conv_bytes,
+        ..a
+    });
     let rows = |usage: Vec<(String, Usage)>| -> Vec<UsageRow> {
         usage
             .into_iter()
@@ -418,6 +426,7 @@ fn measure(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<Report> {
         size: [h, w],
         iters: args.iters,
         tune: gpu.tuning().mode().to_string(),
+        fusion: model.fusion().name(),
         cold_ms: cold.cold_ms,
         tuning_ms: cold.tuning_ms,
         median_ms,
@@ -490,6 +499,7 @@ fn attention_cost(
     let mut cost = AttentionCost {
         dispatches: 0,
         bytes: 0,
+        fused_conv_bytes: 0,
         ms: profile.map(|_| 0.0),
     };
     for (i, (part, bytes)) in rec.dispatch_bytes().into_iter().enumerate() {
@@ -544,9 +554,12 @@ fn render(r: &Report) -> Result<()> {
             a.ms.map(|ms| format!(", {ms:.2} ms of GPU time"))
                 .unwrap_or_default();
         say(format!(
-            "  attention modules: {} dispatches binding {:.2} MiB{ms}",
+            "  attention modules (fusion {}): {} dispatches binding {:.2} MiB{ms}, and {:.2} MiB \
+             more bound by the convs they are fused into",
+            r.fusion,
             a.dispatches,
-            a.bytes as f64 / 1048576.0
+            a.bytes as f64 / 1048576.0,
+            a.fused_conv_bytes as f64 / 1048576.0
         ))?;
     }
     say(format!(

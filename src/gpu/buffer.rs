@@ -163,7 +163,12 @@ const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 impl Gpu {
     /// The bytes of a buffer for a tensor of `shape`, in whole words.
     fn check_buffer_size(&self, shape: &[usize]) -> Result<u64> {
-        let bytes = self.precision().stored_bytes(numel(shape) as u64);
+        self.buffer_size_at(shape, self.precision())
+    }
+
+    /// `check_buffer_size` for a tensor stored at `precision`.
+    fn buffer_size_at(&self, shape: &[usize], precision: Precision) -> Result<u64> {
+        let bytes = precision.stored_bytes(numel(shape) as u64);
         if bytes > self.limits().max_buffer_size {
             return Err(Error::Limit {
                 what: format!("a tensor of shape {shape:?}"),
@@ -196,7 +201,13 @@ impl Gpu {
 
     /// An uninitialised device tensor.
     pub fn empty(&self, shape: &[usize]) -> Result<GpuTensor> {
-        let size = self.check_buffer_size(shape)?;
+        self.empty_at(shape, self.precision())
+    }
+
+    /// An uninitialised device tensor stored at `precision` whatever the device's (partial
+    /// sums, kept in f32).
+    pub fn empty_at(&self, shape: &[usize], precision: Precision) -> Result<GpuTensor> {
+        let size = self.buffer_size_at(shape, precision)?;
         let buffer = self.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size,
@@ -207,7 +218,7 @@ impl Gpu {
             buffer,
             offset: 0,
             shape: shape.to_vec(),
-            precision: self.precision(),
+            precision,
         })
     }
 

@@ -50,6 +50,17 @@ pub enum Access {
 pub struct Binding {
     pub name: &'static str,
     pub access: Access,
+    /// The element type of the array.
+    pub elem: BindingElem,
+}
+
+/// What a storage binding's array holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingElem {
+    /// The tensor element at the device's precision (`Elem`: f32 or f16).
+    Tensor,
+    /// f32 whatever the precision (partial sums).
+    F32,
 }
 
 /// Declares a `#[repr(C)]` Pod struct and its `WgslStruct` layout from one field list. Field
@@ -110,10 +121,17 @@ macro_rules! bindings {
     (@access write) => {
         $crate::gpu::Access::ReadWrite
     };
-    ($($access:ident $name:ident),* $(,)?) => {
+    (@elem) => {
+        $crate::gpu::BindingElem::Tensor
+    };
+    (@elem f32) => {
+        $crate::gpu::BindingElem::F32
+    };
+    ($($access:ident $name:ident $(: $elem:ident)?),* $(,)?) => {
         &[$($crate::gpu::Binding {
             name: stringify!($name),
             access: $crate::bindings!(@access $access),
+            elem: $crate::bindings!(@elem $($elem)?),
         }),*]
     };
 }
@@ -289,16 +307,20 @@ pub(crate) fn check_module(
                 want.name, want.access
             ));
         }
+        let (width, what) = match want.elem {
+            BindingElem::Tensor => (elem_width, format!("the {precision} tensor element")),
+            BindingElem::F32 => (4, "f32".to_string()),
+        };
         let elem_ok = match &module.types[global.ty].inner {
             TypeInner::Array { base, .. } => matches!(
                 module.types[*base].inner,
-                TypeInner::Scalar(s) if s.kind == ScalarKind::Float && s.width == elem_width
+                TypeInner::Scalar(s) if s.kind == ScalarKind::Float && s.width == width
             ),
             _ => false,
         };
         if !elem_ok {
             return Err(format!(
-                "binding {index} `{name}` is not an array of the {precision} tensor element"
+                "binding {index} `{name}` is not an array of {what}"
             ));
         }
     }

@@ -1,8 +1,7 @@
 //! Runs a graph with the CPU reference.
 
-use super::{Graph, Op, Operands, ValueId};
+use super::{conv_operands, Graph, Op, Operands, ValueId};
 use crate::error::{Error, Result};
-use crate::ops::conv::Epilogue;
 use crate::precision::Precision;
 use crate::reference as r;
 use crate::tensor::Tensor;
@@ -135,12 +134,7 @@ fn eval(op: &Op, ins: &[&Tensor], inputs: &[Tensor]) -> Result<Tensor> {
             bias,
             residual,
         } => {
-            let weight = *o.take()?;
-            let ep = Epilogue {
-                bias: o.next_if(bias)?.copied(),
-                affine: None,
-                residual: o.next_if(residual)?.copied(),
-            };
+            let (weight, ep) = conv_operands(ins, bias, residual)?;
             r::conv::conv2d(x(), weight, &ep, &spec)
         }
         Op::Affine(spec) => r::elementwise::channel_affine(x(), o.take()?, o.take()?, &spec),
@@ -152,7 +146,7 @@ fn eval(op: &Op, ins: &[&Tensor], inputs: &[Tensor]) -> Result<Tensor> {
         Op::Mean(s) => r::pool::spatial_mean(x(), &s),
         Op::Linear { spec, bias } => {
             let weight = *o.take()?;
-            r::linear::linear(x(), weight, o.next_if(bias)?.copied(), &spec)
+            r::linear::linear(x(), weight, o.take_if(bias)?.copied(), &spec)
         }
         Op::Softmax(s) => r::linear::softmax(x(), &s),
         Op::Concat(s) => r::tensor_ops::concat(ins, &s),
@@ -160,11 +154,11 @@ fn eval(op: &Op, ins: &[&Tensor], inputs: &[Tensor]) -> Result<Tensor> {
         Op::Subtraction(s) => r::san::subtraction2(ins[0], ins[1], &s),
         Op::Aggregation(spec) => {
             let w = *o.take()?;
-            let scale_shift = o.pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
+            let scale_shift = o.take_pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
             r::san::aggregation(x(), w, scale_shift, &spec)
         }
         Op::PatchGather(spec) => {
-            let scale_shift = o.pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
+            let scale_shift = o.take_pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
             r::san::patch_gather(x(), scale_shift, &spec)
         }
         Op::TripletPool(s) => r::triplet::triplet_pool(x(), &s),

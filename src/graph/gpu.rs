@@ -3,12 +3,12 @@
 
 use std::sync::Mutex;
 
+use super::fuse::{self, Fusion};
 use super::plan::{plan, MemoryPlan};
-use super::{Graph, Op, Operands, ValueId};
+use super::{conv_operands, Graph, Op, Operands, ValueId};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Precision, Readback, Recorder, Recording};
 use crate::kernels as k;
-use crate::ops::conv::Epilogue;
 use crate::tensor::Tensor;
 
 /// What one inference cost the host (`GpuGraph::run_measured`).
@@ -32,6 +32,9 @@ struct Plan {
     /// Staging buffers of earlier runs, by the values they read; one is taken out while a run
     /// reads through it.
     readbacks: Vec<Readback>,
+    /// For each node, the partial sums it writes in its epilogue (a fused conv) or that its
+    /// pool reads instead of its input (`fuse`).
+    partials: Vec<Option<GpuTensor>>,
 }
 
 /// Plans kept for other input shapes or batches; the least recently used goes first. Each
@@ -50,14 +53,21 @@ struct Submitted {
 /// A graph whose weights live on one device, ready to run any number of times.
 pub struct GpuGraph {
     graph: Graph<GpuTensor>,
+    fusion: Fusion,
     /// Most recently used first.
     plans: Mutex<Vec<Plan>>,
     next_plan: std::sync::atomic::AtomicU64,
 }
 
 impl GpuGraph {
+    /// The graph on `gpu`, its plans fused as `GAZE_FUSION` says (all passes by default).
     pub fn new(gpu: &Gpu, graph: &Graph<Tensor>) -> Result<Self> {
+        Self::with_fusion(gpu, graph, Fusion::from_env()?)
+    }
+
+    pub fn with_fusion(gpu: &Gpu, graph: &Graph<Tensor>, fusion: Fusion) -> Result<Self> {
         Ok(Self {
+            fusion,
             graph: graph.map_constants(|t| gpu.upload(t))?,
             plans: Mutex::new(Vec::new()),
             next_plan: Default::default(),
@@ -87,6 +97,19 @@ impl GpuGraph {
                 (_, None) => Err(Error::Invalid(format!("value {i} has no buffer"))),
             })
             .collect::<Result<_>>()?;
+        let mut partials = vec![None; self.graph.nodes().len()];
+        if self.fusion.coord_pools {
+            for conv in fuse::coord_pools(&self.graph, &shapes, gpu) {
+                let shape = k::conv::coord_partials_shape(&shapes[conv])?;
+                let sums = gpu.empty_at(&shape, Precision::F32)?;
+                for (i, node) in self.graph.nodes().iter().enumerate() {
+                    if matches!(node.op, Op::CoordPool(_)) && node.inputs.first() == Some(&conv) {
+                        partials[i] = Some(sums.clone());
+                    }
+                }
+                partials[conv] = Some(sums);
+            }
+        }
         Ok(Plan {
             id: self
                 .next_plan
@@ -96,6 +119,7 @@ impl GpuGraph {
             values,
             recording: None,
             readbacks: Vec::new(),
+            partials,
         })
     }
 
@@ -165,14 +189,18 @@ impl GpuGraph {
     }
 
     /// Records every dispatch of the graph on `rec`, reading and writing `values`.
-    fn record_on(&self, rec: &mut Recorder, values: &[GpuTensor]) -> Result<()> {
+    fn record_on(&self, rec: &mut Recorder, plan: &Plan) -> Result<()> {
+        let values = &plan.values;
         for (i, node) in self.graph.nodes().iter().enumerate() {
             if let Op::Input(_) = node.op {
                 continue;
             }
             let ins: Vec<&GpuTensor> = node.inputs.iter().map(|&v| &values[v]).collect();
             rec.set_label(&node.name);
-            encode(rec, &node.op, &ins, &values[i])?;
+            match (&node.op, &plan.partials[i]) {
+                (op, None) => encode(rec, op, &ins, &values[i])?,
+                (op, Some(partials)) => encode_fused(rec, op, &ins, &values[i], partials)?,
+            }
         }
         Ok(())
     }
@@ -180,7 +208,7 @@ impl GpuGraph {
     /// Records the whole inference on `rec` after writing the inputs; returns the output tensor.
     pub fn record(&self, gpu: &Gpu, rec: &mut Recorder, inputs: &[Tensor]) -> Result<GpuTensor> {
         self.with_plan(gpu, inputs, &[], |plan| {
-            self.record_on(rec, &plan.values)?;
+            self.record_on(rec, plan)?;
             Ok(plan.values[self.graph.output()?].clone())
         })
     }
@@ -193,7 +221,7 @@ impl GpuGraph {
         self.with_plan(gpu, inputs, keep, |plan| {
             if plan.recording.is_none() {
                 let mut rec = Recorder::new(gpu);
-                self.record_on(&mut rec, &plan.values)?;
+                self.record_on(&mut rec, plan)?;
                 plan.recording = Some(rec.finish()?);
             }
             let read: Vec<&GpuTensor> = std::iter::once(output)
@@ -233,6 +261,26 @@ impl GpuGraph {
             }
         }
         Ok(values)
+    }
+
+    /// The bytes the fused convs of the plan for `inputs` bind beyond an unfused conv's: the
+    /// partial sums they write for the pools after them.
+    pub fn fused_conv_bytes(&self, gpu: &Gpu, inputs: &[Tensor]) -> Result<u64> {
+        self.with_plan(gpu, inputs, &[], |plan| {
+            Ok(self
+                .graph
+                .nodes()
+                .iter()
+                .zip(&plan.partials)
+                .filter(|(node, _)| matches!(node.op, Op::Conv { .. }))
+                .filter_map(|(_, partials)| partials.as_ref().map(GpuTensor::bytes))
+                .sum())
+        })
+    }
+
+    /// The fusion passes its plans run.
+    pub fn fusion(&self) -> Fusion {
+        self.fusion
     }
 
     /// Drops every compiled plan: the next run compiles again, with the kernels the device
@@ -322,12 +370,7 @@ fn encode(rec: &mut Recorder, op: &Op, ins: &[&GpuTensor], out: &GpuTensor) -> R
             bias,
             residual,
         } => {
-            let weight = *o.take()?;
-            let ep = Epilogue {
-                bias: o.next_if(bias)?.copied(),
-                affine: None,
-                residual: o.next_if(residual)?.copied(),
-            };
+            let (weight, ep) = conv_operands(ins, bias, residual)?;
             k::conv::conv2d(rec, x(), weight, &ep, out, &spec)
         }
         Op::Affine(spec) => {
@@ -341,18 +384,18 @@ fn encode(rec: &mut Recorder, op: &Op, ins: &[&GpuTensor], out: &GpuTensor) -> R
         Op::Mean(s) => k::pool::spatial_mean(rec, x(), out, &s),
         Op::Linear { spec, bias } => {
             let weight = *o.take()?;
-            k::linear::linear(rec, x(), weight, o.next_if(bias)?.copied(), out, &spec)
+            k::linear::linear(rec, x(), weight, o.take_if(bias)?.copied(), out, &spec)
         }
         Op::Softmax(s) => k::linear::softmax(rec, x(), out, &s),
         Op::Concat(s) => k::tensor_ops::concat(rec, ins, out, &s),
         Op::Subtraction(s) => k::san::subtraction2(rec, ins[0], ins[1], out, &s),
         Op::Aggregation(spec) => {
             let w = *o.take()?;
-            let scale_shift = o.pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
+            let scale_shift = o.take_pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
             k::san::aggregation(rec, x(), w, scale_shift, out, &spec)
         }
         Op::PatchGather(spec) => {
-            let scale_shift = o.pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
+            let scale_shift = o.take_pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
             k::san::patch_gather(rec, x(), scale_shift, out, &spec)
         }
         Op::TripletPool(s) => k::triplet::triplet_pool(rec, x(), out, &s),
@@ -365,6 +408,34 @@ fn encode(rec: &mut Recorder, op: &Op, ins: &[&GpuTensor], out: &GpuTensor) -> R
         Op::CoordPool(s) => k::coord::coord_pool(rec, x(), out, &s),
         Op::CoordGates(spec) => k::coord::coord_gates(rec, x(), o.take()?, o.take()?, out, &spec),
         Op::CoordApply(s) => k::coord::coord_apply(rec, ins[0], ins[1], out, &s),
+    }
+}
+
+/// A node that a fusion pass changed: a conv that also writes the partial sums of the
+/// Coordinate Attention pool of its output, or that pool, reading them instead of x.
+fn encode_fused(
+    rec: &mut Recorder,
+    op: &Op,
+    ins: &[&GpuTensor],
+    out: &GpuTensor,
+    partials: &GpuTensor,
+) -> Result<()> {
+    match *op {
+        Op::Conv {
+            spec,
+            bias,
+            residual,
+        } => {
+            let (weight, ep) = conv_operands(ins, bias, residual)?;
+            k::conv::conv2d_pooling(rec, ins[0], weight, &ep, out, &spec, partials)
+        }
+        Op::CoordPool(spec) => {
+            k::coord::coord_pool_finish(rec, ins[0].shape(), partials, out, &spec)
+        }
+        _ => Err(Error::Invalid(format!(
+            "no fused form of {}: a fusion pass bug",
+            op.kind()
+        ))),
     }
 }
 

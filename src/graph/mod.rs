@@ -5,11 +5,12 @@
 //! by `cpu::run`), `GpuTensor` after `gpu::GpuGraph::new` uploads them once.
 
 pub mod cpu;
+pub mod fuse;
 pub mod gpu;
 pub mod plan;
 
 use crate::error::{shape_err, Error, Result};
-use crate::ops::conv::{Conv2d, EpilogueShapes, Shaped};
+use crate::ops::conv::{Conv2d, Epilogue, EpilogueShapes, Shaped};
 use crate::ops::coord::{CoordApply, CoordGateSpec, CoordPool};
 use crate::ops::elementwise::{broadcast_shape, Binary, Blend, ChannelAffine, Unary};
 use crate::ops::linear::{linear_dims, Linear, Softmax};
@@ -179,15 +180,31 @@ impl<'a, V> Operands<'a, V> {
             .ok_or_else(|| Error::Invalid("a node has fewer operands than its op takes".into()))
     }
 
-    pub fn next_if(&mut self, present: bool) -> Result<Option<&'a V>> {
+    pub fn take_if(&mut self, present: bool) -> Result<Option<&'a V>> {
         present.then(|| self.take()).transpose()
     }
 
-    pub fn pair_if(&mut self, present: bool) -> Result<Option<(&'a V, &'a V)>> {
+    pub fn take_pair_if(&mut self, present: bool) -> Result<Option<(&'a V, &'a V)>> {
         present
             .then(|| Ok((self.take()?, self.take()?)))
             .transpose()
     }
+}
+
+/// A conv node's weight and epilogue operands (after x), as its op says they are present.
+pub fn conv_operands<'a, T>(
+    ins: &[&'a T],
+    bias: bool,
+    residual: bool,
+) -> Result<(&'a T, Epilogue<'a, T>)> {
+    let mut o = Operands::after_x(ins);
+    let weight = *o.take()?;
+    let ep = Epilogue {
+        bias: o.take_if(bias)?.copied(),
+        affine: None,
+        residual: o.take_if(residual)?.copied(),
+    };
+    Ok((weight, ep))
 }
 
 #[derive(Clone, Debug)]
@@ -447,9 +464,9 @@ pub(crate) fn output_shape(op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>> {
         } => {
             let out = spec.output_shape(x, o.take()?)?;
             let epilogue = EpilogueShapes {
-                bias: o.next_if(*bias)?.copied(),
+                bias: o.take_if(*bias)?.copied(),
                 affine: None,
-                residual: o.next_if(*residual)?.copied(),
+                residual: o.take_if(*residual)?.copied(),
             };
             spec.check_epilogue(&out, &epilogue)?;
             out
@@ -466,7 +483,7 @@ pub(crate) fn output_shape(op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>> {
         Op::Mean(s) => s.out_shape(x)?.to_vec(),
         Op::Linear { bias, .. } => {
             let weight = o.take()?;
-            linear_dims(x, weight, o.next_if(*bias)?.copied())?
+            linear_dims(x, weight, o.take_if(*bias)?.copied())?
                 .out_shape()
                 .to_vec()
         }
@@ -475,13 +492,13 @@ pub(crate) fn output_shape(op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>> {
         Op::Subtraction(s) => subtraction_shape(s, x, o.take()?)?.to_vec(),
         Op::Aggregation(spec) => {
             let out = aggregation_shape(spec, x, o.take()?)?;
-            let scale_shift = o.pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
+            let scale_shift = o.take_pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
             check_epilogue("aggregation", &spec.epilogue, out[1], scale_shift)?;
             out.to_vec()
         }
         Op::PatchGather(spec) => {
             let out = patch_gather_shape(spec, x)?;
-            let scale_shift = o.pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
+            let scale_shift = o.take_pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
             check_epilogue("patch_gather", &spec.epilogue, out[1], scale_shift)?;
             out.to_vec()
         }
@@ -489,7 +506,7 @@ pub(crate) fn output_shape(op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>> {
         Op::TripletGates(s) => s.out_shape(x, o.take()?, o.take()?)?.to_vec(),
         Op::TripletCombine { spec, residual } => {
             let gates = o.take()?;
-            spec.check(x, gates, o.next_if(*residual)?.copied())?;
+            spec.check(x, gates, o.take_if(*residual)?.copied())?;
             x.to_vec()
         }
         Op::CoordPool(s) => s.out_shape(x)?.to_vec(),

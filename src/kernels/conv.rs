@@ -142,9 +142,23 @@ pub static CONV2D_GEMM_SG: Kernel = kernel!(
 pub static CONV2D_DEPTHWISE: Kernel = kernel!(
     "conv2d_depthwise",
     "conv2d_epilogue.wgsl",
+    "conv2d_depthwise_nopool.wgsl",
     "conv2d_depthwise.wgsl";
     ConvDepthwiseParams;
     CONV_BINDINGS
+);
+/// The depthwise conv that also writes Coordinate Attention's partial means of its output
+/// (`conv2d_depthwise_pool.wgsl`; `coord_pool_finish` adds them up).
+pub static CONV2D_DEPTHWISE_POOL: Kernel = kernel!(
+    "conv2d_depthwise_pool",
+    "conv2d_epilogue.wgsl",
+    "conv2d_depthwise_pool.wgsl",
+    "conv2d_depthwise.wgsl";
+    ConvDepthwiseParams;
+    bindings![
+        read x, read wt, read bias, read scale, read shift, read residual, write y,
+        write partials: f32
+    ]
 );
 pub static CONV2D_GENERAL: Kernel = kernel!(
     "conv2d_general",
@@ -178,6 +192,7 @@ pub const KERNELS: &[&Kernel] = &[
     &CONV2D_GEMM,
     &CONV2D_GEMM_SG,
     &CONV2D_DEPTHWISE,
+    &CONV2D_DEPTHWISE_POOL,
     &CONV2D_GENERAL,
     &CONV2D_GENERAL_SG,
 ];
@@ -467,6 +482,81 @@ pub fn conv2d(
     call.record(rec, plan)
 }
 
+/// The shape of the partial sums `conv2d_pooling` writes for a conv whose output has `out`'s
+/// shape `[N, C, Ho, Wo]`.
+pub fn coord_partials_shape(out: &[usize]) -> Result<[usize; 2]> {
+    let [n, c, ho, wo] = match out {
+        [n, c, ho, wo] => [*n, *c, *ho, *wo],
+        _ => return Err(shape_err(OP, format!("expects a 4-d output, got {out:?}"))),
+    };
+    Ok([n, DepthwiseStrips::of(ho, wo).partials_per_image(c, ho, wo)])
+}
+
+/// Whether `conv2d_pooling` can run this conv: a depthwise 3×3 whose tensors each fit one
+/// storage binding (its partial sums are not split by batch).
+pub fn pools_in_epilogue(
+    gpu: &Gpu,
+    x: &[usize],
+    w: &[usize],
+    out: &[usize],
+    spec: &Conv2d,
+) -> bool {
+    let fits = |shape: &[usize]| {
+        gpu.precision()
+            .stored_bytes(crate::tensor::numel(shape) as u64)
+            <= gpu.max_binding_bytes()
+    };
+    let partials = coord_partials_shape(out).map(|s| 4 * (s[0] * s[1]) as u64);
+    w.len() == 4
+        && depthwise_stride(w, spec).is_some()
+        && fits(x)
+        && fits(out)
+        && partials.is_ok_and(|b| b <= gpu.max_binding_bytes())
+}
+
+/// `conv2d` of a depthwise 3×3 that also writes the partial sums of Coordinate Attention's
+/// means of its output into `partials` (`coord_partials_shape`, f32), while the values are in
+/// registers: `coord::coord_pool_finish` then adds them up, and x is not read again to be
+/// pooled.
+pub fn conv2d_pooling(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    w: &GpuTensor,
+    ep: &Epilogue<GpuTensor>,
+    out: &GpuTensor,
+    spec: &Conv2d,
+    partials: &GpuTensor,
+) -> Result<()> {
+    let call = Call {
+        x,
+        w,
+        ep,
+        out,
+        spec,
+    };
+    let d = call.checked()?;
+    if !pools_in_epilogue(rec.gpu(), x.shape(), w.shape(), out.shape(), spec) {
+        return Err(Error::Invalid(format!(
+            "conv2d_depthwise_pool cannot run a conv of weight {:?} with {spec:?} on input {:?}",
+            w.shape(),
+            x.shape()
+        )));
+    }
+    expect_shape(OP, partials, &coord_partials_shape(out.shape())?)?;
+    let plan = ConvKernel::Depthwise {
+        stride: spec.stride.0,
+    };
+    let epi = EpilogueWords::of(ep, spec);
+    let bias = ep.bias.unwrap_or(w);
+    let (scale, shift) = ep.affine.unwrap_or((w, w));
+    let residual = ep.residual.unwrap_or(w);
+    let buffers = [x, w, bias, scale, shift, residual, out, partials];
+    let (p, grid) = depthwise_launch(rec, &d, spec, epi)?;
+    let kernel = &CONV2D_DEPTHWISE_POOL;
+    let variant = format!("{} s{}", kernel.name, spec.stride.0);
+    rec.dispatch_variant(variant, kernel, &plan.constants(), &p, &buffers, grid)
+}
+
 /// `conv2d` on a kernel of the caller's choosing (tests use it to run every kernel and tile on
 /// the same shapes); an error if that kernel cannot run this conv on this device.
 pub fn conv2d_with(
@@ -698,6 +788,32 @@ fn mm_launch(
     Ok((params, grid))
 }
 
+/// How the depthwise kernel covers an `ho × wo` output plane: strips of `rows` output rows,
+/// each row in `quads` quads of 4 columns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DepthwiseStrips {
+    pub rows: usize,
+    pub strips: usize,
+    pub quads: usize,
+}
+
+impl DepthwiseStrips {
+    pub fn of(ho: usize, wo: usize) -> Self {
+        let rows = ho.div_ceil(ho.div_ceil(MAX_STRIP_ROWS)).max(1);
+        Self {
+            rows,
+            strips: ho.div_ceil(rows),
+            quads: wo.div_ceil(4),
+        }
+    }
+
+    /// The partial sums of Coordinate Attention's means per image of C channels
+    /// (`conv2d_depthwise_pool.wgsl`): a row's over each quad, a column's over each strip.
+    pub fn partials_per_image(&self, c: usize, ho: usize, wo: usize) -> usize {
+        c * (ho * self.quads + self.strips * wo)
+    }
+}
+
 fn depthwise_launch(
     rec: &Recorder,
     d: &ConvDims,
@@ -705,9 +821,11 @@ fn depthwise_launch(
     epi: EpilogueWords,
 ) -> Result<(ConvDepthwiseParams, [u32; 3])> {
     let (ho, wo) = (d.ho, d.wo);
-    let rows = ho.div_ceil(ho.div_ceil(MAX_STRIP_ROWS));
-    let strips = ho.div_ceil(rows);
-    let quads = wo.div_ceil(4);
+    let DepthwiseStrips {
+        rows,
+        strips,
+        quads,
+    } = DepthwiseStrips::of(ho, wo);
     let lanes = [d.n, d.cin, quads, strips]
         .into_iter()
         .try_fold(1usize, |acc, v| acc.checked_mul(v))

@@ -38,7 +38,17 @@ pub static APPLY: Kernel = kernel!(
     CoordApplyParams;
     bindings![read x, read gates, write y]
 );
-pub const KERNELS: &[&Kernel] = &[&GATES, &APPLY];
+wgsl_struct! {
+    /// The means from a depthwise conv's partial sums (`conv::DepthwiseStrips` of the plane).
+    pub struct CoordPoolFinishParams { n: u32, c: u32, h: u32, w: u32, quads: u32, strips: u32 }
+}
+
+pub static FINISH: Kernel = kernel!(
+    "coord_pool_finish", "coord_pool_finish.wgsl";
+    CoordPoolFinishParams;
+    bindings![read partials: f32, write y]
+);
+pub const KERNELS: &[&Kernel] = &[&GATES, &APPLY, &FINISH];
 
 /// The pool variants Coordinate Attention can run on: its planes streamed once (no subgroup
 /// form), or a line per mean, the long ones optionally reduced by workgroups.
@@ -75,6 +85,33 @@ pub fn coord_pool(
         || pool_heuristic(gpu),
     );
     coord_pool_as(rec, x, out, spec, kernel)
+}
+
+/// `coord_pool` of x `[N, C, H, W]` from the partial sums the depthwise conv that computed x
+/// wrote (`conv::conv2d_pooling`): x itself is not read.
+pub fn coord_pool_finish(
+    rec: &mut Recorder,
+    x_shape: &[usize],
+    partials: &GpuTensor,
+    out: &GpuTensor,
+    spec: &CoordPool,
+) -> Result<()> {
+    let op = "coord_pool_finish";
+    expect_shape(op, out, &spec.out_shape(x_shape)?)?;
+    expect_shape(op, partials, &super::conv::coord_partials_shape(x_shape)?)?;
+    let [n, c, h, w] = [0, 1, 2, 3].map(|i| x_shape[i]);
+    let strips = super::conv::DepthwiseStrips::of(h, w);
+    let [n, c, h, w] = u32x4(op, [n, c, h, w])?;
+    let params = CoordPoolFinishParams {
+        n,
+        c,
+        h,
+        w,
+        quads: u32_param(op, strips.quads)?,
+        strips: u32_param(op, strips.strips)?,
+    };
+    let grid = rec.grid(u64::from(n) * u64::from(c) * u64::from(h + w))?;
+    rec.dispatch(&FINISH, &[], &params, &[partials, out], grid)
 }
 
 /// `coord_pool` on `kernel` (one of `pool_candidates`): the streamed planes in one dispatch
