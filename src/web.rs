@@ -7,6 +7,8 @@ use std::ops::Not;
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::graph::fuse::Fusion;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
@@ -53,6 +55,10 @@ struct SessionConfig {
     /// The tuning cache's JSON, as the package keeps it between visits.
     #[serde(default)]
     tune_cache: Option<String>,
+    /// Whether plans fuse ops into their neighbours' kernels: "on" (the default) or "off"
+    /// (`GAZE_FUSION`).
+    #[serde(default)]
+    fusion: Option<String>,
 }
 
 impl SessionConfig {
@@ -98,10 +104,15 @@ async fn open_gpu(config: &SessionConfig, precision: Precision) -> Result<Option
         Some(mode) => mode.parse()?,
         None => TuneMode::default(),
     };
+    let fusion = match &config.fusion {
+        Some(fusion) => fusion.parse()?,
+        None => Fusion::default(),
+    };
     let options = GpuOptions {
         precision,
         tune,
         tune_cache: config.tune_cache.clone(),
+        fusion,
         ..Default::default()
     };
     let device = config.device.as_str();

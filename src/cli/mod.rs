@@ -12,6 +12,7 @@ mod tune;
 use clap::{Args, Parser, Subcommand};
 
 use crate::gpu::{GpuOptions, Precision};
+use crate::graph::fuse::Fusion;
 use crate::tune::TuneMode;
 use crate::Result;
 
@@ -34,6 +35,10 @@ pub struct Cli {
     /// cached, then cache it). Default: `GAZE_TUNE`, else cache.
     #[arg(long, global = true, value_name = "MODE")]
     tune: Option<TuneMode>,
+    /// Whether plans fuse ops into their neighbours' kernels (Coordinate Attention's pools
+    /// into the depthwise conv before them): on or off. Default: `GAZE_FUSION`, else on.
+    #[arg(long, global = true, value_name = "on|off")]
+    fusion: Option<Fusion>,
     #[command(subcommand)]
     command: Command,
 }
@@ -88,10 +93,15 @@ impl Cli {
             Some(mode) => mode,
             None => TuneMode::from_env()?,
         };
+        let fusion = match self.fusion {
+            Some(fusion) => fusion,
+            None => Fusion::from_env()?,
+        };
         Ok(GpuOptions {
             adapter: self.adapter.clone(),
             precision: self.precision,
             tune,
+            fusion,
             ..Default::default()
         })
     }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use super::pipeline::PipelineCache;
 use super::Precision;
 use crate::error::{Error, Result};
+use crate::graph::fuse::Fusion;
 use crate::tune::{AdapterKey, TuneCache, TuneMode, Tuning};
 
 /// How to pick the adapter. `name` is a case-insensitive substring of the adapter name
@@ -22,6 +23,8 @@ pub struct GpuOptions {
     /// The tuning cache as JSON (the browser's copy). Natively `None` reads the file at
     /// `TuneCache::default_path`.
     pub tune_cache: Option<String>,
+    /// Which fusion passes plans on this device run (`GAZE_FUSION` natively).
+    pub fusion: Fusion,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -53,6 +56,7 @@ pub struct Gpu {
     precision: Precision,
     pub(crate) pipelines: PipelineCache,
     tuning: Tuning,
+    fusion: Fusion,
     /// WebGPU objects gaze has created on the device: buffers, bind groups, pipelines, shader
     /// modules, query sets (`objects_created`).
     objects: std::sync::atomic::AtomicU64,
@@ -268,6 +272,7 @@ impl Gpu {
             device,
             queue,
             tuning,
+            fusion: options.fusion,
             info,
             limits,
             features,
@@ -294,6 +299,11 @@ impl Gpu {
     /// How this device chooses kernel variants, and what it has measured.
     pub fn tuning(&self) -> &Tuning {
         &self.tuning
+    }
+
+    /// Which fusion passes plans on this device run.
+    pub fn fusion(&self) -> Fusion {
+        self.fusion
     }
 
     /// Whether the adapter is a software rasterizer on the CPU (lavapipe, llvmpipe,

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor};
 use crate::kernels::conv::pools_in_epilogue;
 
-/// Which fusion passes plans run.
+/// Which fusion passes plans run: all (`on`, the default) or none (`off`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fusion {
     /// Coordinate Attention's means summed in the epilogue of the depthwise conv that produces
@@ -20,14 +20,13 @@ impl Fusion {
     pub const ALL: Self = Self { coord_pools: true };
     pub const NONE: Self = Self { coord_pools: false };
 
-    /// `GAZE_FUSION`: `on` (the default) or `off`.
+    /// `GAZE_FUSION`, or `on` where it is unset or empty; an error names a bad value.
     pub fn from_env() -> Result<Self> {
-        match std::env::var("GAZE_FUSION").as_deref() {
-            Err(_) | Ok("on") => Ok(Self::ALL),
-            Ok("off") => Ok(Self::NONE),
-            Ok(other) => Err(Error::Invalid(format!(
-                "GAZE_FUSION must be on or off, not `{other}`"
-            ))),
+        match std::env::var("GAZE_FUSION") {
+            Ok(v) if !v.is_empty() => v
+                .parse()
+                .map_err(|e: Error| Error::Invalid(format!("GAZE_FUSION: {e}"))),
+            _ => Ok(Self::default()),
         }
     }
 
@@ -37,6 +36,32 @@ impl Fusion {
         } else {
             "on"
         }
+    }
+}
+
+impl Default for Fusion {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+impl std::str::FromStr for Fusion {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "on" => Ok(Self::ALL),
+            "off" => Ok(Self::NONE),
+            _ => Err(Error::Invalid(format!(
+                "fusion must be on or off, not `{s}`"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Fusion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

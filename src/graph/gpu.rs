@@ -60,9 +60,10 @@ pub struct GpuGraph {
 }
 
 impl GpuGraph {
-    /// The graph on `gpu`, its plans fused as `GAZE_FUSION` says (all passes by default).
+    /// The graph on `gpu`, its plans fused as the device's options say (all passes by
+    /// default).
     pub fn new(gpu: &Gpu, graph: &Graph<Tensor>) -> Result<Self> {
-        Self::with_fusion(gpu, graph, Fusion::from_env()?)
+        Self::with_fusion(gpu, graph, gpu.fusion())
     }
 
     pub fn with_fusion(gpu: &Gpu, graph: &Graph<Tensor>, fusion: Fusion) -> Result<Self> {

@@ -231,6 +231,7 @@ async function tuning(page, make, options) {
   return page.evaluate(async ({ make, options }) => {
     await new Promise((resolve) => { const r = indexedDB.deleteDatabase('gaze-web'); r.onsuccess = r.onerror = resolve; });
     const out = { badMode: await codeOf(gaze[make].create({ ...options, tune: 'sometimes' })) };
+    out.badFusion = await codeOf(gaze[make].create({ ...options, fusion: 'maybe' }));
     const off = await gaze[make].create({ ...options, device: 'gpu', tune: 'off' });
     out.heuristic = await off.kernelVariants();
     off.dispose();
@@ -248,6 +249,7 @@ async function tuning(page, make, options) {
 
 function checkTuning(tag, t) {
   check(t.badMode === 'Error:bad-input', `${tag} tune: an unknown mode is ${t.badMode}`);
+  check(t.badFusion === 'Error:bad-input', `${tag} fusion: an unknown mode is ${t.badFusion}`);
   const measured = t.tuning?.measured ?? [];
   // The fastest variant, or the heuristic's where nothing beat it by 10% (noise).
   const fastest = measured.every((m) => {

@@ -59,6 +59,11 @@ export interface SessionOptions {
    * `session.tuning` says what it measured).
    */
   tune?: 'off' | 'cache' | 'on';
+  /**
+   * Whether the model's plans fuse ops into their neighbours' kernels: "on" (default:
+   * Coordinate Attention's means are summed in the depthwise conv before them) or "off".
+   */
+  fusion?: 'on' | 'off';
 }
 
 /** One conv the tuner timed. */

@@ -154,6 +154,7 @@ async function saveTuningCache(json) {
 }
 
 const TUNE_MODES = ['off', 'cache', 'on'];
+const FUSION_MODES = ['on', 'off'];
 
 // ---- images ---------------------------------------------------------------------------------
 
@@ -225,13 +226,14 @@ export class Session {
 
   /** Loads `weights` (a URL, ArrayBuffer, Uint8Array or Blob) into a new session. */
   static async create(options = {}) {
-    const { weights, arch = 'auto', options: archOptions = {}, device = 'auto', precision = 'f32', labels, input, mean, std, grayscale, replicate, key, onProgress, cache, wasm, tune = 'cache' } = options;
+    const { weights, arch = 'auto', options: archOptions = {}, device = 'auto', precision = 'f32', labels, input, mean, std, grayscale, replicate, key, onProgress, cache, wasm, tune = 'cache', fusion = 'on' } = options;
     if (weights === undefined) throw codedError('Session.create: `weights` is required', 'bad-input');
     if (!TUNE_MODES.includes(tune)) throw codedError(`Session.create: tune must be one of ${TUNE_MODES.join(', ')}, not ${JSON.stringify(tune)}`, 'bad-input');
+    if (!FUSION_MODES.includes(fusion)) throw codedError(`Session.create: fusion must be one of ${FUSION_MODES.join(', ')}, not ${JSON.stringify(fusion)}`, 'bad-input');
     await initialize(wasm);
     const { bytes, name } = await weightBytes(weights, { onProgress, cache });
     const tuneCache = tune === 'off' ? undefined : await loadTuningCache();
-    const config = { arch, options: archOptions, device, precision, labels, input, mean, std, grayscale: grayscale ?? false, replicate, key, tune, tune_cache: tuneCache };
+    const config = { arch, options: archOptions, device, precision, labels, input, mean, std, grayscale: grayscale ?? false, replicate, key, tune, tune_cache: tuneCache, fusion };
     let session;
     try {
       const wasmSession = await WasmSession.create(JSON.stringify(config), bytes, name);
