@@ -379,3 +379,47 @@ fn mobilenet_v2_ca_pools_fuse_into_its_depthwise_convs() {
         assert_eq!(count("triplet_pool"), modules - fused, "{variants:?}");
     }
 }
+
+/// Where a depthwise conv's tensors exceed one storage binding, its batch is split and its
+/// pool stays unfused; the others still fuse, and the mixed plan gives the unfused plan's
+/// output (itself checked against the CPU reference above). Bindings capped at 8 MiB (the
+/// classifier's weight is 5.1 MB): at batch 32 on 112×112, MobileNetV2-CA's modules on 28×28
+/// maps (9.6 and 14.5 MB of x) split, those after fit.
+#[test]
+fn pools_too_large_for_one_binding_stay_unfused() {
+    use gaze::graph::{fuse::Fusion, gpu::GpuGraph};
+    let small = gpu_with_binding_limit(8 << 20, gaze::Precision::F32);
+    let shape = vec![32, 3, 112, 112];
+    let graph = gaze::models::build_synthetic(
+        "mobilenet_v2_ca",
+        5,
+        std::slice::from_ref(&shape),
+        &Default::default(),
+    )
+    .unwrap();
+    let inputs = [Rng::new(4).tensor(&shape)];
+    let run = |fusion| {
+        let model = GpuGraph::with_fusion(&small, &graph, fusion).unwrap();
+        let out = model.run_blocking(&small, &inputs).unwrap();
+        let mut rec = Recorder::new(&small);
+        model.record(&small, &mut rec, &inputs).unwrap();
+        let variants = rec.dispatch_variants();
+        let fused = variants
+            .iter()
+            .filter(|d| d.1.starts_with("conv2d_depthwise_pool"));
+        (out, fused.count())
+    };
+    let (want, none) = run(Fusion::NONE);
+    let (got, fused) = run(Fusion::ALL);
+    assert_close(
+        &got,
+        &want,
+        FP32_REL_L2,
+        "mixed plan against the unfused one",
+    );
+    let modules = graph.taps().len();
+    assert!(
+        none == 0 && fused > 0 && fused < modules,
+        "{fused} of {modules} pools fused"
+    );
+}
