@@ -10,6 +10,8 @@
 #   - both at a large batch (throughput);
 #   - both at batch 1 against themselves on the heuristic's kernels (`--against-tune off`:
 #     what tuning gains);
+#   - MobileNetV2-CA against its backbone again with fusion off (`--fusion off`: what the
+#     fusion passes gain, with the bytes the modules bind either way);
 #   - every run at f32, and at f16 where the adapter has shader-f16.
 # The output folder gets six files: devices.txt, tune.jsonl (one `gaze tune --json` report a
 # line), tune-cache.json, parity.txt, reports.jsonl (one `gaze bench --json` report a line)
@@ -81,6 +83,9 @@ for p in "${precisions[@]}"; do
     run --precision "$p" bench --arch "$arch" --against-tune off --iters "$iters" --json \
       >> "$out/reports.jsonl"
   done
+  echo "== mobilenet_v2_ca against mobilenet_v2 unfused, batch 1, $p" >&2
+  run --precision "$p" --fusion off bench --arch mobilenet_v2_ca --against mobilenet_v2 \
+    --iters "$iters" --json >> "$out/reports.jsonl"
 done
 
 python3 - "$out/reports.jsonl" "$out/tune.jsonl" <<'EOF' | tee "$out/table.md"
@@ -92,15 +97,17 @@ for line in open(sys.argv[1]):
     base = f"{against['arch']} (tune {against['tune']})" if against else ""
     kinds = collections.Counter(v["variant"] for v in r["variants"] if v["variant"].startswith("conv2d"))
     variants = ", ".join(f"{v} ×{n}" for v, n in kinds.most_common())
-    rows.append((r["arch"], r["batch"], r["precision"], r["median_ms"], r["p90_ms"],
-                 r["throughput_ips"], 100 * r["gflops"] / r["peak_gflops"], r["peak_gbs"],
-                 base, against.get("ratio"), variants))
+    attention = r.get("attention") or {}
+    moved = f"{attention['bytes'] / 1e6:.1f} + {attention['fused_conv_bytes'] / 1e6:.1f} MB" if attention else ""
+    rows.append((r["arch"], r["batch"], r["precision"], r.get("fusion", ""), r["median_ms"],
+                 r["p90_ms"], r["throughput_ips"], 100 * r["gflops"] / r["peak_gflops"],
+                 r["peak_gbs"], base, against.get("ratio"), moved, variants))
 print(f"adapter: {r['adapter']}")
-print("| arch | batch | precision | median ms | p90 ms | images/s | % of FMA peak | copy GB/s | against | paired ratio | conv variants |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
-for a, b, p, med, p90, ips, pct, gbs, base, ratio, variants in sorted(rows):
+print("| arch | batch | precision | fusion | median ms | p90 ms | images/s | % of FMA peak | copy GB/s | against | paired ratio | attention moves (+ fused convs) | conv variants |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+for a, b, p, fusion, med, p90, ips, pct, gbs, base, ratio, moved, variants in sorted(rows):
     ratio = f"{ratio:.3f}" if ratio is not None else ""
-    print(f"| {a} | {b} | {p} | {med:.3f} | {p90:.3f} | {ips:.1f} | {pct:.2f} | {gbs:.1f} | {base} | {ratio} | {variants} |")
+    print(f"| {a} | {b} | {p} | {fusion} | {med:.3f} | {p90:.3f} | {ips:.1f} | {pct:.2f} | {gbs:.1f} | {base} | {ratio} | {moved} | {variants} |")
 print()
 print("| tuned | batch | precision | convs | measured in s | differ from heuristic |")
 print("|---|---|---|---|---|---|")
