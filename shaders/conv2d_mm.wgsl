@@ -12,6 +12,9 @@
 // so neighbouring invocations read neighbouring workgroup words and store neighbouring pixels.
 // On a software device a barrier costs a coroutine switch, so there the register-tiled kernels
 // win; the tuner measures which (src/tune).
+//
+// `gated` comes from conv2d_mm_gate.wgsl (Coordinate Attention's multiply, applied as the
+// activations are staged) or conv2d_mm_nogate.wgsl (nothing).
 
 struct Params {
     pixels: u32,    // N * Ho * Wo
@@ -53,6 +56,7 @@ var<workgroup> xs: array<f32, TK * TN>;  // [k][pixel]
 // one unsigned bound check also catches the padding above and left).
 struct Window {
     base: u32,
+    n: u32,
     ih: u32,
     iw: u32,
     ok: bool,
@@ -65,7 +69,7 @@ fn window(px: u32, g: u32) -> Window {
     let oh = pin / p.out_w;
     let ow = pin - oh * p.out_w;
     let base = (n * p.cin + g * p.cin_g) * p.in_h * p.in_w;
-    return Window(base, oh * p.sh - p.ph, ow * p.sw - p.pw, px < p.pixels);
+    return Window(base, n, oh * p.sh - p.ph, ow * p.sw - p.pw, px < p.pixels);
 }
 
 // X̂[k, px] for the pixel whose window is `win`: zero past the reduction and in the padding.
@@ -79,7 +83,7 @@ fn activation(win: Window, k: u32) -> f32 {
     if (!win.ok || k >= p.reduction || ih >= p.in_h || iw >= p.in_w) {
         return 0.0;
     }
-    return f32(x[win.base + (c * p.in_h + ih) * p.in_w + iw]);
+    return gated(f32(x[win.base + (c * p.in_h + ih) * p.in_w + iw]), win.n, c, ih, iw);
 }
 
 // W[o, k] of the group's channel `o`: zero past the group's channels and the reduction.

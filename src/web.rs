@@ -55,8 +55,8 @@ struct SessionConfig {
     /// The tuning cache's JSON, as the package keeps it between visits.
     #[serde(default)]
     tune_cache: Option<String>,
-    /// Whether plans fuse ops into their neighbours' kernels: "on" (the default) or "off"
-    /// (`GAZE_FUSION`).
+    /// Whether plans fuse ops into their neighbours' kernels: "on" (the default), "off" or
+    /// "everywhere" (`GAZE_FUSION`).
     #[serde(default)]
     fusion: Option<String>,
 }

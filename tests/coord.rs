@@ -341,13 +341,16 @@ fn pools_summed_in_the_depthwise_epilogue_match_the_reference() {
     }
 }
 
-/// With the pools fused (`graph::fuse::coord_pools`, the default), every Coordinate Attention
-/// of MobileNetV2-CA sums its means in the depthwise conv before it and no pool reads x again;
-/// fused or not, the network gives the CPU reference's output within FP32_REL_L2. Batch 2 on
-/// 40×24, so planes are part-filled quads from the first block on.
+/// Fusion on MobileNetV2-CA. With the pools fused (`coord_pools`) every Coordinate Attention
+/// sums its means in the depthwise conv before it and no pool reads x again; with the applies
+/// fused too (`coord_applies`, on GPUs by default, forced here) the projection conv multiplies
+/// x by the gates as it loads it and no `coord_apply` runs. Each plan gives the CPU
+/// reference's output within FP32_REL_L2, at batch 2 on 40×24, so planes are part-filled
+/// quads from the first block on.
 #[test]
-fn mobilenet_v2_ca_pools_fuse_into_its_depthwise_convs() {
-    use gaze::graph::{cpu as graph_cpu, fuse::Fusion, gpu::GpuGraph};
+fn mobilenet_v2_ca_fuses_its_coordinate_attentions() {
+    use gaze::graph::fuse::{Fusion, Where};
+    use gaze::graph::{cpu as graph_cpu, gpu::GpuGraph};
     let shape = vec![2, 3, 40, 24];
     let graph = gaze::models::build_synthetic(
         "mobilenet_v2_ca",
@@ -359,24 +362,38 @@ fn mobilenet_v2_ca_pools_fuse_into_its_depthwise_convs() {
     let x = Rng::new(3).tensor(&shape);
     let inputs = [x];
     let want = graph_cpu::run(&graph, &inputs).unwrap();
-    let modules = graph.taps().len();
-    assert!(modules > 0);
-    for (fusion, fused) in [(Fusion::ALL, modules), (Fusion::NONE, 0)] {
+    let m = graph.taps().len();
+    assert!(m > 0);
+    let everything = Fusion {
+        coord_pools: true,
+        coord_apply: Where::Everywhere,
+    };
+    // Per plan: depthwise convs with pools, finishes, plain pools, gated convs, plain applies.
+    // Fusion::ALL gates no conv on this software adapter.
+    for (fusion, counts) in [
+        (everything, [m, m, 0, m, 0]),
+        (Fusion::ALL, [m, m, 0, 0, m]),
+        (Fusion::NONE, [0, 0, m, 0, m]),
+    ] {
         let model = GpuGraph::with_fusion(gpu(), &graph, fusion).unwrap();
         let got = model.run_blocking(gpu(), &inputs).unwrap();
-        assert_close(
-            &got,
-            &want,
-            FP32_REL_L2,
-            &format!("fusion {}", fusion.name()),
-        );
+        assert_close(&got, &want, FP32_REL_L2, &format!("{fusion:?}"));
         let mut rec = Recorder::new(gpu());
         model.record(gpu(), &mut rec, &inputs).unwrap();
         let variants: Vec<String> = rec.dispatch_variants().into_iter().map(|d| d.1).collect();
-        let count = |prefix: &str| variants.iter().filter(|v| v.starts_with(prefix)).count();
-        assert_eq!(count("conv2d_depthwise_pool"), fused, "{variants:?}");
-        assert_eq!(count("coord_pool_finish"), fused, "{variants:?}");
-        assert_eq!(count("triplet_pool"), modules - fused, "{variants:?}");
+        let count = |name: &str| {
+            let first = |v: &&String| v.split(' ').next() == Some(name);
+            variants.iter().filter(first).count()
+        };
+        let got_counts = [
+            "conv2d_depthwise_pool",
+            "coord_pool_finish",
+            "triplet_pool",
+            "conv2d_mm_gated",
+            "coord_apply",
+        ]
+        .map(count);
+        assert_eq!(got_counts, counts, "{fusion:?}: {variants:?}");
     }
 }
 
@@ -422,4 +439,50 @@ fn pools_too_large_for_one_binding_stay_unfused() {
         none == 0 && fused > 0 && fused < modules,
         "{fused} of {modules} pools fused"
     );
+}
+
+/// A 1×1 conv that applies Coordinate Attention's gates as it loads x (`conv2d_gated`, on
+/// `conv2d_mm_gated`) equals the reference apply followed by the reference conv, with a bias
+/// and a residual in its epilogue: batch 2, channels and planes that fill no block evenly.
+/// f32 within FP32_REL_L2; f16 within F16_REL_L2 (the fused kernel never rounds the attended
+/// tensor to f16; the reference path stores it).
+#[test]
+fn conv_gated_on_load_matches_apply_then_conv() {
+    use gaze::kernels::conv::conv2d_gated;
+    let mut rng = Rng::new(59);
+    for (g, tol) in [(gpu(), FP32_REL_L2), (gpu_f16(), F16_REL_L2)] {
+        for &([n, c, h, w], cout) in &[([2, 21, 7, 9], 18), ([1, 40, 13, 5], 70)] {
+            let x = rng.tensor(&[n, c, h, w]);
+            // Gates in (0, 1), as sigmoid outputs are.
+            let mut gates = rng.tensor(&[n, c * (h + w)]);
+            gates
+                .data_mut()
+                .iter_mut()
+                .for_each(|v| *v = 0.5 + 0.4 * v.tanh());
+            let weight = rng.tensor(&[cout, c, 1, 1]);
+            let bias = rng.tensor(&[cout]);
+            let residual = rng.tensor(&[n, cout, h, w]);
+            let spec = Conv2d::new(1, 0);
+            let attended = cpu::coord_apply(&x, &gates, &CoordApply).unwrap();
+            let ep = Epilogue {
+                bias: Some(&bias),
+                affine: None,
+                residual: Some(&residual),
+            };
+            let want = r::conv::conv2d(&attended, &weight, &ep, &spec).unwrap();
+
+            let up = |t: &Tensor| g.upload(t).unwrap();
+            let (gx, gg, gw, gb, gr) = (up(&x), up(&gates), up(&weight), up(&bias), up(&residual));
+            let got = run_on(g, want.shape(), |rec, out| {
+                let gep = Epilogue {
+                    bias: Some(&gb),
+                    affine: None,
+                    residual: Some(&gr),
+                };
+                conv2d_gated(rec, &gx, &gw, &gep, out, &spec, &gg)
+            });
+            let what = format!("{n}×{c}×{h}×{w} → {cout} at {}", g.precision());
+            assert_close(&got, &want, tol, &what);
+        }
+    }
 }

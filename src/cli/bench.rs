@@ -373,7 +373,7 @@ fn measure(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<Report> {
     let macs = graph.macs(&value_shapes);
     let gflops = 2.0 * macs as f64 / (median_ms / 1e3) / 1e9;
     let peak_gflops = peak::measure_gflops(&gpu)?;
-    let plan = model.memory_plan(&shapes, gpu.precision())?;
+    let plan = model.memory_plan(&gpu, &shapes)?;
     let weight_bytes: u64 = graph
         .constants()
         .iter()

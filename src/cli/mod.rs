@@ -35,9 +35,11 @@ pub struct Cli {
     /// cached, then cache it). Default: `GAZE_TUNE`, else cache.
     #[arg(long, global = true, value_name = "MODE")]
     tune: Option<TuneMode>,
-    /// Whether plans fuse ops into their neighbours' kernels (Coordinate Attention's pools
-    /// into the depthwise conv before them): on or off. Default: `GAZE_FUSION`, else on.
-    #[arg(long, global = true, value_name = "on|off")]
+    /// Whether plans fuse ops into their neighbours' kernels: on (each pass where it pays:
+    /// Coordinate Attention's pools into the depthwise conv before it everywhere, its multiply
+    /// into the 1×1 conv after it on GPUs), off, or everywhere (each pass on any device).
+    /// Default: `GAZE_FUSION`, else on.
+    #[arg(long, global = true, value_name = "on|off|everywhere")]
     fusion: Option<Fusion>,
     #[command(subcommand)]
     command: Command,

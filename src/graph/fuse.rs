@@ -8,17 +8,57 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor};
 use crate::kernels::conv::pools_in_epilogue;
 
-/// Which fusion passes plans run: all (`on`, the default) or none (`off`).
+/// Which fusion passes plans run: each where it pays (`on`, the default), none (`off`), or
+/// each on every device (`everywhere`, to measure a pass where it was found not to pay).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fusion {
     /// Coordinate Attention's means summed in the epilogue of the depthwise conv that produces
     /// their input (`coord_pools`).
     pub coord_pools: bool,
+    /// Coordinate Attention's multiply applied as the 1×1 conv after it loads its input
+    /// (`coord_applies`).
+    pub coord_apply: Where,
+}
+
+/// Where a fusion pass runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Where {
+    Nowhere,
+    /// On GPUs, not on software adapters, where it was measured to cost more than it saves.
+    OnGpus,
+    /// Everywhere (tests run it on software adapters).
+    Everywhere,
+}
+
+impl Where {
+    fn on(self, gpu: &Gpu) -> bool {
+        match self {
+            Where::Nowhere => false,
+            Where::OnGpus => !gpu.is_software(),
+            Where::Everywhere => true,
+        }
+    }
 }
 
 impl Fusion {
-    pub const ALL: Self = Self { coord_pools: true };
-    pub const NONE: Self = Self { coord_pools: false };
+    pub const ALL: Self = Self {
+        coord_pools: true,
+        coord_apply: Where::OnGpus,
+    };
+    pub const NONE: Self = Self {
+        coord_pools: false,
+        coord_apply: Where::Nowhere,
+    };
+    /// Every pass, also where it was measured not to pay (to measure it again).
+    pub const EVERYWHERE: Self = Self {
+        coord_pools: true,
+        coord_apply: Where::Everywhere,
+    };
+
+    /// Whether `coord_applies` runs on `gpu`.
+    pub fn applies_on(&self, gpu: &Gpu) -> bool {
+        self.coord_apply.on(gpu)
+    }
 
     /// `GAZE_FUSION`, or `on` where it is unset or empty; an error names a bad value.
     pub fn from_env() -> Result<Self> {
@@ -31,10 +71,10 @@ impl Fusion {
     }
 
     pub fn name(&self) -> &'static str {
-        if *self == Self::NONE {
-            "off"
-        } else {
-            "on"
+        match *self {
+            Self::NONE => "off",
+            Self::EVERYWHERE => "everywhere",
+            _ => "on",
         }
     }
 }
@@ -52,8 +92,9 @@ impl std::str::FromStr for Fusion {
         match s {
             "on" => Ok(Self::ALL),
             "off" => Ok(Self::NONE),
+            "everywhere" => Ok(Self::EVERYWHERE),
             _ => Err(Error::Invalid(format!(
-                "fusion must be on or off, not `{s}`"
+                "fusion must be on, off or everywhere, not `{s}`"
             ))),
         }
     }
@@ -83,4 +124,60 @@ pub fn coord_pools(graph: &Graph<GpuTensor>, shapes: &[Vec<usize>], gpu: &Gpu) -
     convs.sort_unstable();
     convs.dedup();
     convs
+}
+
+/// One Coordinate Attention whose multiply the 1×1 conv after it applies as it loads x.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GatedConv {
+    /// The `CoordApply` node, which then records nothing.
+    pub apply: ValueId,
+    pub conv: ValueId,
+    /// The apply's operands, which the conv reads instead.
+    pub x: ValueId,
+    pub gates: ValueId,
+}
+
+/// The Coordinate Attentions whose output only a 1×1 conv reads, and that conv can take x and
+/// the gates instead (`conv::gated_tile`) for these value `shapes`: the attended tensor is then
+/// never written.
+pub fn coord_applies(graph: &Graph<GpuTensor>, shapes: &[Vec<usize>], gpu: &Gpu) -> Vec<GatedConv> {
+    let nodes = graph.nodes();
+    let tapped = graph.tap_values();
+    let output = graph.output().ok();
+    nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(apply, node)| {
+            let (Op::CoordApply(_), [x, gates]) = (node.op, node.inputs.as_slice()) else {
+                return None;
+            };
+            let mut readers = nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.inputs.contains(&apply));
+            let (conv, reader) = readers.next()?;
+            let only = readers.next().is_none()
+                && reader.inputs.iter().filter(|&&v| v == apply).count() == 1;
+            let Op::Conv { spec, .. } = reader.op else {
+                return None;
+            };
+            let weight = *reader.inputs.get(1)?;
+            let reads_x = reader.inputs.first() == Some(&apply);
+            let hidden = !tapped.contains(&apply) && output != Some(apply);
+            let runs = crate::kernels::conv::gated_tile(
+                gpu,
+                &shapes[apply],
+                &shapes[weight],
+                &shapes[conv],
+                &spec,
+            )
+            .is_some();
+            (only && reads_x && hidden && runs).then_some(GatedConv {
+                apply,
+                conv,
+                x: *x,
+                gates: *gates,
+            })
+        })
+        .collect()
 }

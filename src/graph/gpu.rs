@@ -32,9 +32,39 @@ struct Plan {
     /// Staging buffers of earlier runs, by the values they read; one is taken out while a run
     /// reads through it.
     readbacks: Vec<Readback>,
-    /// For each node, the partial sums it writes in its epilogue (a fused conv) or that its
-    /// pool reads instead of its input (`fuse`).
-    partials: Vec<Option<GpuTensor>>,
+    /// For each node, what a fusion pass made of it in this plan (`fuse`).
+    fused: Vec<Option<Fused>>,
+}
+
+/// What a fusion pass made of a node in one plan.
+#[derive(Clone)]
+enum Fused {
+    /// A conv that also writes the partial sums of the Coordinate Attention pool of its
+    /// output.
+    PoolingConv(GpuTensor),
+    /// A Coordinate Attention pool finished from those partial sums.
+    PoolFromPartials(GpuTensor),
+    /// Runs inside a later node's kernel: nothing of its own to record.
+    Absorbed,
+    /// A 1×1 conv that reads Coordinate Attention's x and gates and multiplies them as it
+    /// loads, in place of the absorbed apply's output.
+    GatedConv { x: ValueId, gates: ValueId },
+}
+
+/// The fusion passes' decisions for one plan.
+struct Fusions {
+    pooling_convs: Vec<ValueId>,
+    gated_convs: Vec<fuse::GatedConv>,
+}
+
+impl Fusions {
+    /// The reads the graph's edges do not show: a gated conv reads the apply's operands.
+    fn reads(&self) -> Vec<(ValueId, ValueId)> {
+        self.gated_convs
+            .iter()
+            .flat_map(|g| [(g.x, g.conv), (g.gates, g.conv)])
+            .collect()
+    }
 }
 
 /// Plans kept for other input shapes or batches; the least recently used goes first. Each
@@ -81,7 +111,8 @@ impl GpuGraph {
         let refs: Vec<&[usize]> = input_shapes.iter().map(Vec::as_slice).collect();
         let shapes = self.graph.shapes(&refs)?;
         let precision = gpu.precision();
-        let plan = plan(&self.graph, &shapes, keep, precision)?;
+        let fusions = self.fusions(gpu, &shapes);
+        let plan = plan(&self.graph, &shapes, keep, precision, &fusions.reads())?;
         let buffers: Vec<GpuTensor> = plan
             .slot_bytes
             .iter()
@@ -98,19 +129,7 @@ impl GpuGraph {
                 (_, None) => Err(Error::Invalid(format!("value {i} has no buffer"))),
             })
             .collect::<Result<_>>()?;
-        let mut partials = vec![None; self.graph.nodes().len()];
-        if self.fusion.coord_pools {
-            for conv in fuse::coord_pools(&self.graph, &shapes, gpu) {
-                let shape = k::conv::coord_partials_shape(&shapes[conv])?;
-                let sums = gpu.empty_at(&shape, Precision::F32)?;
-                for (i, node) in self.graph.nodes().iter().enumerate() {
-                    if matches!(node.op, Op::CoordPool(_)) && node.inputs.first() == Some(&conv) {
-                        partials[i] = Some(sums.clone());
-                    }
-                }
-                partials[conv] = Some(sums);
-            }
-        }
+        let fused = self.fused_nodes(gpu, &shapes, &fusions)?;
         Ok(Plan {
             id: self
                 .next_plan
@@ -120,22 +139,64 @@ impl GpuGraph {
             values,
             recording: None,
             readbacks: Vec::new(),
-            partials,
+            fused,
         })
     }
 
-    /// The memory plan for these input shapes, tensors stored at `precision`.
-    pub fn memory_plan(
+    /// What the fusion passes change in the plan for these value shapes on `gpu`.
+    fn fusions(&self, gpu: &Gpu, shapes: &[Vec<usize>]) -> Fusions {
+        Fusions {
+            pooling_convs: match self.fusion.coord_pools {
+                true => fuse::coord_pools(&self.graph, shapes, gpu),
+                false => Vec::new(),
+            },
+            gated_convs: match self.fusion.applies_on(gpu) {
+                true => fuse::coord_applies(&self.graph, shapes, gpu),
+                false => Vec::new(),
+            },
+        }
+    }
+
+    /// Each node's part in the fusions, with the partial sums' buffers they share.
+    fn fused_nodes(
         &self,
-        input_shapes: &[Vec<usize>],
-        precision: Precision,
-    ) -> Result<MemoryPlan> {
+        gpu: &Gpu,
+        shapes: &[Vec<usize>],
+        fusions: &Fusions,
+    ) -> Result<Vec<Option<Fused>>> {
+        let nodes = self.graph.nodes();
+        let mut fused = vec![None; nodes.len()];
+        for &conv in &fusions.pooling_convs {
+            let shape = k::conv::coord_partials_shape(&shapes[conv])?;
+            let sums = gpu.empty_at(&shape, Precision::F32)?;
+            for (i, node) in nodes.iter().enumerate() {
+                if matches!(node.op, Op::CoordPool(_)) && node.inputs.first() == Some(&conv) {
+                    fused[i] = Some(Fused::PoolFromPartials(sums.clone()));
+                }
+            }
+            fused[conv] = Some(Fused::PoolingConv(sums));
+        }
+        for g in &fusions.gated_convs {
+            fused[g.apply] = Some(Fused::Absorbed);
+            fused[g.conv] = Some(Fused::GatedConv {
+                x: g.x,
+                gates: g.gates,
+            });
+        }
+        Ok(fused)
+    }
+
+    /// The memory plan for these input shapes on `gpu`, its fusions included.
+    pub fn memory_plan(&self, gpu: &Gpu, input_shapes: &[Vec<usize>]) -> Result<MemoryPlan> {
         let refs: Vec<&[usize]> = input_shapes.iter().map(Vec::as_slice).collect();
+        let shapes = self.graph.shapes(&refs)?;
+        let fusions = self.fusions(gpu, &shapes);
         plan(
             &self.graph,
-            &self.graph.shapes(&refs)?,
+            &shapes,
             &self.kept_with(&[]),
-            precision,
+            gpu.precision(),
+            &fusions.reads(),
         )
     }
 
@@ -198,9 +259,34 @@ impl GpuGraph {
             }
             let ins: Vec<&GpuTensor> = node.inputs.iter().map(|&v| &values[v]).collect();
             rec.set_label(&node.name);
-            match (&node.op, &plan.partials[i]) {
-                (op, None) => encode(rec, op, &ins, &values[i])?,
-                (op, Some(partials)) => encode_fused(rec, op, &ins, &values[i], partials)?,
+            match &plan.fused[i] {
+                None => encode(rec, &node.op, &ins, &values[i])?,
+                Some(Fused::Absorbed) => {}
+                Some(Fused::PoolingConv(partials)) | Some(Fused::PoolFromPartials(partials)) => {
+                    encode_fused(rec, &node.op, &ins, &values[i], partials)?
+                }
+                Some(Fused::GatedConv { x, gates }) => {
+                    let Op::Conv {
+                        spec,
+                        bias,
+                        residual,
+                    } = node.op
+                    else {
+                        return Err(Error::Invalid(
+                            "a gated node is no conv: a fusion pass bug".into(),
+                        ));
+                    };
+                    let (weight, ep) = conv_operands(&ins, bias, residual)?;
+                    k::conv::conv2d_gated(
+                        rec,
+                        &values[*x],
+                        weight,
+                        &ep,
+                        &values[i],
+                        &spec,
+                        &values[*gates],
+                    )?
+                }
             }
         }
         Ok(())
@@ -272,9 +358,13 @@ impl GpuGraph {
                 .graph
                 .nodes()
                 .iter()
-                .zip(&plan.partials)
-                .filter(|(node, _)| matches!(node.op, Op::Conv { .. }))
-                .filter_map(|(_, partials)| partials.as_ref().map(GpuTensor::bytes))
+                .zip(&plan.fused)
+                .map(|(_, fused)| match fused {
+                    Some(Fused::PoolingConv(partials)) => partials.bytes(),
+                    // The gates, which the conv binds and the absorbed apply did.
+                    Some(Fused::GatedConv { gates, .. }) => plan.values[*gates].bytes(),
+                    _ => 0,
+                })
                 .sum())
         })
     }

@@ -35,15 +35,22 @@ fn root<T>(graph: &Graph<T>, mut v: usize) -> usize {
     v
 }
 
-/// The memory plan of `graph` for value shapes `shapes`, keeping the values `keep` intact.
+/// The memory plan of `graph` for value shapes `shapes`, keeping the values `keep` intact;
+/// `reads` are `(value, node)` reads that the graph's edges do not show (a fused kernel's).
 pub(super) fn plan<T>(
     graph: &Graph<T>,
     shapes: &[Vec<usize>],
     keep: &[ValueId],
     precision: Precision,
+    reads: &[(ValueId, ValueId)],
 ) -> Result<MemoryPlan> {
     let nodes = graph.nodes();
     let mut last = last_uses(graph, keep)?;
+    let mut extra: Vec<Vec<ValueId>> = vec![Vec::new(); nodes.len()];
+    for &(v, at) in reads {
+        last[v] = last[v].max(at);
+        extra[at].push(v);
+    }
     for v in 0..nodes.len() {
         let r = root(graph, v);
         if r != v {
@@ -81,7 +88,7 @@ pub(super) fn plan<T>(
                 slot_of[i] = Some(slot);
             }
         }
-        for &v in &node.inputs {
+        for &v in node.inputs.iter().chain(&extra[i]) {
             let r = root(graph, v);
             if last[r] == i && !matches!(nodes[r].op, Op::Constant(_)) {
                 if let Some(s) = slot_of[r] {

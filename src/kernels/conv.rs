@@ -183,9 +183,22 @@ pub static CONV2D_GENERAL_SG: Kernel = kernel!(
 pub static CONV2D_MM: Kernel = kernel!(
     "conv2d_mm",
     "conv2d_epilogue.wgsl",
+    "conv2d_mm_nogate.wgsl",
     "conv2d_mm.wgsl";
     ConvMmParams;
     CONV_BINDINGS
+);
+/// `conv2d_mm` of a 1×1 conv whose input is Coordinate Attention's, multiplied by its gates
+/// as it is staged (`conv2d_mm_gate.wgsl`): the attended tensor is never written.
+pub static CONV2D_MM_GATED: Kernel = kernel!(
+    "conv2d_mm_gated",
+    "conv2d_epilogue.wgsl",
+    "conv2d_mm_gate.wgsl",
+    "conv2d_mm.wgsl";
+    ConvMmParams;
+    bindings![
+        read x, read wt, read bias, read scale, read shift, read residual, write y, read gates
+    ]
 );
 pub const KERNELS: &[&Kernel] = &[
     &CONV2D_MM,
@@ -193,6 +206,7 @@ pub const KERNELS: &[&Kernel] = &[
     &CONV2D_GEMM_SG,
     &CONV2D_DEPTHWISE,
     &CONV2D_DEPTHWISE_POOL,
+    &CONV2D_MM_GATED,
     &CONV2D_GENERAL,
     &CONV2D_GENERAL_SG,
 ];
@@ -282,7 +296,7 @@ impl std::str::FromStr for ConvKernel {
 /// Every specialization a plan may compile `kernel` with, where it has several that change
 /// its workgroup (the browser test compiles each): `conv2d_mm`'s blocks. Empty for the rest.
 pub fn specializations(kernel: &Kernel) -> Vec<Vec<(&'static str, f64)>> {
-    if kernel.name != CONV2D_MM.name {
+    if kernel.name != CONV2D_MM.name && kernel.name != CONV2D_MM_GATED.name {
         return Vec::new();
     }
     MmTile::ALL
@@ -554,6 +568,73 @@ pub fn conv2d_pooling(
     let (p, grid) = depthwise_launch(rec, &d, spec, epi)?;
     let kernel = &CONV2D_DEPTHWISE_POOL;
     let variant = format!("{} s{}", kernel.name, spec.stride.0);
+    rec.dispatch_variant(variant, kernel, &plan.constants(), &p, &buffers, grid)
+}
+
+/// The workgroup-memory block a gated conv runs on, if `conv2d_gated` can run this conv: a
+/// 1×1, stride-1, unpadded, one-group conv with channels enough for a block, whose tensors
+/// each fit one storage binding (the gates are not split by batch).
+pub fn gated_tile(
+    gpu: &Gpu,
+    x: &[usize],
+    w: &[usize],
+    out: &[usize],
+    spec: &Conv2d,
+) -> Option<MmTile> {
+    let fits = |shape: &[usize]| {
+        gpu.precision()
+            .stored_bytes(crate::tensor::numel(shape) as u64)
+            <= gpu.max_binding_bytes()
+    };
+    let d = spec.dims(x, w).ok()?;
+    let pointwise = w.len() == 4 && is_gemm(w, spec) && spec.dilation == (1, 1);
+    let ok = pointwise && d.cout_g >= MM_MIN_CHANNELS && fits(x) && fits(out) && fits(w);
+    let pixels = d.n.saturating_mul(d.ho).saturating_mul(d.wo);
+    let tile = MmTile::choose(d.cout_g, spec.groups, pixels, max_invocations(gpu));
+    (ok && tile.is_valid(max_invocations(gpu))).then_some(tile)
+}
+
+/// `conv2d` of `(x · a_w) · a_h`, Coordinate Attention's output, without that output: the
+/// 1×1 conv multiplies each activation by its gates (`gates [N, C·(H+W)]`, packed as
+/// `coord_gates` writes them) as it stages it, on `conv2d_mm_gated`.
+pub fn conv2d_gated(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    w: &GpuTensor,
+    ep: &Epilogue<GpuTensor>,
+    out: &GpuTensor,
+    spec: &Conv2d,
+    gates: &GpuTensor,
+) -> Result<()> {
+    let call = Call {
+        x,
+        w,
+        ep,
+        out,
+        spec,
+    };
+    let d = call.checked()?;
+    let Some(tile) = gated_tile(rec.gpu(), x.shape(), w.shape(), out.shape(), spec) else {
+        return Err(Error::Invalid(format!(
+            "conv2d_mm_gated cannot run a conv of weight {:?} with {spec:?} on input {:?}",
+            w.shape(),
+            x.shape()
+        )));
+    };
+    expect_shape(OP, gates, &[d.n, d.cin * (d.h + d.w)])?;
+    let epi = EpilogueWords::of(ep, spec);
+    let bias = ep.bias.unwrap_or(w);
+    let (scale, shift) = ep.affine.unwrap_or((w, w));
+    let residual = ep.residual.unwrap_or(w);
+    let buffers = [x, w, bias, scale, shift, residual, out, gates];
+    let (p, grid) = mm_launch(rec, &d, spec, tile, epi)?;
+    let plan = ConvKernel::Mm(tile);
+    let kernel = &CONV2D_MM_GATED;
+    let variant = format!(
+        "{} {}",
+        kernel.name,
+        plan.to_string().trim_start_matches("conv2d_mm ")
+    );
     rec.dispatch_variant(variant, kernel, &plan.constants(), &p, &buffers, grid)
 }
 

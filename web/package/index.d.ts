@@ -60,10 +60,12 @@ export interface SessionOptions {
    */
   tune?: 'off' | 'cache' | 'on';
   /**
-   * Whether the model's plans fuse ops into their neighbours' kernels: "on" (default:
-   * Coordinate Attention's means are summed in the depthwise conv before them) or "off".
+   * Whether the model's plans fuse ops into their neighbours' kernels: "on" (default: each
+   * fusion where it pays; Coordinate Attention's means are summed in the depthwise conv before
+   * it, and on GPUs its multiply is applied as the 1×1 conv after it loads its input), "off",
+   * or "everywhere" (each fusion on any device, to measure it).
    */
-  fusion?: 'on' | 'off';
+  fusion?: 'on' | 'off' | 'everywhere';
 }
 
 /** One conv the tuner timed. */

@@ -154,7 +154,7 @@ async function saveTuningCache(json) {
 }
 
 const TUNE_MODES = ['off', 'cache', 'on'];
-const FUSION_MODES = ['on', 'off'];
+const FUSION_MODES = ['on', 'off', 'everywhere'];
 
 // ---- images ---------------------------------------------------------------------------------
 
