@@ -11,7 +11,7 @@ mod tune;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::gpu::{GpuOptions, Precision};
+use crate::gpu::{option_from_env, GpuOptions, Precision};
 use crate::graph::fuse::Fusion;
 use crate::tune::TuneMode;
 use crate::Result;
@@ -93,11 +93,11 @@ impl Cli {
     fn gpu_options(&self) -> Result<GpuOptions> {
         let tune = match self.tune {
             Some(mode) => mode,
-            None => TuneMode::from_env()?,
+            None => option_from_env("GAZE_TUNE")?,
         };
         let fusion = match self.fusion {
             Some(fusion) => fusion,
-            None => Fusion::from_env()?,
+            None => option_from_env("GAZE_FUSION")?,
         };
         Ok(GpuOptions {
             adapter: self.adapter.clone(),

@@ -27,6 +27,17 @@ pub struct GpuOptions {
     pub fusion: Fusion,
 }
 
+/// A device option from the environment variable `var` (`GAZE_TUNE`, `GAZE_FUSION`), or its
+/// default where that is unset or empty; an error names the variable and the bad value.
+pub fn option_from_env<T: std::str::FromStr<Err = Error> + Default>(var: &str) -> Result<T> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => v
+            .parse()
+            .map_err(|e: Error| Error::Invalid(format!("{var}: {e}"))),
+        _ => Ok(T::default()),
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct LimitOverrides {
     pub max_storage_buffer_binding_size: Option<u64>,

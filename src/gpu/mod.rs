@@ -9,7 +9,9 @@ mod split;
 
 pub use crate::precision::Precision;
 pub use buffer::{live_buffer_bytes, DeviceBuffer, GpuTensor, Readback};
-pub use context::{list_adapters, AdapterSummary, Gpu, GpuOptions, LimitOverrides};
+pub use context::{
+    list_adapters, option_from_env, AdapterSummary, Gpu, GpuOptions, LimitOverrides,
+};
 pub use interface::{Access, Binding, BindingElem, Field, Layout, Ty, WgslStruct};
 pub use pipeline::{Constants, Kernel, COMMON_WGSL};
 pub use recorder::{DispatchTime, Recorder, Recording, WG};

@@ -60,16 +60,6 @@ impl Fusion {
         self.coord_apply.on(gpu)
     }
 
-    /// `GAZE_FUSION`, or `on` where it is unset or empty; an error names a bad value.
-    pub fn from_env() -> Result<Self> {
-        match std::env::var("GAZE_FUSION") {
-            Ok(v) if !v.is_empty() => v
-                .parse()
-                .map_err(|e: Error| Error::Invalid(format!("GAZE_FUSION: {e}"))),
-            _ => Ok(Self::default()),
-        }
-    }
-
     pub fn name(&self) -> &'static str {
         match *self {
             Self::NONE => "off",

@@ -168,13 +168,15 @@ impl GpuGraph {
         let mut fused = vec![None; nodes.len()];
         for &conv in &fusions.pooling_convs {
             let shape = k::conv::coord_partials_shape(&shapes[conv])?;
-            let sums = gpu.empty_at(&shape, Precision::F32)?;
-            for (i, node) in nodes.iter().enumerate() {
-                if matches!(node.op, Op::CoordPool(_)) && node.inputs.first() == Some(&conv) {
+            fused[conv] = Some(Fused::PoolingConv(gpu.empty_at(&shape, Precision::F32)?));
+        }
+        // Each pool of a pooling conv's output reads that conv's partial sums.
+        for (i, node) in nodes.iter().enumerate() {
+            if let (Op::CoordPool(_), Some(&x)) = (node.op, node.inputs.first()) {
+                if let Some(Fused::PoolingConv(sums)) = &fused[x] {
                     fused[i] = Some(Fused::PoolFromPartials(sums.clone()));
                 }
             }
-            fused[conv] = Some(Fused::PoolingConv(sums));
         }
         for g in &fusions.gated_convs {
             fused[g.apply] = Some(Fused::Absorbed);
@@ -261,32 +263,7 @@ impl GpuGraph {
             rec.set_label(&node.name);
             match &plan.fused[i] {
                 None => encode(rec, &node.op, &ins, &values[i])?,
-                Some(Fused::Absorbed) => {}
-                Some(Fused::PoolingConv(partials)) | Some(Fused::PoolFromPartials(partials)) => {
-                    encode_fused(rec, &node.op, &ins, &values[i], partials)?
-                }
-                Some(Fused::GatedConv { x, gates }) => {
-                    let Op::Conv {
-                        spec,
-                        bias,
-                        residual,
-                    } = node.op
-                    else {
-                        return Err(Error::Invalid(
-                            "a gated node is no conv: a fusion pass bug".into(),
-                        ));
-                    };
-                    let (weight, ep) = conv_operands(&ins, bias, residual)?;
-                    k::conv::conv2d_gated(
-                        rec,
-                        &values[*x],
-                        weight,
-                        &ep,
-                        &values[i],
-                        &spec,
-                        &values[*gates],
-                    )?
-                }
+                Some(fused) => encode_fused(rec, &node.op, &ins, &values[i], fused, values)?,
             }
         }
         Ok(())
@@ -502,29 +479,45 @@ fn encode(rec: &mut Recorder, op: &Op, ins: &[&GpuTensor], out: &GpuTensor) -> R
     }
 }
 
-/// A node that a fusion pass changed: a conv that also writes the partial sums of the
-/// Coordinate Attention pool of its output, or that pool, reading them instead of x.
+/// A node that a fusion pass changed (`fused`), its operands `ins` and the plan's `values`.
 fn encode_fused(
     rec: &mut Recorder,
     op: &Op,
     ins: &[&GpuTensor],
     out: &GpuTensor,
-    partials: &GpuTensor,
+    fused: &Fused,
+    values: &[GpuTensor],
 ) -> Result<()> {
-    match *op {
-        Op::Conv {
-            spec,
-            bias,
-            residual,
-        } => {
+    match (fused, *op) {
+        (Fused::Absorbed, _) => Ok(()),
+        (Fused::PoolFromPartials(partials), Op::CoordPool(spec)) => {
+            k::coord::coord_pool_finish(rec, ins[0].shape(), partials, out, &spec)
+        }
+        (
+            Fused::PoolingConv(partials),
+            Op::Conv {
+                spec,
+                bias,
+                residual,
+            },
+        ) => {
             let (weight, ep) = conv_operands(ins, bias, residual)?;
             k::conv::conv2d_pooling(rec, ins[0], weight, &ep, out, &spec, partials)
         }
-        Op::CoordPool(spec) => {
-            k::coord::coord_pool_finish(rec, ins[0].shape(), partials, out, &spec)
+        (
+            Fused::GatedConv { x, gates },
+            Op::Conv {
+                spec,
+                bias,
+                residual,
+            },
+        ) => {
+            let (weight, ep) = conv_operands(ins, bias, residual)?;
+            let (x, gates) = (&values[*x], &values[*gates]);
+            k::conv::conv2d_gated(rec, x, weight, &ep, out, &spec, gates)
         }
         _ => Err(Error::Invalid(format!(
-            "no fused form of {}: a fusion pass bug",
+            "no such fused form of {}: a fusion pass bug",
             op.kind()
         ))),
     }

@@ -251,16 +251,20 @@ fn choose(gpu: &Gpu, d: &ConvDims, input: &[usize], weight: &[usize], spec: &Con
 /// `<kernel> <channels>x<pixels>`: the output block of one invocation for the register tiles,
 /// of one workgroup for `conv2d_mm`; `conv2d_depthwise s<stride>`. `FromStr` reads it back
 /// (the tuning cache stores it).
+impl ConvKernel {
+    /// Its specialization as variant names spell it: `64x16` (channels × pixels), `s2`.
+    fn shape(self) -> String {
+        match self {
+            Self::Gemm(t) | Self::General(t) => format!("{}x{}", 4 * t.channels, 4 * t.pixels),
+            Self::Depthwise { stride } => format!("s{stride}"),
+            Self::Mm(t) => format!("{}x{}", t.channels(), t.pixels()),
+        }
+    }
+}
+
 impl std::fmt::Display for ConvKernel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let name = self.kernel().name;
-        match *self {
-            Self::Gemm(t) | Self::General(t) => {
-                write!(f, "{name} {}x{}", 4 * t.channels, 4 * t.pixels)
-            }
-            Self::Depthwise { stride } => write!(f, "{name} s{stride}"),
-            Self::Mm(t) => write!(f, "{name} {}x{}", t.channels(), t.pixels()),
-        }
+        write!(f, "{} {}", self.kernel().name, self.shape())
     }
 }
 
@@ -515,17 +519,21 @@ pub fn pools_in_epilogue(
     out: &[usize],
     spec: &Conv2d,
 ) -> bool {
-    let fits = |shape: &[usize]| {
-        gpu.precision()
-            .stored_bytes(crate::tensor::numel(shape) as u64)
-            <= gpu.max_binding_bytes()
-    };
     let partials = coord_partials_shape(out).map(|s| 4 * (s[0] * s[1]) as u64);
     w.len() == 4
         && depthwise_stride(w, spec).is_some()
-        && fits(x)
-        && fits(out)
+        && fits_one_binding(gpu, x)
+        && fits_one_binding(gpu, out)
         && partials.is_ok_and(|b| b <= gpu.max_binding_bytes())
+}
+
+/// Whether a tensor of `shape` at the device's precision fits one storage binding: a fused
+/// conv's extra operand is not split by batch, so neither may its other tensors be.
+fn fits_one_binding(gpu: &Gpu, shape: &[usize]) -> bool {
+    let bytes = gpu
+        .precision()
+        .stored_bytes(crate::tensor::numel(shape) as u64);
+    bytes <= gpu.max_binding_bytes()
 }
 
 /// `conv2d` of a depthwise 3×3 that also writes the partial sums of Coordinate Attention's
@@ -549,26 +557,16 @@ pub fn conv2d_pooling(
         spec,
     };
     let d = call.checked()?;
+    let kernel = &CONV2D_DEPTHWISE_POOL;
     if !pools_in_epilogue(rec.gpu(), x.shape(), w.shape(), out.shape(), spec) {
-        return Err(Error::Invalid(format!(
-            "conv2d_depthwise_pool cannot run a conv of weight {:?} with {spec:?} on input {:?}",
-            w.shape(),
-            x.shape()
-        )));
+        return Err(call.cannot_run(kernel));
     }
     expect_shape(OP, partials, &coord_partials_shape(out.shape())?)?;
     let plan = ConvKernel::Depthwise {
         stride: spec.stride.0,
     };
-    let epi = EpilogueWords::of(ep, spec);
-    let bias = ep.bias.unwrap_or(w);
-    let (scale, shift) = ep.affine.unwrap_or((w, w));
-    let residual = ep.residual.unwrap_or(w);
-    let buffers = [x, w, bias, scale, shift, residual, out, partials];
-    let (p, grid) = depthwise_launch(rec, &d, spec, epi)?;
-    let kernel = &CONV2D_DEPTHWISE_POOL;
-    let variant = format!("{} s{}", kernel.name, spec.stride.0);
-    rec.dispatch_variant(variant, kernel, &plan.constants(), &p, &buffers, grid)
+    let (p, grid) = depthwise_launch(rec, &d, spec, EpilogueWords::of(ep, spec))?;
+    call.dispatch_fused(rec, plan, kernel, partials, &p, grid)
 }
 
 /// The workgroup-memory block a gated conv runs on, if `conv2d_gated` can run this conv: a
@@ -581,14 +579,10 @@ pub fn gated_tile(
     out: &[usize],
     spec: &Conv2d,
 ) -> Option<MmTile> {
-    let fits = |shape: &[usize]| {
-        gpu.precision()
-            .stored_bytes(crate::tensor::numel(shape) as u64)
-            <= gpu.max_binding_bytes()
-    };
     let d = spec.dims(x, w).ok()?;
     let pointwise = w.len() == 4 && is_gemm(w, spec) && spec.dilation == (1, 1);
-    let ok = pointwise && d.cout_g >= MM_MIN_CHANNELS && fits(x) && fits(out) && fits(w);
+    let fit = [x, w, out].iter().all(|s| fits_one_binding(gpu, s));
+    let ok = pointwise && d.cout_g >= MM_MIN_CHANNELS && fit;
     let pixels = d.n.saturating_mul(d.ho).saturating_mul(d.wo);
     let tile = MmTile::choose(d.cout_g, spec.groups, pixels, max_invocations(gpu));
     (ok && tile.is_valid(max_invocations(gpu))).then_some(tile)
@@ -614,28 +608,13 @@ pub fn conv2d_gated(
         spec,
     };
     let d = call.checked()?;
+    let kernel = &CONV2D_MM_GATED;
     let Some(tile) = gated_tile(rec.gpu(), x.shape(), w.shape(), out.shape(), spec) else {
-        return Err(Error::Invalid(format!(
-            "conv2d_mm_gated cannot run a conv of weight {:?} with {spec:?} on input {:?}",
-            w.shape(),
-            x.shape()
-        )));
+        return Err(call.cannot_run(kernel));
     };
     expect_shape(OP, gates, &[d.n, d.cin * (d.h + d.w)])?;
-    let epi = EpilogueWords::of(ep, spec);
-    let bias = ep.bias.unwrap_or(w);
-    let (scale, shift) = ep.affine.unwrap_or((w, w));
-    let residual = ep.residual.unwrap_or(w);
-    let buffers = [x, w, bias, scale, shift, residual, out, gates];
-    let (p, grid) = mm_launch(rec, &d, spec, tile, epi)?;
-    let plan = ConvKernel::Mm(tile);
-    let kernel = &CONV2D_MM_GATED;
-    let variant = format!(
-        "{} {}",
-        kernel.name,
-        plan.to_string().trim_start_matches("conv2d_mm ")
-    );
-    rec.dispatch_variant(variant, kernel, &plan.constants(), &p, &buffers, grid)
+    let (p, grid) = mm_launch(rec, &d, spec, tile, EpilogueWords::of(ep, spec))?;
+    call.dispatch_fused(rec, ConvKernel::Mm(tile), kernel, gates, &p, grid)
 }
 
 /// `conv2d` on a kernel of the caller's choosing (tests use it to run every kernel and tile on
@@ -678,6 +657,34 @@ impl Call<'_> {
         Ok(dims)
     }
 
+    /// The error for a fused `kernel` that cannot run this conv.
+    fn cannot_run(&self, kernel: &Kernel) -> Error {
+        Error::Invalid(format!(
+            "{} cannot run a conv of weight {:?} with {:?} on input {:?}",
+            kernel.name,
+            self.w.shape(),
+            self.spec,
+            self.x.shape()
+        ))
+    }
+
+    /// Records the checked conv, whole batch, on `kernel`: the fused form of `plan`'s kernel,
+    /// which binds `extra` after the conv's own operands.
+    fn dispatch_fused<P: crate::gpu::WgslStruct>(
+        &self,
+        rec: &mut Recorder,
+        plan: ConvKernel,
+        kernel: &'static Kernel,
+        extra: &GpuTensor,
+        params: &P,
+        grid: [u32; 3],
+    ) -> Result<()> {
+        let own = bindings(self.x, self.w, self.ep, self.ep.residual, self.out);
+        let buffers: Vec<&GpuTensor> = own.into_iter().chain([extra]).collect();
+        let variant = format!("{} {}", kernel.name, plan.shape());
+        rec.dispatch_variant(variant, kernel, &plan.constants(), params, &buffers, grid)
+    }
+
     /// Records the checked conv on `plan`, a kernel that fits it.
     fn record(&self, rec: &mut Recorder, plan: ConvKernel) -> Result<()> {
         let Call {
@@ -693,11 +700,7 @@ impl Call<'_> {
             // The dimensions of this batch chunk.
             let d = spec.dims(ins[0].shape(), w.shape())?;
             let epi = EpilogueWords::of(ep, spec);
-            // Absent operands bind the (read-only) weights; the flags keep the shader off them.
-            let bias = ep.bias.unwrap_or(w);
-            let (scale, shift) = ep.affine.unwrap_or((w, w));
-            let residual = ins.get(1).copied().unwrap_or(w);
-            let buffers = [ins[0], w, bias, scale, shift, residual, out];
+            let buffers = bindings(ins[0], w, ep, ins.get(1).copied(), out);
             let (kernel, constants) = (plan.kernel(), plan.constants());
             match plan {
                 ConvKernel::Gemm(tile) => {
@@ -719,6 +722,27 @@ impl Call<'_> {
             }
         })
     }
+}
+
+/// The tensors of `CONV_BINDINGS` in order. Absent epilogue operands bind the (read-only)
+/// weights; the flags keep the shader off them.
+fn bindings<'a>(
+    x: &'a GpuTensor,
+    w: &'a GpuTensor,
+    ep: &Epilogue<'a, GpuTensor>,
+    residual: Option<&'a GpuTensor>,
+    out: &'a GpuTensor,
+) -> [&'a GpuTensor; 7] {
+    let (scale, shift) = ep.affine.unwrap_or((w, w));
+    [
+        x,
+        w,
+        ep.bias.unwrap_or(w),
+        scale,
+        shift,
+        residual.unwrap_or(w),
+        out,
+    ]
 }
 
 /// The epilogue fields that end every conv kernel's params: which operands exist, act,
@@ -880,7 +904,9 @@ pub struct DepthwiseStrips {
 
 impl DepthwiseStrips {
     pub fn of(ho: usize, wo: usize) -> Self {
-        let rows = ho.div_ceil(ho.div_ceil(MAX_STRIP_ROWS)).max(1);
+        // As few strips as MAX_STRIP_ROWS allows, evened out (at least one row: an empty
+        // plane divides nothing by zero).
+        let rows = ho.div_ceil(ho.div_ceil(MAX_STRIP_ROWS).max(1)).max(1);
         Self {
             rows,
             strips: ho.div_ceil(rows),

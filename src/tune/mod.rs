@@ -60,18 +60,6 @@ impl std::fmt::Display for TuneMode {
     }
 }
 
-impl TuneMode {
-    /// `GAZE_TUNE`, or `cache` where it is unset or empty; an error names a bad value.
-    pub fn from_env() -> Result<Self> {
-        match std::env::var("GAZE_TUNE") {
-            Ok(v) if !v.is_empty() => v
-                .parse()
-                .map_err(|e: Error| Error::Invalid(format!("GAZE_TUNE: {e}"))),
-            _ => Ok(Self::default()),
-        }
-    }
-}
-
 /// A shape as signatures write it: `1x64x56x56`.
 fn dims(v: &[usize]) -> String {
     v.iter().map(usize::to_string).collect::<Vec<_>>().join("x")
