@@ -5,18 +5,6 @@
 
 const ROWS: u32 = 8u;
 
-struct Params {
-    n: u32,
-    c: u32,
-    h: u32,
-    w: u32,
-};
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<Elem>;
-@group(0) @binding(2) var<storage, read> gates: array<Elem>;
-@group(0) @binding(3) var<storage, read_write> y: array<Elem>;
-
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = flat_id(gid, nwg);

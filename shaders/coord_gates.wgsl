@@ -9,25 +9,6 @@
 // so accumulators in an indexed array would live in memory (the loop form of triplet_gates.wgsl
 // costs 2.5x its unrolled form there).
 
-struct Role {
-    head: vec4<u32>,   // start, tiles per image, position tiles, positions (H or W)
-    offs: vec4<u32>,   // first row of f, first output, first weight, first bias
-};
-
-struct Params {
-    n: u32,
-    c: u32,
-    mip: u32,
-    rows: u32,         // H + W
-    role: array<Role, 2>,
-};
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> f: array<Elem>;
-@group(0) @binding(2) var<storage, read> weight: array<Elem>;
-@group(0) @binding(3) var<storage, read> bias: array<Elem>;
-@group(0) @binding(4) var<storage, read_write> y: array<Elem>;
-
 // Outputs j0.. j0+3 of one channel's row starting at `at`, those inside the map.
 fn put(at: u32, j0: u32, count: u32, v: vec4<f32>) {
     let g = 1.0 / (1.0 + exp(-v));

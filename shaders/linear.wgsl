@@ -8,20 +8,6 @@
 
 override ROWS: u32 = 1u;   // 1 or 4
 
-struct Params {
-    rows: u32,      // N
-    features: u32,
-    out_features: u32,
-    act: u32,
-    has_bias: u32,  // 0: `b` is a placeholder binding and is not read
-};
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<Elem>;
-@group(0) @binding(2) var<storage, read> w: array<Elem>;
-@group(0) @binding(3) var<storage, read> b: array<Elem>;
-@group(0) @binding(4) var<storage, read_write> y: array<Elem>;
-
 fn put(n: u32, o: u32, v: f32) {
     if (o < p.out_features) {
         var out = v;

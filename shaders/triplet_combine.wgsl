@@ -8,28 +8,7 @@
 // clamped to the last row/column/channel; their results are not stored.
 // The 8 channels are named variables, not an indexed array, for lavapipe (see coord_gates.wgsl).
 
-override HAS_HW: bool = true;
-override HAS_RESIDUAL: bool = false;
-override ACT: u32 = 0u;
-
 const ROWS: u32 = 8u;
-
-struct Params {
-    n: u32,
-    c: u32,
-    h: u32,
-    w: u32,
-    gates_image: u32,
-    off_cw: u32,
-    off_hc: u32,
-    scale: f32,
-};
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<Elem>;
-@group(0) @binding(2) var<storage, read> gates: array<Elem>;
-@group(0) @binding(3) var<storage, read> residual: array<Elem>;
-@group(0) @binding(4) var<storage, read_write> y: array<Elem>;
 
 fn gate4(base: u32, i: vec4<u32>) -> vec4<f32> {
     return vec4<f32>(f32(gates[base + i.x]), f32(gates[base + i.y]), f32(gates[base + i.z]), f32(gates[base + i.w]));

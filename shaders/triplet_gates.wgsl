@@ -17,32 +17,9 @@
 // r*p_row + s*p_slide, kernel tap (row u, slide v) of branch input i at w_off + i*K*K +
 // u*w_row + v*w_slide.
 
-override K: u32 = 7u;
-
 // The tile of an invocation (GATE_TILE in src/kernels/triplet.rs): ROWS rows of SLIDE outputs.
 const ROWS: u32 = 4u;
 const SLIDE: u32 = 16u;
-
-struct Role {
-    head: vec4<u32>,   // start, tiles per image, tiles along the slide axis, bias index
-    ext: vec4<u32>,    // rows, slide length, p_row, p_slide
-    offs: vec4<u32>,   // offset of the max map in the pools, offset in the gates, w_off, 0
-    wstr: vec4<u32>,   // w_row, w_slide, 0, 0
-};
-
-struct Params {
-    n: u32,
-    pooled_image: u32,
-    gates_image: u32,
-    roles: u32,
-    role: array<Role, 3>,
-};
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> pooled: array<Elem>;
-@group(0) @binding(2) var<storage, read> weight: array<Elem>;
-@group(0) @binding(3) var<storage, read> bias: array<Elem>;
-@group(0) @binding(4) var<storage, read_write> y: array<Elem>;
 
 // Pooled value at slide position s of the row starting at `row` (zero outside the plane).
 fn tap(row: u32, s: i32, len: i32, stride: u32) -> f32 {

@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use gaze::gpu::Recorder;
 use gaze::kernels::coord as gpu_ops;
+use gaze::kernels::Layout;
 use gaze::ops::conv::{Conv2d, Epilogue};
 use gaze::ops::coord::{CoordApply, CoordGateSpec, CoordPool};
 use gaze::ops::elementwise::{Binary, BinaryOp};
@@ -77,12 +78,14 @@ fn gates_match_reference() {
             let [f, weight, bias] = gate_case(&mut rng, n, c, h, w, mip);
             let spec = CoordGateSpec { h, w };
             let [gf, gw, gb] = [&f, &weight, &bias].map(upload);
-            let got = run_gpu(&[n, c * (h + w)], |rec, o| {
-                gpu_ops::coord_gates(rec, &gf, &gw, &gb, o, &spec)
-            });
             let want = cpu::coord_gates(&f, &weight, &bias, &spec).unwrap();
-            let what = format!("mip {mip} {:?}", [n, c, h, w]);
-            assert_close(&got, &want, FP32_REL_L2, &what);
+            for layout in Layout::ALL {
+                let got = run_gpu(&[n, c * (h + w)], |rec, o| {
+                    gpu_ops::coord_gates_as(rec, &gf, &gw, &gb, o, &spec, layout)
+                });
+                let what = format!("{layout}, mip {mip} {:?}", [n, c, h, w]);
+                assert_close(&got, &want, FP32_REL_L2, &what);
+            }
         }
     }
 }
@@ -139,11 +142,14 @@ fn apply_matches_reference() {
         let x = rng.tensor(&[n, c, h, w]);
         let gates = rng.tensor_in(&[n, c * (h + w)], 0.0, 1.0);
         let (gx, gg) = (upload(&x), upload(&gates));
-        let got = run_gpu(&[n, c, h, w], |rec, o| {
-            gpu_ops::coord_apply(rec, &gx, &gg, o, &CoordApply)
-        });
         let want = cpu::coord_apply(&x, &gates, &CoordApply).unwrap();
-        assert_close(&got, &want, FP32_REL_L2, &format!("{:?}", [n, c, h, w]));
+        for layout in Layout::ALL {
+            let got = run_gpu(&[n, c, h, w], |rec, o| {
+                gpu_ops::coord_apply_as(rec, &gx, &gg, o, &CoordApply, layout)
+            });
+            let what = format!("{layout} {:?}", [n, c, h, w]);
+            assert_close(&got, &want, FP32_REL_L2, &what);
+        }
     }
 }
 
@@ -255,16 +261,18 @@ fn ops_split_batches_past_the_binding_limit() {
     });
     let want = cpu::coord_pool(&x, &CoordPool).unwrap();
     assert_close(&pooled, &want, FP32_REL_L2, "pool");
-    let got = run_on(&g, &[n, c * (h + w)], |rec, o| {
-        gpu_ops::coord_gates(rec, &gf, &gw, &gb, o, &spec)
-    });
-    let want = cpu::coord_gates(&f, &weight, &bias, &spec).unwrap();
-    assert_close(&got, &want, FP32_REL_L2, "gates");
-    let got = run_on(&g, &[n, c, h, w], |rec, o| {
-        gpu_ops::coord_apply(rec, &gx, &gg, o, &CoordApply)
-    });
-    let want = cpu::coord_apply(&x, &gates, &CoordApply).unwrap();
-    assert_close(&got, &want, FP32_REL_L2, "apply");
+    let want_gates = cpu::coord_gates(&f, &weight, &bias, &spec).unwrap();
+    let want_apply = cpu::coord_apply(&x, &gates, &CoordApply).unwrap();
+    for layout in Layout::ALL {
+        let got = run_on(&g, &[n, c * (h + w)], |rec, o| {
+            gpu_ops::coord_gates_as(rec, &gf, &gw, &gb, o, &spec, layout)
+        });
+        assert_close(&got, &want_gates, FP32_REL_L2, &format!("{layout} gates"));
+        let got = run_on(&g, &[n, c, h, w], |rec, o| {
+            gpu_ops::coord_apply_as(rec, &gx, &gg, o, &CoordApply, layout)
+        });
+        assert_close(&got, &want_apply, FP32_REL_L2, &format!("{layout} apply"));
+    }
 }
 
 /// Every pool variant with f16 storage against the reference on the same f16-rounded input,

@@ -55,6 +55,66 @@ fn modules_at_f16_round_as_the_reference_does() {
     }
 }
 
+/// An f16 device whose tuning cache runs every layout op that `graph` plans for `xs` with an
+/// output per invocation, as a GPU does without measurements.
+fn per_output_at_f16(graph: &gaze::graph::Graph<Tensor>, xs: &[Tensor]) -> Gpu {
+    use gaze::gpu::GpuOptions;
+    use gaze::tune::{Choice, OpCase, TuneCache, TuneMode};
+    let options = |cache: String| GpuOptions {
+        precision: Precision::F16,
+        tune: TuneMode::Cache,
+        tune_cache: Some(cache),
+        ..Default::default()
+    };
+    let probe = Gpu::new_blocking(&options(r#"{"format": 1, "adapters": []}"#.into())).unwrap();
+    GpuGraph::new(&probe, graph)
+        .unwrap()
+        .run_blocking(&probe, xs)
+        .unwrap();
+    let mut cache = TuneCache::in_memory();
+    for case in probe.tuning().planned() {
+        if let OpCase::Layout { .. } = case {
+            let choice = Choice {
+                variant: gaze::kernels::Layout::PerOutput.to_string(),
+                ms: Default::default(),
+            };
+            cache.put(
+                probe.tuning().key(),
+                &case.signature(Precision::F16),
+                choice,
+            );
+        }
+    }
+    Gpu::new_blocking(&options(cache.to_json().unwrap())).unwrap()
+}
+
+/// The attention modules' gates and products with an output per invocation (the GPU layout)
+/// round at f16 as the reference does, like the tiled kernels above.
+#[test]
+fn per_output_layouts_at_f16_round_as_the_reference_does() {
+    for (arch, shape) in [
+        ("triplet_attention", [2, 32, 14, 10]),
+        ("coord_attention", [2, 64, 12, 12]),
+    ] {
+        let graph = models::build_synthetic(arch, 3, &[shape.to_vec()], &options(&[])).unwrap();
+        let xs = [Rng::new(5).tensor(&shape)];
+        let g = per_output_at_f16(&graph, &xs);
+        let model = GpuGraph::new(&g, &graph).unwrap();
+        let got = model.run_blocking(&g, &xs).unwrap();
+        let mut rec = Recorder::new(&g);
+        model.record(&g, &mut rec, &xs).unwrap();
+        let flat = rec
+            .dispatch_variants()
+            .iter()
+            .filter(|d| d.1.ends_with("_flat"))
+            .count();
+        assert_eq!(flat, 2, "{arch}: the gates and the product per output");
+        let rounded = cpu::run_at(&graph, &xs, Precision::F16).unwrap();
+        let what = format!("{arch} per output at f16");
+        assert_close(&got, &rounded, F16_SAME_ROUNDING_REL_L2, &what);
+    }
+}
+
 /// Every convolution route (1×1 GEMM, general, depthwise, strided, with subgroups where the
 /// device has them), the pools and the classifier, through three networks.
 #[test]

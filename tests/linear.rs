@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use gaze::gpu::Recorder;
 use gaze::kernels::linear as gpu_ops;
+use gaze::kernels::Layout;
 use gaze::ops::linear::{Linear, Softmax};
 use gaze::ops::Activation;
 use gaze::reference::linear as cpu;
@@ -14,10 +15,12 @@ fn check_linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, spec: &Linear, what:
     let want = cpu::linear(x, w, b, spec).unwrap();
     let (gx, gw) = (upload(x), upload(w));
     let gb = b.map(upload);
-    let got = run_gpu(want.shape(), |rec, out| {
-        gpu_ops::linear(rec, &gx, &gw, gb.as_ref(), out, spec)
-    });
-    assert_close(&got, &want, FP32_REL_L2, what);
+    for layout in Layout::ALL {
+        let got = run_gpu(want.shape(), |rec, out| {
+            gpu_ops::linear_as(rec, &gx, &gw, gb.as_ref(), out, spec, layout)
+        });
+        assert_close(&got, &want, FP32_REL_L2, &format!("{layout}: {what}"));
+    }
 }
 
 #[test]

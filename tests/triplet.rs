@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use gaze::gpu::{Gpu, GpuOptions, GpuTensor, LimitOverrides, Recorder};
 use gaze::kernels::triplet::{self as gpu_ops, PoolKernel};
+use gaze::kernels::Layout;
 use gaze::ops::triplet::{
     Gate, TripletCombine, TripletDims, TripletGateSpec, TripletGates, TripletPool, ZAxis, ZPool,
 };
@@ -145,12 +146,14 @@ fn gates_match_reference() {
             let (pooled, weight, bias) = gate_case(&mut rng, n, d, k);
             let spec = TripletGateSpec { dims: d };
             let [gp, gw, gb] = [&pooled, &weight, &bias].map(upload);
-            let got = run_gpu(&[n, d.gates_len()], |rec, o| {
-                gpu_ops::triplet_gates(rec, &gp, &gw, &gb, o, &spec)
-            });
             let want = cpu::triplet_gates(&pooled, &weight, &bias, &spec).unwrap();
-            let what = format!("k={k} hw {has_hw} {shape:?}");
-            assert_close(&got, &want, FP32_REL_L2, &what);
+            for layout in Layout::ALL {
+                let got = run_gpu(&[n, d.gates_len()], |rec, o| {
+                    gpu_ops::triplet_gates_as(rec, &gp, &gw, &gb, o, &spec, layout)
+                });
+                let what = format!("{layout}, k={k} hw {has_hw} {shape:?}");
+                assert_close(&got, &want, FP32_REL_L2, &what);
+            }
         }
     }
 }
@@ -188,10 +191,17 @@ fn gates_keep_rows_and_columns_apart_on_every_plane() {
     let spec = TripletGateSpec { dims: d };
     let want = cpu::triplet_gates(&pooled, &weight, &bias, &spec).unwrap();
     let [gp, gw, gb] = [&pooled, &weight, &bias].map(upload);
-    let got = run_gpu(&[1, d.gates_len()], |rec, o| {
-        gpu_ops::triplet_gates(rec, &gp, &gw, &gb, o, &spec)
-    });
-    assert_close(&got, &want, FP32_REL_L2, "asymmetric tap");
+    for layout in Layout::ALL {
+        let got = run_gpu(&[1, d.gates_len()], |rec, o| {
+            gpu_ops::triplet_gates_as(rec, &gp, &gw, &gb, o, &spec, layout)
+        });
+        assert_close(
+            &got,
+            &want,
+            FP32_REL_L2,
+            &format!("{layout}: asymmetric tap"),
+        );
+    }
     let sig = |v: f32| 1.0 / (1.0 + (-v).exp());
     for plane in d.planes() {
         let (r, c) = (plane.rows - 1, 0);
@@ -216,11 +226,14 @@ fn combine_matches_reference() {
                 let spec = TripletCombine { has_hw, act };
                 let want =
                     cpu::triplet_combine(&x, &gates, residual.then_some(&res), &spec).unwrap();
-                let got = run_gpu(&shape, |rec, o| {
-                    gpu_ops::triplet_combine(rec, &gx, &gg, residual.then_some(&gres), o, &spec)
-                });
-                let what = format!("hw {has_hw}, residual {residual} {shape:?}");
-                assert_close(&got, &want, FP32_REL_L2, &what);
+                for layout in Layout::ALL {
+                    let got = run_gpu(&shape, |rec, o| {
+                        let res = residual.then_some(&gres);
+                        gpu_ops::triplet_combine_as(rec, &gx, &gg, res, o, &spec, layout)
+                    });
+                    let what = format!("{layout}, hw {has_hw}, residual {residual} {shape:?}");
+                    assert_close(&got, &want, FP32_REL_L2, &what);
+                }
             }
         }
     }

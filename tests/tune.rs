@@ -314,3 +314,74 @@ fn a_tuned_pool_variant_is_what_the_plan_runs() {
     let expected = if gpu.is_software() { "planes" } else { "lines" };
     assert!(heuristic.to_string().contains(expected), "{heuristic}");
 }
+
+/// Where the device's cache says so, plans run the attention kernels and the classifier with an
+/// output per invocation (`Layout::PerOutput`, what a GPU gets without measurements), and whole
+/// networks still give the CPU reference's output within FP32_REL_L2, at batch 2 on 40×24. The
+/// fake timings make that layout the fastest wherever there is one, and leave every conv and
+/// pool on the heuristic's kernel (no other variant leads it).
+#[test]
+fn networks_run_the_per_output_layouts_the_cache_chooses() {
+    use gaze::graph::{cpu as graph_cpu, gpu::GpuGraph};
+    use gaze::kernels::Layout;
+    let per_output = Variant::Layout(Layout::PerOutput);
+    let shape = vec![2, 3, 40, 24];
+    for (arch, kernels) in [
+        (
+            "mobilenet_v2_ta",
+            ["triplet_gates_flat", "triplet_combine_flat", "linear_rows"],
+        ),
+        (
+            "mobilenet_v2_ca",
+            ["coord_gates_flat", "coord_apply_flat", "linear_rows"],
+        ),
+    ] {
+        let graph = gaze::models::build_synthetic(
+            arch,
+            5,
+            std::slice::from_ref(&shape),
+            &Default::default(),
+        )
+        .unwrap();
+        let inputs = [Rng::new(3).tensor(&shape)];
+        let want = graph_cpu::run(&graph, &inputs).unwrap();
+        let gpu = device(TuneMode::On, r#"{"format": 1, "adapters": []}"#);
+        // A first plan asks for every tunable op; the tuner then measures them.
+        GpuGraph::new(&gpu, &graph)
+            .unwrap()
+            .run_blocking(&gpu, &inputs)
+            .unwrap();
+        let mut timer = FakeTimer::new(&[(per_output, 0.1)]);
+        let measured = pollster::block_on(tune::tune_untuned_with(&gpu, &mut timer)).unwrap();
+        assert!(
+            measured
+                .iter()
+                .any(|m| m.choice.variant == per_output.to_string()),
+            "{arch}: no layout was measured"
+        );
+
+        let model = GpuGraph::new(&gpu, &graph).unwrap();
+        let got = model.run_blocking(&gpu, &inputs).unwrap();
+        assert_close(&got, &want, FP32_REL_L2, &format!("{arch}, per-output"));
+        let mut rec = Recorder::new(&gpu);
+        model.record(&gpu, &mut rec, &inputs).unwrap();
+        let ran: Vec<String> = rec.dispatch_variants().into_iter().map(|d| d.1).collect();
+        for kernel in kernels {
+            assert!(
+                ran.iter().any(|v| v == kernel),
+                "{arch}: no {kernel} in {ran:?}"
+            );
+        }
+        let tiled = [
+            "triplet_gates",
+            "triplet_combine",
+            "coord_gates",
+            "coord_apply",
+            "linear",
+        ];
+        assert!(
+            !ran.iter().any(|v| tiled.contains(&v.as_str())),
+            "{arch}: a tiled kernel ran: {ran:?}"
+        );
+    }
+}

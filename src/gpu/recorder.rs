@@ -5,6 +5,7 @@
 use super::buffer::DeviceBuffer;
 use super::{Constants, Gpu, GpuTensor, Kernel, WgslStruct};
 use crate::error::{Error, Result};
+use crate::kernels::Layout;
 
 /// Threads per workgroup of every 1-D kernel; `WG` in `shaders/common.wgsl` says the same.
 pub const WG: u32 = 64;
@@ -81,6 +82,8 @@ pub struct Recorder<'g> {
     steps: Vec<PendingStep>,
     dispatches: usize,
     label: String,
+    /// The layout every small kernel recorded here runs on, whatever the device would choose.
+    layout: Option<Layout>,
 }
 
 /// Recorded steps turned into device objects: encoded and submitted any number of times
@@ -98,7 +101,18 @@ impl<'g> Recorder<'g> {
             steps: Vec::new(),
             dispatches: 0,
             label: String::new(),
+            layout: None,
         }
+    }
+
+    /// Makes every small kernel recorded from now on run on `layout` (the tuner timing one
+    /// variant), or on the device's choice again with `None`.
+    pub fn force_layout(&mut self, layout: Option<Layout>) {
+        self.layout = layout;
+    }
+
+    pub fn forced_layout(&self) -> Option<Layout> {
+        self.layout
     }
 
     /// Names the model part whose dispatches follow (shown in profiles).

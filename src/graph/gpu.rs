@@ -428,7 +428,14 @@ impl GpuGraph {
     }
 }
 
-fn encode(rec: &mut Recorder, op: &Op, ins: &[&GpuTensor], out: &GpuTensor) -> Result<()> {
+/// Records `op` on operands `ins` (in the graph's order) into `out`, on the kernels the device
+/// chooses (or the recorder forces).
+pub(crate) fn encode(
+    rec: &mut Recorder,
+    op: &Op,
+    ins: &[&GpuTensor],
+    out: &GpuTensor,
+) -> Result<()> {
     let x = || ins[0];
     let mut o = Operands::after_x(ins);
     match *op {

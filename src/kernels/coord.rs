@@ -1,9 +1,10 @@
 //! Coordinate Attention's own ops (`crate::ops::coord`): pool, gates, apply — one dispatch each.
 
 use super::triplet::{axis_pool_as, plane_fits, PoolKernel, PoolRole, Target};
-use super::{expect_shape, group_grid, next_start, u32_param, u32x4};
+use super::{choose_layout, expect_shape, group_grid, next_start, u32_param, u32x4, Layout};
 use crate::error::Result;
 use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder};
+use crate::graph::Op;
 use crate::ops::coord::{CoordApply, CoordGateSpec, CoordPool};
 use crate::ops::triplet::{ZAxis, ZPool};
 use crate::tune::OpCase;
@@ -29,12 +30,22 @@ wgsl_struct! {
 }
 
 pub static GATES: Kernel = kernel!(
-    "coord_gates", "coord_gates.wgsl";
+    "coord_gates", "coord_gates_io.wgsl", "coord_gates.wgsl";
+    CoordGatesParams;
+    bindings![read f, read weight, read bias, write y]
+);
+pub static GATES_FLAT: Kernel = kernel!(
+    "coord_gates_flat", "coord_gates_io.wgsl", "coord_gates_flat.wgsl";
     CoordGatesParams;
     bindings![read f, read weight, read bias, write y]
 );
 pub static APPLY: Kernel = kernel!(
-    "coord_apply", "coord_apply.wgsl";
+    "coord_apply", "coord_apply_io.wgsl", "coord_apply.wgsl";
+    CoordApplyParams;
+    bindings![read x, read gates, write y]
+);
+pub static APPLY_FLAT: Kernel = kernel!(
+    "coord_apply_flat", "coord_apply_io.wgsl", "coord_apply_flat.wgsl";
     CoordApplyParams;
     bindings![read x, read gates, write y]
 );
@@ -48,7 +59,7 @@ pub static FINISH: Kernel = kernel!(
     CoordPoolFinishParams;
     bindings![read partials: f32, write y]
 );
-pub const KERNELS: &[&Kernel] = &[&GATES, &APPLY, &FINISH];
+pub const KERNELS: &[&Kernel] = &[&GATES, &GATES_FLAT, &APPLY, &APPLY_FLAT, &FINISH];
 
 /// The pool variants Coordinate Attention can run on: its planes streamed once (no subgroup
 /// form), or a line per mean, the long ones optionally reduced by workgroups.
@@ -163,7 +174,8 @@ pub fn coord_pool_as(
     axis_pool_as(rec, x, out, &roles, false, &kernel.to_string(), wide)
 }
 
-/// `[N, C·(H+W)]`: `a_h` then `a_w` per image, both halves in one dispatch.
+/// `[N, C·(H+W)]`: `a_h` then `a_w` per image, both halves in one dispatch on the layout the
+/// device chooses.
 pub fn coord_gates(
     rec: &mut Recorder,
     f: &GpuTensor,
@@ -171,6 +183,20 @@ pub fn coord_gates(
     bias: &GpuTensor,
     out: &GpuTensor,
     spec: &CoordGateSpec,
+) -> Result<()> {
+    let layout = choose_layout(rec, Op::CoordGates(*spec), &[f, weight, bias]);
+    coord_gates_as(rec, f, weight, bias, out, spec, layout)
+}
+
+/// `coord_gates` on `layout`: tiles of 8 channels × 8 positions, or a gate per invocation.
+pub fn coord_gates_as(
+    rec: &mut Recorder,
+    f: &GpuTensor,
+    weight: &GpuTensor,
+    bias: &GpuTensor,
+    out: &GpuTensor,
+    spec: &CoordGateSpec,
+    layout: Layout,
 ) -> Result<()> {
     let op = "coord_gates";
     expect_shape(
@@ -180,6 +206,10 @@ pub fn coord_gates(
     )?;
     let [_, mip, c] = spec.dims(f.shape(), weight.shape(), bias.shape())?;
     let (h, w) = (spec.h, spec.w);
+    let (kernel, tile) = match layout {
+        Layout::Tiled => (&GATES, 8),
+        Layout::PerOutput => (&GATES_FLAT, 1),
+    };
     rec.batched(&[f], out, |rec, ins, out| {
         let n = ins[0].shape()[0];
         let u = |v: usize| u32_param(op, v);
@@ -193,20 +223,23 @@ pub fn coord_gates(
         let mut start = 0;
         // (positions, first row of f, first output, part)
         for (count, from, to, part) in [(h, 0, 0, 0), (w, h, c * h, 1)] {
-            let position_tiles = count.div_ceil(8);
-            let tiles = c.div_ceil(8) * position_tiles;
+            let position_tiles = count.div_ceil(tile);
+            let tiles = c.div_ceil(tile) * position_tiles;
             params.role[part] = CoordRole {
                 head: u32x4(op, [start, tiles, position_tiles, count])?,
                 offs: u32x4(op, [from, to, part * c * mip, part * c])?,
             };
             start = next_start(start + n * tiles);
         }
-        let grid = group_grid(rec, start)?;
-        rec.dispatch(&GATES, &[], &params, &[ins[0], weight, bias, out], grid)
+        let grid = match layout {
+            Layout::Tiled => group_grid(rec, start)?,
+            Layout::PerOutput => rec.grid(start as u64)?,
+        };
+        rec.dispatch(kernel, &[], &params, &[ins[0], weight, bias, out], grid)
     })
 }
 
-/// `(x · a_w) · a_h` from the packed gates.
+/// `(x · a_w) · a_h` from the packed gates, on the layout the device chooses.
 pub fn coord_apply(
     rec: &mut Recorder,
     x: &GpuTensor,
@@ -214,15 +247,31 @@ pub fn coord_apply(
     out: &GpuTensor,
     spec: &CoordApply,
 ) -> Result<()> {
+    let layout = choose_layout(rec, Op::CoordApply(*spec), &[x, gates]);
+    coord_apply_as(rec, x, gates, out, spec, layout)
+}
+
+/// `coord_apply` on `layout`: tiles of 8 rows × 4 columns, or an element per invocation.
+pub fn coord_apply_as(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    gates: &GpuTensor,
+    out: &GpuTensor,
+    spec: &CoordApply,
+    layout: Layout,
+) -> Result<()> {
     let op = "coord_apply";
     spec.check(x.shape(), gates.shape())?;
     expect_shape(op, out, x.shape())?;
     rec.batched(&[x, gates], out, |rec, ins, out| {
         let [n, c, h, w] = [0, 1, 2, 3].map(|i| out.shape()[i]);
+        let (kernel, invocations) = match layout {
+            Layout::Tiled => (&APPLY, n * c * h.div_ceil(8) * w.div_ceil(4)),
+            Layout::PerOutput => (&APPLY_FLAT, out.numel()),
+        };
         let [n, c, h, w] = u32x4(op, [n, c, h, w])?;
         let params = CoordApplyParams { n, c, h, w };
-        let tiles = n * c * h.div_ceil(8) * w.div_ceil(4);
-        let grid = rec.grid(tiles as u64)?;
-        rec.dispatch(&APPLY, &[], &params, &[ins[0], ins[1], out], grid)
+        let grid = rec.grid(invocations as u64)?;
+        rec.dispatch(kernel, &[], &params, &[ins[0], ins[1], out], grid)
     })
 }

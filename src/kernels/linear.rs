@@ -1,8 +1,9 @@
 //! Launchers of the fully connected layer and softmax.
 
-use super::{expect_shape, group_grid, u32_param};
+use super::{choose_layout, expect_shape, group_grid, u32_param, Layout};
 use crate::error::Result;
-use crate::gpu::{GpuTensor, Kernel, Recorder};
+use crate::gpu::{GpuTensor, Kernel, Recorder, WG};
+use crate::graph::Op;
 use crate::ops::linear::{linear_dims, softmax_view, Linear, Softmax};
 use crate::{bindings, kernel, wgsl_struct};
 
@@ -16,16 +17,25 @@ wgsl_struct! {
     pub struct SoftmaxParams { lines: u32, len: u32, inner: u32 }
 }
 
-pub static LINEAR: Kernel =
-    kernel!("linear", "linear.wgsl"; LinearParams; bindings![read x, read w, read b, write y]);
+pub static LINEAR: Kernel = kernel!(
+    "linear", "linear_io.wgsl", "linear.wgsl";
+    LinearParams;
+    bindings![read x, read w, read b, write y]
+);
+pub static LINEAR_ROWS: Kernel = kernel!(
+    "linear_rows", "linear_io.wgsl", "linear_rows.wgsl";
+    LinearParams;
+    bindings![read x, read w, read b, write y]
+);
 pub static SOFTMAX: Kernel =
     kernel!("softmax", "softmax.wgsl"; SoftmaxParams; bindings![read x, write y]);
-pub const KERNELS: &[&Kernel] = &[&LINEAR, &SOFTMAX];
+pub const KERNELS: &[&Kernel] = &[&LINEAR, &LINEAR_ROWS, &SOFTMAX];
 
 /// Rows of x an invocation of `linear.wgsl` covers in a batch of at least as many (`ROWS`).
 const BATCH_ROWS: usize = 4;
 
-/// `out [N, O] = act(x · Wᵀ + b)`; `x` is `[N, F]` or `[N, F, 1, 1]`.
+/// `out [N, O] = act(x · Wᵀ + b)`; `x` is `[N, F]` or `[N, F, 1, 1]`. On the layout the device
+/// chooses.
 pub fn linear(
     rec: &mut Recorder,
     x: &GpuTensor,
@@ -33,6 +43,26 @@ pub fn linear(
     b: Option<&GpuTensor>,
     out: &GpuTensor,
     spec: &Linear,
+) -> Result<()> {
+    let op = Op::Linear {
+        spec: *spec,
+        bias: b.is_some(),
+    };
+    let ins: Vec<&GpuTensor> = [x, w].into_iter().chain(b).collect();
+    let layout = choose_layout(rec, op, &ins);
+    linear_as(rec, x, w, b, out, spec, layout)
+}
+
+/// `linear` on `layout`: an invocation per 4 outputs of up to `BATCH_ROWS` rows, or a
+/// workgroup per output.
+pub fn linear_as(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    w: &GpuTensor,
+    b: Option<&GpuTensor>,
+    out: &GpuTensor,
+    spec: &Linear,
+    layout: Layout,
 ) -> Result<()> {
     let op = "linear";
     let dims = linear_dims(x.shape(), w.shape(), b.map(|b| b.shape()))?;
@@ -46,12 +76,22 @@ pub fn linear(
             act: spec.act.code(),
             has_bias: u32::from(b.is_some()),
         };
-        // One invocation per 4 outputs of `block` rows.
-        let block = if rows >= BATCH_ROWS { BATCH_ROWS } else { 1 };
-        let grid = group_grid(rec, rows.div_ceil(block) * dims.o.div_ceil(4))?;
         let bias = b.unwrap_or(w);
-        let constants = [("ROWS", block as f64)];
-        rec.dispatch(&LINEAR, &constants, &params, &[ins[0], w, bias, out], grid)
+        let bindings = [ins[0], w, bias, out];
+        match layout {
+            Layout::Tiled => {
+                // One invocation per 4 outputs of `block` rows.
+                let block = if rows >= BATCH_ROWS { BATCH_ROWS } else { 1 };
+                let grid = group_grid(rec, rows.div_ceil(block) * dims.o.div_ceil(4))?;
+                let constants = [("ROWS", block as f64)];
+                rec.dispatch(&LINEAR, &constants, &params, &bindings, grid)
+            }
+            Layout::PerOutput => {
+                // `Recorder::grid` counts WG-wide workgroups: one per output.
+                let grid = rec.grid((rows * dims.o) as u64 * u64::from(WG))?;
+                rec.dispatch(&LINEAR_ROWS, &[], &params, &bindings, grid)
+            }
+        }
     })
 }
 

@@ -12,8 +12,10 @@ pub mod san;
 pub mod tensor_ops;
 pub mod triplet;
 
-use crate::error::{shape_err, Result};
-use crate::gpu::{GpuTensor, Kernel, Recorder, WG};
+use crate::error::{shape_err, Error, Result};
+use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder, WG};
+use crate::graph::Op;
+use crate::tune::OpCase;
 
 /// Every kernel of the crate, for validation and pipeline warm-up.
 pub fn all() -> Vec<&'static Kernel> {
@@ -73,4 +75,69 @@ pub(crate) fn group_grid(rec: &Recorder, invocations: usize) -> Result<[u32; 3]>
 /// The first invocation at or after `end` that starts a workgroup, so no workgroup mixes roles.
 pub(crate) fn next_start(end: usize) -> usize {
     end.div_ceil(GROUP) * GROUP
+}
+
+/// How a small kernel (the attention gates and products, the classifier) maps its outputs to
+/// invocations: one variant per kind of device, chosen on the device like the conv and pool
+/// variants (`choose_layout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// Register tiles in `GROUP`-wide workgroups: each load serves many outputs, and a few
+    /// hundred invocations cover a tensor. Loads and invocations are what a CPU device pays for.
+    Tiled,
+    /// One output per invocation (per 64-lane workgroup for `linear`), neighbouring invocations
+    /// on neighbouring elements: the thousands of invocations and coalesced loads a GPU needs.
+    PerOutput,
+}
+
+impl Layout {
+    pub const ALL: [Self; 2] = [Self::Tiled, Self::PerOutput];
+
+    /// The layout `gpu` runs without measurements: tiles on a software device, an output per
+    /// invocation on a GPU.
+    pub fn heuristic(gpu: &Gpu) -> Self {
+        if gpu.is_software() {
+            Self::Tiled
+        } else {
+            Self::PerOutput
+        }
+    }
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Tiled => "tiled",
+            Self::PerOutput => "per-output",
+        })
+    }
+}
+
+impl std::str::FromStr for Layout {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.to_string() == s)
+            .ok_or_else(|| Error::Invalid(format!("`{s}` names no kernel layout")))
+    }
+}
+
+/// The layout `op` runs on with operands `ins`: the recorder's forced one (the tuner timing a
+/// variant), else the device's cached choice, else the heuristic.
+pub(crate) fn choose_layout(rec: &Recorder, op: Op, ins: &[&GpuTensor]) -> Layout {
+    if let Some(layout) = rec.forced_layout() {
+        return layout;
+    }
+    let gpu = rec.gpu();
+    let case = OpCase::Layout {
+        op,
+        inputs: ins.iter().map(|t| t.shape().to_vec()).collect(),
+    };
+    gpu.tuning().choose(
+        &case,
+        gpu.precision(),
+        |_: &Layout| true,
+        || Layout::heuristic(gpu),
+    )
 }

@@ -1,9 +1,10 @@
 //! Triplet Attention as three dispatches (`crate::ops::triplet`), and the axis pooling that
 //! Coordinate Attention shares.
 
-use super::{expect_shape, group_grid, next_start, u32_param, u32x4, GROUP};
+use super::{choose_layout, expect_shape, group_grid, next_start, u32_param, u32x4, Layout, GROUP};
 use crate::error::{shape_err, Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder};
+use crate::graph::Op;
 use crate::ops::triplet::{
     branch_scale, Plane, TripletCombine, TripletDims, TripletGateSpec, TripletPool, ZPool,
     ZPoolLayout, HW_GROUP,
@@ -85,16 +86,34 @@ pub static POOL_SG: Kernel = kernel!(
     bindings![read x, write y]
 );
 pub static GATES: Kernel = kernel!(
-    "triplet_gates", "triplet_gates.wgsl";
+    "triplet_gates", "triplet_gates_io.wgsl", "triplet_gates.wgsl";
+    TripletGatesParams;
+    bindings![read pooled, read weight, read bias, write y]
+);
+pub static GATES_FLAT: Kernel = kernel!(
+    "triplet_gates_flat", "triplet_gates_io.wgsl", "triplet_gates_flat.wgsl";
     TripletGatesParams;
     bindings![read pooled, read weight, read bias, write y]
 );
 pub static COMBINE: Kernel = kernel!(
-    "triplet_combine", "triplet_combine.wgsl";
+    "triplet_combine", "triplet_combine_io.wgsl", "triplet_combine.wgsl";
     TripletCombineParams;
     bindings![read x, read gates, read residual, write y]
 );
-pub const KERNELS: &[&Kernel] = &[&POOL, &POOL_WG, &POOL_SG, &GATES, &COMBINE];
+pub static COMBINE_FLAT: Kernel = kernel!(
+    "triplet_combine_flat", "triplet_combine_io.wgsl", "triplet_combine_flat.wgsl";
+    TripletCombineParams;
+    bindings![read x, read gates, read residual, write y]
+);
+pub const KERNELS: &[&Kernel] = &[
+    &POOL,
+    &POOL_WG,
+    &POOL_SG,
+    &GATES,
+    &GATES_FLAT,
+    &COMBINE,
+    &COMBINE_FLAT,
+];
 
 /// Lanes of a `triplet_pool_wg` workgroup (`LANES` in its shader): lines at least this long
 /// are reduced by a workgroup in `PoolKernel::Reduce`.
@@ -452,11 +471,10 @@ fn pool_planes_sg(
     rec.dispatch_variant(variant.to_string(), &POOL_SG, &[], &params, &[x, out], grid)
 }
 
-/// How the gate kernel walks a plane: `(rows, slide length, p_row, p_slide, w_row, w_slide)`.
-/// The window slides along whichever axis needs fewer tiles (columns unless the plane is
-/// narrower than a window and taller than wide, like cw of a 7×7 map).
-fn orientation(plane: &Plane, k: usize) -> [usize; 6] {
-    let (slide, rows) = GATE_TILE;
+/// How the gate kernel walks a plane of `tile` (slide, rows): `(rows, slide length, p_row,
+/// p_slide, w_row, w_slide)`. The window slides along whichever axis needs fewer tiles (columns
+/// unless the plane is narrower than a window and taller than wide, like cw of a 7×7 map).
+fn orientation(plane: &Plane, k: usize, (slide, rows): (usize, usize)) -> [usize; 6] {
     let tiles = |r: usize, s: usize| r.div_ceil(rows) * s.div_ceil(slide);
     if tiles(plane.cols, plane.rows) < tiles(plane.rows, plane.cols) {
         [plane.cols, plane.rows, 1, plane.cols, 1, k]
@@ -465,7 +483,8 @@ fn orientation(plane: &Plane, k: usize) -> [usize; 6] {
     }
 }
 
-/// `[N, gates_len]`: every branch's gate, packed (`TripletGateSpec`), in one dispatch.
+/// `[N, gates_len]`: every branch's gate, packed (`TripletGateSpec`), in one dispatch on the
+/// layout the device chooses.
 pub fn triplet_gates(
     rec: &mut Recorder,
     pooled: &GpuTensor,
@@ -474,12 +493,30 @@ pub fn triplet_gates(
     out: &GpuTensor,
     spec: &TripletGateSpec,
 ) -> Result<()> {
+    let layout = choose_layout(rec, Op::TripletGates(*spec), &[pooled, weight, bias]);
+    triplet_gates_as(rec, pooled, weight, bias, out, spec, layout)
+}
+
+/// `triplet_gates` on `layout`: register tiles of `GATE_TILE`, or a gate per invocation.
+pub fn triplet_gates_as(
+    rec: &mut Recorder,
+    pooled: &GpuTensor,
+    weight: &GpuTensor,
+    bias: &GpuTensor,
+    out: &GpuTensor,
+    spec: &TripletGateSpec,
+    layout: Layout,
+) -> Result<()> {
     let op = "triplet_gates";
     let shape = spec.out_shape(pooled.shape(), weight.shape(), bias.shape())?;
     expect_shape(op, out, &shape)?;
     let k = spec.kernel_size(weight.shape(), bias.shape())?;
     let planes = spec.dims.planes();
     let images = [spec.dims.pooled_len(), spec.dims.gates_len()];
+    let (kernel, tile) = match layout {
+        Layout::Tiled => (&GATES, GATE_TILE),
+        Layout::PerOutput => (&GATES_FLAT, (1, 1)),
+    };
     rec.batched(&[pooled], out, |rec, ins, out| {
         let n = ins[0].shape()[0];
         let u = |v: usize| u32_param(op, v);
@@ -492,9 +529,10 @@ pub fn triplet_gates(
         };
         let mut start = 0;
         for (g, plane) in planes.iter().enumerate() {
-            let [rows, len, p_row, p_slide, w_row, w_slide] = orientation(plane, k);
-            let slide_tiles = len.div_ceil(GATE_TILE.0);
-            let tiles = rows.div_ceil(GATE_TILE.1) * slide_tiles;
+            let [rows, len, p_row, p_slide, w_row, w_slide] = orientation(plane, k, tile);
+            // Per output, the tiles along the slide axis are its positions.
+            let slide_tiles = len.div_ceil(tile.0);
+            let tiles = rows.div_ceil(tile.1) * slide_tiles;
             params.role[g] = GateRoleParams {
                 head: u32x4(op, [start, tiles, slide_tiles, g])?,
                 ext: u32x4(op, [rows, len, p_row, p_slide])?,
@@ -503,9 +541,12 @@ pub fn triplet_gates(
             };
             start = next_start(start + n * tiles);
         }
-        let grid = group_grid(rec, start)?;
+        let grid = match layout {
+            Layout::Tiled => group_grid(rec, start)?,
+            Layout::PerOutput => rec.grid(start as u64)?,
+        };
         rec.dispatch(
-            &GATES,
+            kernel,
             &[("K", k as f64)],
             &params,
             &[ins[0], weight, bias, out],
@@ -515,7 +556,7 @@ pub fn triplet_gates(
 }
 
 /// `act(x · (g_hw + g_cw + g_hc) / 3 [+ residual])` (÷2 without `g_hw`) from the packed gates,
-/// in the branch order of the PyTorch module.
+/// in the branch order of the PyTorch module, on the layout the device chooses.
 pub fn triplet_combine(
     rec: &mut Recorder,
     x: &GpuTensor,
@@ -523,6 +564,26 @@ pub fn triplet_combine(
     residual: Option<&GpuTensor>,
     out: &GpuTensor,
     spec: &TripletCombine,
+) -> Result<()> {
+    let op = Op::TripletCombine {
+        spec: *spec,
+        residual: residual.is_some(),
+    };
+    let ins: Vec<&GpuTensor> = [x, gates].into_iter().chain(residual).collect();
+    let layout = choose_layout(rec, op, &ins);
+    triplet_combine_as(rec, x, gates, residual, out, spec, layout)
+}
+
+/// `triplet_combine` on `layout`: tiles of 8 channels × `COMBINE_ROWS` rows, or an output per
+/// invocation.
+pub fn triplet_combine_as(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    gates: &GpuTensor,
+    residual: Option<&GpuTensor>,
+    out: &GpuTensor,
+    spec: &TripletCombine,
+    layout: Layout,
 ) -> Result<()> {
     let op = "triplet_combine";
     let dims = spec.check(x.shape(), gates.shape(), residual.map(|r| r.shape()))?;
@@ -549,10 +610,15 @@ pub fn triplet_combine(
             off_hc: u(off_hc)?,
             scale: branch_scale(spec.has_hw),
         };
-        let tiles = n * c.div_ceil(8) * h.div_ceil(COMBINE_ROWS);
-        let grid = group_grid(rec, tiles)?;
+        let (kernel, grid) = match layout {
+            Layout::Tiled => {
+                let tiles = n * c.div_ceil(8) * h.div_ceil(COMBINE_ROWS);
+                (&COMBINE, group_grid(rec, tiles)?)
+            }
+            Layout::PerOutput => (&COMBINE_FLAT, rec.grid(out.numel() as u64)?),
+        };
         rec.dispatch(
-            &COMBINE,
+            kernel,
             &constants,
             &params,
             &[ins[0], ins[1], ins[2], out],

@@ -19,8 +19,10 @@ pub use timer::GpuTimer;
 
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Precision};
+use crate::graph::Op;
 use crate::kernels::conv::ConvKernel;
 use crate::kernels::triplet::PoolKernel;
+use crate::kernels::Layout;
 use crate::ops::conv::Conv2d;
 use crate::ops::triplet::TripletPool;
 
@@ -118,6 +120,12 @@ pub enum OpCase {
     CoordPool {
         input: Vec<usize>,
     },
+    /// A small kernel with a tiled and a per-output layout (`kernels::Layout`): the op and the
+    /// shapes of its operands, in the graph's order.
+    Layout {
+        op: Op,
+        inputs: Vec<Vec<usize>>,
+    },
 }
 
 /// A kernel variant of some op.
@@ -125,6 +133,7 @@ pub enum OpCase {
 pub enum Variant {
     Conv(ConvKernel),
     Pool(PoolKernel),
+    Layout(Layout),
 }
 
 impl std::fmt::Display for Variant {
@@ -132,6 +141,7 @@ impl std::fmt::Display for Variant {
         match self {
             Self::Conv(k) => k.fmt(f),
             Self::Pool(k) => k.fmt(f),
+            Self::Layout(l) => l.fmt(f),
         }
     }
 }
@@ -147,6 +157,10 @@ impl OpCase {
                 u8::from(spec.has_hw)
             ),
             Self::CoordPool { input } => format!("coord_pool x{} {precision}", dims(input)),
+            Self::Layout { op, inputs } => {
+                let shapes: Vec<String> = inputs.iter().map(|s| dims(s)).collect();
+                format!("{} x{} {op:?} {precision}", op.kind(), shapes.join(" x"))
+            }
         }
     }
 
@@ -168,6 +182,7 @@ impl OpCase {
                 .into_iter()
                 .map(Variant::Pool)
                 .collect(),
+            Self::Layout { .. } => Layout::ALL.into_iter().map(Variant::Layout).collect(),
         })
     }
 
@@ -180,6 +195,7 @@ impl OpCase {
             }
             Self::TripletPool { .. } => Variant::Pool(PoolKernel::heuristic(gpu)),
             Self::CoordPool { .. } => Variant::Pool(crate::kernels::coord::pool_heuristic(gpu)),
+            Self::Layout { .. } => Variant::Layout(Layout::heuristic(gpu)),
         })
     }
 }

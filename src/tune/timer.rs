@@ -4,6 +4,8 @@
 use super::{OpCase, Timer, Variant};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Recorder, Recording};
+use crate::graph::gpu::encode;
+use crate::graph::output_shape;
 use crate::kernels::conv::conv2d_with;
 use crate::kernels::coord::coord_pool_as;
 use crate::kernels::triplet::triplet_pool_as;
@@ -40,12 +42,11 @@ pub(crate) fn now_ms() -> f64 {
     }
 }
 
-/// An op's operands on the device, random like real activations and weights (`w` unused by
-/// the pool).
+/// An op's operands on the device, random like real activations and weights, in the graph's
+/// order (a conv's x then its weight; a pool's x).
 struct Operands {
     case: OpCase,
-    x: GpuTensor,
-    w: Option<GpuTensor>,
+    inputs: Vec<GpuTensor>,
     out: GpuTensor,
 }
 
@@ -69,29 +70,32 @@ impl<'g> GpuTimer<'g> {
         if self.operands.as_ref().is_none_or(|o| o.case != *case) {
             let gpu = self.gpu;
             let random = |key: &str, shape: &[usize]| gpu.upload(&synthetic::tensor(key, shape, 0));
-            let (x, w, out) = match case {
-                OpCase::Conv(c) => (
-                    random("tune.x", &c.input)?,
-                    Some(random("tune.weight", &c.weight)?),
-                    gpu.empty(&c.spec.output_shape(&c.input, &c.weight)?)?,
-                ),
-                OpCase::TripletPool { input, spec } => (
-                    random("tune.x", input)?,
-                    None,
-                    gpu.empty(&spec.out_shape(input)?)?,
-                ),
-                OpCase::CoordPool { input } => (
-                    random("tune.x", input)?,
-                    None,
-                    gpu.empty(&CoordPool.out_shape(input)?)?,
-                ),
+            let shapes: Vec<Vec<usize>> = match case {
+                OpCase::Conv(c) => vec![c.input.clone(), c.weight.clone()],
+                OpCase::TripletPool { input, .. } | OpCase::CoordPool { input } => {
+                    vec![input.clone()]
+                }
+                OpCase::Layout { inputs, .. } => inputs.clone(),
             };
+            let out = match case {
+                OpCase::Conv(c) => c.spec.output_shape(&c.input, &c.weight)?,
+                OpCase::TripletPool { input, spec } => spec.out_shape(input)?.to_vec(),
+                OpCase::CoordPool { input } => CoordPool.out_shape(input)?.to_vec(),
+                OpCase::Layout { op, inputs } => {
+                    let ins: Vec<&[usize]> = inputs.iter().map(Vec::as_slice).collect();
+                    output_shape(op, &ins)?
+                }
+            };
+            let inputs = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, shape)| random(&format!("tune.operand{i}"), shape))
+                .collect::<Result<Vec<_>>>()?;
             self.warm.clear();
             self.operands = Some(Operands {
                 case: case.clone(),
-                x,
-                w,
-                out,
+                inputs,
+                out: gpu.empty(&out)?,
             });
         }
         Ok(self.operands.as_ref().expect("set above"))
@@ -114,16 +118,24 @@ impl<'g> GpuTimer<'g> {
 
 /// Records `variant` of the op `case` on its operands.
 fn record_op(rec: &mut Recorder, case: &OpCase, variant: Variant, ops: &Operands) -> Result<()> {
-    match (case, variant, &ops.w) {
+    let x = &ops.inputs[0];
+    match (case, variant, ops.inputs.get(1)) {
         (OpCase::Conv(c), Variant::Conv(kernel), Some(w)) => {
             let none = Epilogue::default();
-            conv2d_with(rec, &ops.x, w, &none, &ops.out, &c.spec, kernel)
+            conv2d_with(rec, x, w, &none, &ops.out, &c.spec, kernel)
         }
         (OpCase::TripletPool { spec, .. }, Variant::Pool(kernel), _) => {
-            triplet_pool_as(rec, &ops.x, &ops.out, spec, kernel)
+            triplet_pool_as(rec, x, &ops.out, spec, kernel)
         }
         (OpCase::CoordPool { .. }, Variant::Pool(kernel), _) => {
-            coord_pool_as(rec, &ops.x, &ops.out, &CoordPool, kernel)
+            coord_pool_as(rec, x, &ops.out, &CoordPool, kernel)
+        }
+        (OpCase::Layout { op, .. }, Variant::Layout(layout), _) => {
+            let ins: Vec<&GpuTensor> = ops.inputs.iter().collect();
+            rec.force_layout(Some(layout));
+            let recorded = encode(rec, op, &ins, &ops.out);
+            rec.force_layout(None);
+            recorded
         }
         _ => Err(Error::Invalid(format!(
             "{variant} is no variant of {}",
