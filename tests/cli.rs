@@ -589,7 +589,8 @@ fn bench_reports_the_bytes_attention_moves() {
 
 /// With fusion (GAZE_FUSION, on by default) MobileNetV2-CA's pools are summed in its
 /// depthwise convs: the modules' dispatches bind fewer bytes, and bench names what the fused
-/// convs bind instead. A bad GAZE_FUSION is refused by name.
+/// convs bind instead; with every pass, each module is one dispatch. A bad GAZE_FUSION is
+/// refused by name.
 #[test]
 fn bench_reports_fusion_and_what_it_moves() {
     let args = [
@@ -625,6 +626,17 @@ fn bench_reports_fusion_and_what_it_moves() {
         on["attention"]["dispatches"],
         off["attention"]["dispatches"]
     );
+    // Every pass, those for GPUs included: one dispatch per module (`coord_excite`), the
+    // multiply in the projection convs.
+    let all = report("everywhere");
+    let dispatches = |r: &serde_json::Value| r["attention"]["dispatches"].as_u64().unwrap_or(0);
+    assert_eq!(
+        4 * dispatches(&all),
+        dispatches(&off),
+        "{}",
+        all["attention"]
+    );
+    assert!(bytes(&all, "bytes") < bytes(&on, "bytes"), "{all} {on}");
 
     let bad = gaze_with(&args, &[("GAZE_FUSION", "maybe")]);
     let err = String::from_utf8_lossy(&bad.stderr);

@@ -349,12 +349,96 @@ fn pools_summed_in_the_depthwise_epilogue_match_the_reference() {
     }
 }
 
+/// `coord_excite` (the pool finish, conv1 and the gates in one kernel, from a depthwise conv's
+/// partial sums) against the reference chain conv → pool → conv1 → gates. Channels past one
+/// lane's share (64) and up to the 1,024 it holds, mip up to 32, multi-strip planes, batch 2,
+/// two activations. At f32 the sums go in another order (FP32_REL_L2); at f16 the kernel pools
+/// the conv's f32 values, the reference the stored rounded ones (F16_REL_L2). A conv1 it
+/// cannot hold is refused by name.
+#[test]
+fn excite_from_partial_sums_matches_the_reference_chain() {
+    use gaze::kernels::conv::{conv2d_pooling, coord_partials_shape};
+    use gaze::Precision;
+    let mut rng = Rng::new(48);
+    for (g, tol) in [(gpu(), FP32_REL_L2), (gpu_f16(), F16_REL_L2)] {
+        for &([n, c, h, w], mip, act) in &[
+            ([2, 70, 9, 7], 8, Activation::HSwish),
+            ([1, 200, 30, 5], 32, Activation::HSwish),
+            ([1, 1024, 3, 4], 13, Activation::Relu),
+        ] {
+            let x = rng.tensor(&[n, c, h, w]);
+            let dw_weight = rng.tensor(&[c, 1, 3, 3]);
+            let dw_spec = Conv2d::new(1, 1).with_groups(c);
+            let none = Epilogue::default();
+            let y = r::conv::conv2d(&x, &dw_weight, &none, &dw_spec).unwrap();
+            let pooled = cpu::coord_pool(&y, &CoordPool).unwrap();
+            let (w1, b1) = (rng.tensor(&[mip, c, 1, 1]), rng.tensor(&[mip]));
+            let conv1 = Conv2d::new(1, 0).with_act(act);
+            let f = r::conv::conv2d(&pooled, &w1, &Epilogue::with_bias(&b1), &conv1).unwrap();
+            let (gw, gb) = (rng.tensor(&[2, c, mip]), rng.tensor(&[2, c]));
+            let spec = CoordGateSpec { h, w };
+            let want = cpu::coord_gates(&f, &gw, &gb, &spec).unwrap();
+            let what = format!("{n}×{c}×{h}×{w} mip {mip} at {}", g.precision());
+
+            let up = |t: &Tensor| g.upload(t).unwrap();
+            let (gx, gdw, gw1, gb1, ggw, ggb) =
+                (up(&x), up(&dw_weight), up(&w1), up(&b1), up(&gw), up(&gb));
+            let gy = g.empty(y.shape()).unwrap();
+            let partials = g
+                .empty_at(&coord_partials_shape(y.shape()).unwrap(), Precision::F32)
+                .unwrap();
+            let got = run_on(g, want.shape(), |rec, out| {
+                let none = Epilogue::default();
+                conv2d_pooling(rec, &gx, &gdw, &none, &gy, &dw_spec, &partials)?;
+                let gates = (&ggw, &ggb);
+                let shape = y.shape();
+                gpu_ops::coord_excite(rec, shape, &partials, &gw1, &gb1, &conv1, gates, out, &spec)
+            });
+            assert_close(&got, &want, tol, &what);
+        }
+    }
+    // conv1 with 33 outputs, more than the kernel holds.
+    let g = gpu();
+    let (c, h, w) = (8, 4, 4);
+    let partials = g.empty_at(
+        &coord_partials_shape(&[1, c, h, w]).unwrap(),
+        Precision::F32,
+    );
+    let partials = partials.unwrap();
+    let (w1, b1) = (g.empty(&[33, c, 1, 1]).unwrap(), g.empty(&[33]).unwrap());
+    let (gw, gb) = (g.empty(&[2, c, 33]).unwrap(), g.empty(&[2, c]).unwrap());
+    let out = g.empty(&[1, c * (h + w)]).unwrap();
+    let mut rec = Recorder::new(g);
+    let spec = CoordGateSpec { h, w };
+    let conv1 = Conv2d::new(1, 0);
+    let err = gpu_ops::coord_excite(
+        &mut rec,
+        &[1, c, h, w],
+        &partials,
+        &w1,
+        &b1,
+        &conv1,
+        (&gw, &gb),
+        &out,
+        &spec,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("coord_excite") && err.contains("at most 32 outputs"),
+        "{err}"
+    );
+    assert_eq!(rec.dispatch_count(), 0);
+}
+
 /// Fusion on MobileNetV2-CA. With the pools fused (`coord_pools`) every Coordinate Attention
 /// sums its means in the depthwise conv before it and no pool reads x again; with the applies
 /// fused too (`coord_applies`, on GPUs by default, forced here) the projection conv multiplies
-/// x by the gates as it loads it and no `coord_apply` runs. Each plan gives the CPU
-/// reference's output within FP32_REL_L2, at batch 2 on 40×24, so planes are part-filled
-/// quads from the first block on.
+/// x by the gates as it loads it and no `coord_apply` runs; with the excites (`coord_excites`,
+/// on GPUs by default, forced here) one `coord_excite` per module goes from the partial sums to
+/// the gates, and no finish, conv1 or `coord_gates` runs. Each plan gives the CPU reference's
+/// output within FP32_REL_L2, at batch 2 on 40×24, so planes are part-filled quads from the
+/// first block on.
 #[test]
 fn mobilenet_v2_ca_fuses_its_coordinate_attentions() {
     use gaze::graph::fuse::{Fusion, Where};
@@ -372,16 +456,18 @@ fn mobilenet_v2_ca_fuses_its_coordinate_attentions() {
     let want = graph_cpu::run(&graph, &inputs).unwrap();
     let m = graph.taps().len();
     assert!(m > 0);
-    let everything = Fusion {
-        coord_pools: true,
-        coord_apply: Where::Everywhere,
+    let excites_alone = Fusion {
+        coord_apply: Where::Nowhere,
+        ..Fusion::EVERYWHERE
     };
-    // Per plan: depthwise convs with pools, finishes, plain pools, gated convs, plain applies.
-    // Fusion::ALL gates no conv on this software adapter.
+    // Per plan: depthwise convs with pools, finishes, plain pools, gated convs, plain applies,
+    // excites, plain gates. Fusion::ALL gates no conv and excites nothing on this software
+    // adapter.
     for (fusion, counts) in [
-        (everything, [m, m, 0, m, 0]),
-        (Fusion::ALL, [m, m, 0, 0, m]),
-        (Fusion::NONE, [0, 0, m, 0, m]),
+        (Fusion::EVERYWHERE, [m, 0, 0, m, 0, m, 0]),
+        (excites_alone, [m, 0, 0, 0, m, m, 0]),
+        (Fusion::ALL, [m, m, 0, 0, m, 0, m]),
+        (Fusion::NONE, [0, 0, m, 0, m, 0, m]),
     ] {
         let model = GpuGraph::with_fusion(gpu(), &graph, fusion).unwrap();
         let got = model.run_blocking(gpu(), &inputs).unwrap();
@@ -399,6 +485,8 @@ fn mobilenet_v2_ca_fuses_its_coordinate_attentions() {
             "triplet_pool",
             "conv2d_mm_gated",
             "coord_apply",
+            "coord_excite",
+            "coord_gates",
         ]
         .map(count);
         assert_eq!(got_counts, counts, "{fusion:?}: {variants:?}");

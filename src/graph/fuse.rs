@@ -18,6 +18,9 @@ pub struct Fusion {
     /// Coordinate Attention's multiply applied as the 1×1 conv after it loads its input
     /// (`coord_applies`).
     pub coord_apply: Where,
+    /// Coordinate Attention's pool finish, conv1 and gates as one kernel from the pooled
+    /// conv's partial sums (`coord_excites`; only where `coord_pools` runs).
+    pub coord_excite: Where,
 }
 
 /// Where a fusion pass runs.
@@ -44,20 +47,28 @@ impl Fusion {
     pub const ALL: Self = Self {
         coord_pools: true,
         coord_apply: Where::OnGpus,
+        coord_excite: Where::OnGpus,
     };
     pub const NONE: Self = Self {
         coord_pools: false,
         coord_apply: Where::Nowhere,
+        coord_excite: Where::Nowhere,
     };
     /// Every pass, also where it was measured not to pay (to measure it again).
     pub const EVERYWHERE: Self = Self {
         coord_pools: true,
         coord_apply: Where::Everywhere,
+        coord_excite: Where::Everywhere,
     };
 
     /// Whether `coord_applies` runs on `gpu`.
     pub fn applies_on(&self, gpu: &Gpu) -> bool {
         self.coord_apply.on(gpu)
+    }
+
+    /// Whether `coord_excites` runs on `gpu`.
+    pub fn excites_on(&self, gpu: &Gpu) -> bool {
+        self.coord_pools && self.coord_excite.on(gpu)
     }
 
     pub fn name(&self) -> &'static str {
@@ -168,6 +179,68 @@ pub fn coord_applies(graph: &Graph<GpuTensor>, shapes: &[Vec<usize>], gpu: &Gpu)
                 x: *x,
                 gates: *gates,
             })
+        })
+        .collect()
+}
+
+/// One Coordinate Attention whose pool finish, conv1 and gates run as one kernel
+/// (`kernels::coord::coord_excite`) from the partial sums of the conv that computed x.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Excite {
+    /// The `CoordPool` and conv1 nodes, which then record nothing.
+    pub pool: ValueId,
+    pub conv: ValueId,
+    /// The `CoordGates` node, which runs the kernel.
+    pub gates: ValueId,
+}
+
+/// The Coordinate Attentions whose pool reads a conv's partial sums (`pooled`: the pools of
+/// `coord_pools`' convs) and whose pooled means and conv1 output only the next op reads (none
+/// of them `kept`), with a conv1 `coord_excite` can run: their three ops then run as one.
+pub fn coord_excites(
+    graph: &Graph<GpuTensor>,
+    shapes: &[Vec<usize>],
+    pooled: &[ValueId],
+    kept: &[ValueId],
+) -> Vec<Excite> {
+    let nodes = graph.nodes();
+    let output = graph.output().ok();
+    // The one node reading `v`, once, if `v` is neither kept nor the output.
+    let only_reader = |v: ValueId| -> Option<ValueId> {
+        if kept.contains(&v) || output == Some(v) {
+            return None;
+        }
+        let mut readers = nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.inputs.contains(&v));
+        let (i, reader) = readers.next()?;
+        let once = reader.inputs.iter().filter(|&&u| u == v).count() == 1;
+        (readers.next().is_none() && once).then_some(i)
+    };
+    pooled
+        .iter()
+        .filter_map(|&pool| {
+            let conv = only_reader(pool)?;
+            let gates = only_reader(conv)?;
+            let (
+                Op::Conv {
+                    spec,
+                    bias: true,
+                    residual: false,
+                },
+                [x, weight, _],
+            ) = (nodes[conv].op, nodes[conv].inputs.as_slice())
+            else {
+                return None;
+            };
+            let (Op::CoordGates(_), Some(&f)) = (nodes[gates].op, nodes[gates].inputs.first())
+            else {
+                return None;
+            };
+            let channels = *shapes[pool].get(1)?;
+            let fits = crate::kernels::coord::excite_fits(&spec, &shapes[*weight], channels);
+            (*x == pool && f == conv && fits).then_some(Excite { pool, conv, gates })
         })
         .collect()
 }

@@ -9,6 +9,7 @@ use super::{conv_operands, Graph, Op, Operands, ValueId};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Precision, Readback, Recorder, Recording};
 use crate::kernels as k;
+use crate::ops::conv::Conv2d;
 use crate::tensor::Tensor;
 
 /// What one inference cost the host (`GpuGraph::run_measured`).
@@ -49,12 +50,22 @@ enum Fused {
     /// A 1×1 conv that reads Coordinate Attention's x and gates and multiplies them as it
     /// loads, in place of the absorbed apply's output.
     GatedConv { x: ValueId, gates: ValueId },
+    /// Coordinate Attention's gates computed from the partial sums of x's conv, with the
+    /// absorbed pool and conv1 (`conv`, its `weight` and `bias`) in the same kernel.
+    Excite {
+        partials: GpuTensor,
+        x_shape: Vec<usize>,
+        conv: Conv2d,
+        weight: ValueId,
+        bias: ValueId,
+    },
 }
 
 /// The fusion passes' decisions for one plan.
 struct Fusions {
     pooling_convs: Vec<ValueId>,
     gated_convs: Vec<fuse::GatedConv>,
+    excites: Vec<fuse::Excite>,
 }
 
 impl Fusions {
@@ -111,7 +122,7 @@ impl GpuGraph {
         let refs: Vec<&[usize]> = input_shapes.iter().map(Vec::as_slice).collect();
         let shapes = self.graph.shapes(&refs)?;
         let precision = gpu.precision();
-        let fusions = self.fusions(gpu, &shapes);
+        let fusions = self.fusions(gpu, &shapes, keep);
         let plan = plan(&self.graph, &shapes, keep, precision, &fusions.reads())?;
         let buffers: Vec<GpuTensor> = plan
             .slot_bytes
@@ -143,17 +154,31 @@ impl GpuGraph {
         })
     }
 
-    /// What the fusion passes change in the plan for these value shapes on `gpu`.
-    fn fusions(&self, gpu: &Gpu, shapes: &[Vec<usize>]) -> Fusions {
+    /// What the fusion passes change in the plan for these value shapes on `gpu`, keeping the
+    /// values `kept` intact.
+    fn fusions(&self, gpu: &Gpu, shapes: &[Vec<usize>], kept: &[ValueId]) -> Fusions {
+        let pooling_convs = match self.fusion.coord_pools {
+            true => fuse::coord_pools(&self.graph, shapes, gpu),
+            false => Vec::new(),
+        };
+        let excites = match self.fusion.excites_on(gpu) {
+            true => {
+                let pooled: Vec<ValueId> = (self.graph.nodes().iter().enumerate())
+                    .filter(|(_, n)| matches!(n.op, Op::CoordPool(_)))
+                    .filter(|(_, n)| n.inputs.first().is_some_and(|x| pooling_convs.contains(x)))
+                    .map(|(i, _)| i)
+                    .collect();
+                fuse::coord_excites(&self.graph, shapes, &pooled, kept)
+            }
+            false => Vec::new(),
+        };
         Fusions {
-            pooling_convs: match self.fusion.coord_pools {
-                true => fuse::coord_pools(&self.graph, shapes, gpu),
-                false => Vec::new(),
-            },
             gated_convs: match self.fusion.applies_on(gpu) {
                 true => fuse::coord_applies(&self.graph, shapes, gpu),
                 false => Vec::new(),
             },
+            pooling_convs,
+            excites,
         }
     }
 
@@ -178,6 +203,26 @@ impl GpuGraph {
                 }
             }
         }
+        for e in &fusions.excites {
+            let (Some(Fused::PoolFromPartials(partials)), Op::Conv { spec, .. }) =
+                (fused[e.pool].take(), nodes[e.conv].op)
+            else {
+                return Err(Error::Invalid(
+                    "an excite fusion without a fused pool and a conv: a fusion pass bug".into(),
+                ));
+            };
+            let pool_input = nodes[e.pool].inputs[0];
+            let conv_inputs = &nodes[e.conv].inputs;
+            fused[e.gates] = Some(Fused::Excite {
+                partials,
+                x_shape: shapes[pool_input].clone(),
+                conv: spec,
+                weight: conv_inputs[1],
+                bias: conv_inputs[2],
+            });
+            fused[e.pool] = Some(Fused::Absorbed);
+            fused[e.conv] = Some(Fused::Absorbed);
+        }
         for g in &fusions.gated_convs {
             fused[g.apply] = Some(Fused::Absorbed);
             fused[g.conv] = Some(Fused::GatedConv {
@@ -192,7 +237,7 @@ impl GpuGraph {
     pub fn memory_plan(&self, gpu: &Gpu, input_shapes: &[Vec<usize>]) -> Result<MemoryPlan> {
         let refs: Vec<&[usize]> = input_shapes.iter().map(Vec::as_slice).collect();
         let shapes = self.graph.shapes(&refs)?;
-        let fusions = self.fusions(gpu, &shapes);
+        let fusions = self.fusions(gpu, &shapes, &self.kept_with(&[]));
         plan(
             &self.graph,
             &shapes,
@@ -522,6 +567,22 @@ fn encode_fused(
             let (weight, ep) = conv_operands(ins, bias, residual)?;
             let (x, gates) = (&values[*x], &values[*gates]);
             k::conv::conv2d_gated(rec, x, weight, &ep, out, &spec, gates)
+        }
+        (
+            Fused::Excite {
+                partials,
+                x_shape,
+                conv,
+                weight,
+                bias,
+            },
+            Op::CoordGates(spec),
+        ) => {
+            let (weight, bias) = (&values[*weight], &values[*bias]);
+            let gates = (ins[1], ins[2]);
+            k::coord::coord_excite(
+                rec, x_shape, partials, weight, bias, conv, gates, out, &spec,
+            )
         }
         _ => Err(Error::Invalid(format!(
             "no such fused form of {}: a fusion pass bug",

@@ -2,9 +2,10 @@
 
 use super::triplet::{axis_pool_as, plane_fits, PoolKernel, PoolRole, Target};
 use super::{choose_layout, expect_shape, group_grid, next_start, u32_param, u32x4, Layout};
-use crate::error::Result;
-use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder};
+use crate::error::{shape_err, Result};
+use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder, WG};
 use crate::graph::Op;
+use crate::ops::conv::Conv2d;
 use crate::ops::coord::{CoordApply, CoordGateSpec, CoordPool};
 use crate::ops::triplet::{ZAxis, ZPool};
 use crate::tune::OpCase;
@@ -59,7 +60,119 @@ pub static FINISH: Kernel = kernel!(
     CoordPoolFinishParams;
     bindings![read partials: f32, write y]
 );
-pub const KERNELS: &[&Kernel] = &[&GATES, &GATES_FLAT, &APPLY, &APPLY_FLAT, &FINISH];
+wgsl_struct! {
+    /// From the depthwise conv's partial sums to the gates (`coord_excite.wgsl`): the plane's
+    /// `DepthwiseStrips`, and conv1's `mip` outputs.
+    pub struct CoordExciteParams {
+        n: u32,
+        c: u32,
+        h: u32,
+        w: u32,
+        mip: u32,
+        quads: u32,
+        strips: u32,
+        _pad: u32,
+    }
+}
+
+pub static EXCITE: Kernel = kernel!(
+    "coord_excite", "coord_excite.wgsl";
+    CoordExciteParams;
+    bindings![
+        read partials: f32,
+        read conv_weight,
+        read conv_bias,
+        read gate_weight,
+        read gate_bias,
+        write y
+    ]
+);
+
+pub const KERNELS: &[&Kernel] = &[&GATES, &GATES_FLAT, &APPLY, &APPLY_FLAT, &FINISH, &EXCITE];
+
+/// The most channels and conv1 outputs `coord_excite` holds in workgroup memory (`MAX_C`,
+/// `MAX_MIP` in its shader: 12 KiB of the 16 KiB every WebGPU device has).
+const EXCITE_MAX_CHANNELS: usize = 1024;
+const EXCITE_MAX_MIP: usize = 32;
+
+/// Whether `coord_excite` can run a Coordinate Attention of `channels` whose conv1 is `spec`
+/// with a weight of shape `weight`: a 1×1 conv (BN folded in, any activation) of at most
+/// `EXCITE_MAX_MIP` outputs on at most `EXCITE_MAX_CHANNELS` channels.
+pub fn excite_fits(spec: &Conv2d, weight: &[usize], channels: usize) -> bool {
+    spec.stride == (1, 1)
+        && spec.padding == (0, 0)
+        && spec.groups == 1
+        && spec.post_act == crate::ops::Activation::None
+        && weight.get(2..) == Some(&[1, 1][..])
+        && weight.first().is_some_and(|&mip| mip <= EXCITE_MAX_MIP)
+        && channels <= EXCITE_MAX_CHANNELS
+}
+
+/// Coordinate Attention's gates `[N, C·(H+W)]` of x `[N, C, H, W]` straight from the partial
+/// sums the depthwise conv that computed x wrote: the pool's finish, conv1 (`conv_spec`: a 1×1
+/// conv of `conv_weight [mip, C, 1, 1]` with `conv_bias`, its BN folded in) and the gates, in
+/// one dispatch of a workgroup per pooled position.
+#[allow(clippy::too_many_arguments)]
+pub fn coord_excite(
+    rec: &mut Recorder,
+    x_shape: &[usize],
+    partials: &GpuTensor,
+    conv_weight: &GpuTensor,
+    conv_bias: &GpuTensor,
+    conv_spec: &Conv2d,
+    gates: (&GpuTensor, &GpuTensor),
+    out: &GpuTensor,
+    spec: &CoordGateSpec,
+) -> Result<()> {
+    let op = "coord_excite";
+    let pooled = CoordPool.out_shape(x_shape)?;
+    let f = conv_spec.output_shape(&pooled, conv_weight.shape())?;
+    let (gate_weight, gate_bias) = gates;
+    expect_shape(
+        op,
+        out,
+        &spec.out_shape(&f, gate_weight.shape(), gate_bias.shape())?,
+    )?;
+    expect_shape(op, partials, &super::conv::coord_partials_shape(x_shape)?)?;
+    let [n, c, h, w] = [0, 1, 2, 3].map(|i| x_shape[i]);
+    let mip = f[1];
+    if !excite_fits(conv_spec, conv_weight.shape(), c) || conv_bias.shape() != [mip] {
+        return Err(shape_err(
+            op,
+            format!(
+                "needs a biased 1×1 conv of at most {EXCITE_MAX_MIP} outputs on at most \
+                 {EXCITE_MAX_CHANNELS} channels, got {conv_spec:?}, weight {:?}, bias {:?} \
+                 on {c} channels",
+                conv_weight.shape(),
+                conv_bias.shape()
+            ),
+        ));
+    }
+    let strips = super::conv::DepthwiseStrips::of(h, w);
+    let u = |v: usize| u32_param(op, v);
+    let params = CoordExciteParams {
+        n: u(n)?,
+        c: u(c)?,
+        h: u(h)?,
+        w: u(w)?,
+        mip: u(mip)?,
+        quads: u(strips.quads)?,
+        strips: u(strips.strips)?,
+        _pad: 0,
+    };
+    // `Recorder::grid` counts 64-wide workgroups: one per pooled position of each image.
+    let grid = rec.grid((n * (h + w)) as u64 * u64::from(WG))?;
+    let constants = [("ACT", conv_spec.act.code() as f64)];
+    let bindings = [
+        partials,
+        conv_weight,
+        conv_bias,
+        gate_weight,
+        gate_bias,
+        out,
+    ];
+    rec.dispatch(&EXCITE, &constants, &params, &bindings, grid)
+}
 
 /// The pool variants Coordinate Attention can run on: its planes streamed once (no subgroup
 /// form), or a line per mean, the long ones optionally reduced by workgroups.
