@@ -112,6 +112,10 @@ fn plans(g: &Gpu, x: &[usize], w: &[usize], spec: &Conv2d) -> Vec<ConvKernel> {
     let plain = gpu_conv::kernel_for(x, w, spec, None).unwrap();
     let mut all = vec![picked, plain];
     all.dedup();
+    // The shorter strips a GPU's depthwise convs run on.
+    if let ConvKernel::Depthwise { stride, .. } = picked {
+        all.extend([8, 4, 2, 1].map(|rows| ConvKernel::Depthwise { stride, rows }));
+    }
     all.extend(MmTile::ALL.map(ConvKernel::Mm));
     all
 }
@@ -557,11 +561,18 @@ fn misfit_kernels_are_errors() {
             ConvKernel::Gemm(Tile::shared(17, 1)),
         ),
         (&w3, same, ConvKernel::General(Tile::plain(1, 5))),
-        (&w3, same, ConvKernel::Depthwise { stride: 1 }),
+        (
+            &w3,
+            same,
+            ConvKernel::Depthwise {
+                stride: 1,
+                rows: 24,
+            },
+        ),
         (
             &dw,
             same.with_groups(8),
-            ConvKernel::Depthwise { stride: 2 },
+            ConvKernel::Depthwise { stride: 2, rows: 4 },
         ),
     ];
     for (w, spec, plan) in cases {
@@ -781,7 +792,10 @@ fn large_planes() {
     let w = [10, 1, 3, 3];
     assert_eq!(
         gpu_conv::kernel_for(&x, &w, &spec, gpu_conv::subgroup_lanes(gpu())).unwrap(),
-        ConvKernel::Depthwise { stride: 1 }
+        ConvKernel::Depthwise {
+            stride: 1,
+            rows: gpu_conv::DEPTHWISE_ROWS
+        }
     );
     let parts = Parts {
         bias: true,
@@ -1155,7 +1169,11 @@ fn variant_names_round_trip() {
             all.push(ConvKernel::Gemm(Tile::plain(c.min(8), p)));
         }
     }
-    all.push(ConvKernel::Depthwise { stride: 2 });
+    all.push(ConvKernel::Depthwise {
+        stride: 2,
+        rows: 24,
+    });
+    all.push(ConvKernel::Depthwise { stride: 1, rows: 1 });
     for k in all {
         let name = k.to_string();
         assert_eq!(name.parse::<ConvKernel>().unwrap(), k, "{name}");
@@ -1166,6 +1184,8 @@ fn variant_names_round_trip() {
         "conv2d_mm 6x64",
         "conv2d_fast 64x64",
         "conv2d_depthwise 2",
+        "conv2d_depthwise s1",
+        "conv2d_depthwise s1r0",
     ] {
         let err = bad.parse::<ConvKernel>().unwrap_err().to_string();
         assert_names(&err, &[bad]);

@@ -301,13 +301,13 @@ fn every_pool_variant_at_f16() {
 /// Coordinate Attention's means summed in a depthwise conv's epilogue (`conv2d_pooling`) and
 /// finished by `coord_pool_finish` equal the reference pool of the reference conv's output,
 /// and the conv's own output is unchanged. Strides 1 and 2; planes taller than one strip
-/// (24 rows) and widths that leave a quad part-filled; batch > 1; channels not a multiple of
-/// 4. At f32 the parts add the same values in another order (FP32_REL_L2); at f16 the fused
+/// (the software devices' 24 rows, and strips of 4 and 1 rows as GPUs run them) and widths
+/// that leave a quad part-filled; batch > 1; channels not a multiple of 4. At f32 the parts add the same values in another order (FP32_REL_L2); at f16 the fused
 /// pool sums the conv's f32 values before they are stored rounded, the reference the rounded
 /// ones (F16_REL_L2).
 #[test]
 fn pools_summed_in_the_depthwise_epilogue_match_the_reference() {
-    use gaze::kernels::conv::{conv2d_pooling, coord_partials_shape};
+    use gaze::kernels::conv::{conv2d_pooling, coord_partials_shape, PoolParts};
     use gaze::Precision;
     let mut rng = Rng::new(47);
     for (g, tol) in [(gpu(), FP32_REL_L2), (gpu_f16(), F16_REL_L2)] {
@@ -333,18 +333,21 @@ fn pools_summed_in_the_depthwise_epilogue_match_the_reference() {
                 g.upload(&weight).unwrap(),
                 g.upload(&bias).unwrap(),
             );
-            let gy = g.empty(y.shape()).unwrap();
-            let partials = g
-                .empty_at(&coord_partials_shape(y.shape()).unwrap(), Precision::F32)
-                .unwrap();
-            let pooled = run_on(g, want.shape(), |rec, out| {
-                let gep = Epilogue::with_bias(&gb);
-                conv2d_pooling(rec, &gx, &gw, &gep, &gy, &spec, &partials)?;
-                gpu_ops::coord_pool_finish(rec, y.shape(), &partials, out, &CoordPool)
-            });
-            assert_close(&pooled, &want, tol, &format!("fused pool, {what}"));
-            let got_y = g.read_blocking(&gy).unwrap();
-            assert_close(&got_y, &y, tol, &format!("conv output, {what}"));
+            for max_rows in [24, 4, 1] {
+                let what = format!("{what}, strips of {max_rows}");
+                let gy = g.empty(y.shape()).unwrap();
+                let shape = coord_partials_shape(y.shape(), max_rows).unwrap();
+                let sums = g.empty_at(&shape, Precision::F32).unwrap();
+                let parts = PoolParts { sums, max_rows };
+                let pooled = run_on(g, want.shape(), |rec, out| {
+                    let gep = Epilogue::with_bias(&gb);
+                    conv2d_pooling(rec, &gx, &gw, &gep, &gy, &spec, &parts)?;
+                    gpu_ops::coord_pool_finish(rec, y.shape(), &parts, out, &CoordPool)
+                });
+                assert_close(&pooled, &want, tol, &format!("fused pool, {what}"));
+                let got_y = g.read_blocking(&gy).unwrap();
+                assert_close(&got_y, &y, tol, &format!("conv output, {what}"));
+            }
         }
     }
 }
@@ -357,7 +360,7 @@ fn pools_summed_in_the_depthwise_epilogue_match_the_reference() {
 /// cannot hold is refused by name.
 #[test]
 fn excite_from_partial_sums_matches_the_reference_chain() {
-    use gaze::kernels::conv::{conv2d_pooling, coord_partials_shape};
+    use gaze::kernels::conv::{conv2d_pooling, coord_partials_shape, PoolParts};
     use gaze::Precision;
     let mut rng = Rng::new(48);
     for (g, tol) in [(gpu(), FP32_REL_L2), (gpu_f16(), F16_REL_L2)] {
@@ -384,9 +387,10 @@ fn excite_from_partial_sums_matches_the_reference_chain() {
             let (gx, gdw, gw1, gb1, ggw, ggb) =
                 (up(&x), up(&dw_weight), up(&w1), up(&b1), up(&gw), up(&gb));
             let gy = g.empty(y.shape()).unwrap();
-            let partials = g
-                .empty_at(&coord_partials_shape(y.shape()).unwrap(), Precision::F32)
-                .unwrap();
+            let max_rows = if c > 100 { 2 } else { 24 };
+            let shape = coord_partials_shape(y.shape(), max_rows).unwrap();
+            let sums = g.empty_at(&shape, Precision::F32).unwrap();
+            let partials = PoolParts { sums, max_rows };
             let got = run_on(g, want.shape(), |rec, out| {
                 let none = Epilogue::default();
                 conv2d_pooling(rec, &gx, &gdw, &none, &gy, &dw_spec, &partials)?;
@@ -400,11 +404,9 @@ fn excite_from_partial_sums_matches_the_reference_chain() {
     // conv1 with 33 outputs, more than the kernel holds.
     let g = gpu();
     let (c, h, w) = (8, 4, 4);
-    let partials = g.empty_at(
-        &coord_partials_shape(&[1, c, h, w]).unwrap(),
-        Precision::F32,
-    );
-    let partials = partials.unwrap();
+    let shape = coord_partials_shape(&[1, c, h, w], 24).unwrap();
+    let sums = g.empty_at(&shape, Precision::F32).unwrap();
+    let partials = PoolParts { sums, max_rows: 24 };
     let (w1, b1) = (g.empty(&[33, c, 1, 1]).unwrap(), g.empty(&[33]).unwrap());
     let (gw, gb) = (g.empty(&[2, c, 33]).unwrap(), g.empty(&[2, c]).unwrap());
     let out = g.empty(&[1, c * (h + w)]).unwrap();

@@ -315,13 +315,16 @@ fn a_tuned_pool_variant_is_what_the_plan_runs() {
     assert!(heuristic.to_string().contains(expected), "{heuristic}");
 }
 
-/// Where the device's cache says so, plans run the attention kernels and the classifier with an
-/// output per invocation (`Layout::PerOutput`, what a GPU gets without measurements), and whole
-/// networks still give the CPU reference's output within FP32_REL_L2, at batch 2 on 40×24. The
-/// fake timings make that layout the fastest wherever there is one, and leave every conv and
-/// pool on the heuristic's kernel (no other variant leads it).
+/// Where the device's cache says so, plans run the GPU shapes of the small kernels and the
+/// depthwise convs: the attention kernels and the classifier with an output per invocation
+/// (`Layout::PerOutput`), the depthwise convs in strips of one row (those that sum Coordinate
+/// Attention's pools too, whose parts are then laid out by single rows), and whole networks
+/// still give the CPU reference's output within FP32_REL_L2, at batch 2 on 40×24, with every
+/// fusion pass on and forced. The fake timings make those variants the fastest, and leave
+/// every other conv and pool on the heuristic's kernel (no other variant leads it).
 #[test]
-fn networks_run_the_per_output_layouts_the_cache_chooses() {
+fn networks_run_the_gpu_shapes_the_cache_chooses() {
+    use gaze::graph::fuse::Fusion;
     use gaze::graph::{cpu as graph_cpu, gpu::GpuGraph};
     use gaze::kernels::Layout;
     let per_output = Variant::Layout(Layout::PerOutput);
@@ -351,7 +354,8 @@ fn networks_run_the_per_output_layouts_the_cache_chooses() {
             .unwrap()
             .run_blocking(&gpu, &inputs)
             .unwrap();
-        let mut timer = FakeTimer::new(&[(per_output, 0.1)]);
+        let row = |stride| Variant::Conv(ConvKernel::Depthwise { stride, rows: 1 });
+        let mut timer = FakeTimer::new(&[(per_output, 0.1), (row(1), 0.1), (row(2), 0.1)]);
         let measured = pollster::block_on(tune::tune_untuned_with(&gpu, &mut timer)).unwrap();
         assert!(
             measured
@@ -360,28 +364,40 @@ fn networks_run_the_per_output_layouts_the_cache_chooses() {
             "{arch}: no layout was measured"
         );
 
-        let model = GpuGraph::new(&gpu, &graph).unwrap();
-        let got = model.run_blocking(&gpu, &inputs).unwrap();
-        assert_close(&got, &want, FP32_REL_L2, &format!("{arch}, per-output"));
-        let mut rec = Recorder::new(&gpu);
-        model.record(&gpu, &mut rec, &inputs).unwrap();
-        let ran: Vec<String> = rec.dispatch_variants().into_iter().map(|d| d.1).collect();
-        for kernel in kernels {
+        for fusion in [Fusion::ALL, Fusion::EVERYWHERE] {
+            let what = format!("{arch}, GPU shapes, fusion {fusion}");
+            let model = GpuGraph::with_fusion(&gpu, &graph, fusion).unwrap();
+            let got = model.run_blocking(&gpu, &inputs).unwrap();
+            assert_close(&got, &want, FP32_REL_L2, &what);
+            let mut rec = Recorder::new(&gpu);
+            model.record(&gpu, &mut rec, &inputs).unwrap();
+            let ran: Vec<String> = rec.dispatch_variants().into_iter().map(|d| d.1).collect();
+            let depthwise = |v: &String| v.starts_with("conv2d_depthwise");
+            let strips: Vec<&String> = ran.iter().filter(|v| depthwise(v)).collect();
             assert!(
-                ran.iter().any(|v| v == kernel),
-                "{arch}: no {kernel} in {ran:?}"
+                !strips.is_empty() && strips.iter().all(|v| v.ends_with("r1")),
+                "{what}: {ran:?}"
+            );
+            if fusion == Fusion::EVERYWHERE {
+                continue;
+            }
+            for kernel in kernels {
+                assert!(
+                    ran.iter().any(|v| v == kernel),
+                    "{what}: no {kernel} in {ran:?}"
+                );
+            }
+            let tiled = [
+                "triplet_gates",
+                "triplet_combine",
+                "coord_gates",
+                "coord_apply",
+                "linear",
+            ];
+            assert!(
+                !ran.iter().any(|v| tiled.contains(&v.as_str())),
+                "{what}: a tiled kernel ran: {ran:?}"
             );
         }
-        let tiled = [
-            "triplet_gates",
-            "triplet_combine",
-            "coord_gates",
-            "coord_apply",
-            "linear",
-        ];
-        assert!(
-            !ran.iter().any(|v| tiled.contains(&v.as_str())),
-            "{arch}: a tiled kernel ran: {ran:?}"
-        );
     }
 }

@@ -6,7 +6,7 @@
 use super::{Graph, Op, ValueId};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor};
-use crate::kernels::conv::pools_in_epilogue;
+use crate::kernels::conv::{depthwise_rows, pools_in_epilogue};
 
 /// Which fusion passes plans run: each where it pays (`on`, the default), none (`off`), or
 /// each on every device (`everywhere`, to measure a pass where it was found not to pay).
@@ -108,18 +108,25 @@ impl std::fmt::Display for Fusion {
 }
 
 /// The depthwise convs whose output a Coordinate Attention pools, and that can sum the pool's
-/// parts in their epilogue for these value `shapes`: the pool then reads those parts, not x.
-pub fn coord_pools(graph: &Graph<GpuTensor>, shapes: &[Vec<usize>], gpu: &Gpu) -> Vec<ValueId> {
+/// parts in their epilogue for these value `shapes`, each with the strip height it runs on
+/// (which lays the parts out): the pool then reads those parts, not x.
+pub fn coord_pools(
+    graph: &Graph<GpuTensor>,
+    shapes: &[Vec<usize>],
+    gpu: &Gpu,
+) -> Vec<(ValueId, usize)> {
     let nodes = graph.nodes();
-    let mut convs: Vec<ValueId> = nodes
+    let mut convs: Vec<(ValueId, usize)> = nodes
         .iter()
         .filter(|n| matches!(n.op, Op::CoordPool(_)))
         .filter_map(|n| n.inputs.first().copied())
-        .filter(|&x| match (nodes[x].op, nodes[x].inputs.as_slice()) {
+        .filter_map(|x| match (nodes[x].op, nodes[x].inputs.as_slice()) {
             (Op::Conv { spec, .. }, [input, weight, ..]) => {
-                pools_in_epilogue(gpu, &shapes[*input], &shapes[*weight], &shapes[x], &spec)
+                let (input, weight) = (&shapes[*input], &shapes[*weight]);
+                let rows = depthwise_rows(gpu, input, weight, &spec)?;
+                pools_in_epilogue(gpu, input, weight, &shapes[x], &spec, rows).then_some((x, rows))
             }
-            _ => false,
+            _ => None,
         })
         .collect();
     convs.sort_unstable();

@@ -9,6 +9,7 @@ use super::{conv_operands, Graph, Op, Operands, ValueId};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Precision, Readback, Recorder, Recording};
 use crate::kernels as k;
+use crate::kernels::conv::PoolParts;
 use crate::ops::conv::Conv2d;
 use crate::tensor::Tensor;
 
@@ -42,9 +43,9 @@ struct Plan {
 enum Fused {
     /// A conv that also writes the partial sums of the Coordinate Attention pool of its
     /// output.
-    PoolingConv(GpuTensor),
+    PoolingConv(PoolParts),
     /// A Coordinate Attention pool finished from those partial sums.
-    PoolFromPartials(GpuTensor),
+    PoolFromPartials(PoolParts),
     /// Runs inside a later node's kernel: nothing of its own to record.
     Absorbed,
     /// A 1×1 conv that reads Coordinate Attention's x and gates and multiplies them as it
@@ -53,7 +54,7 @@ enum Fused {
     /// Coordinate Attention's gates computed from the partial sums of x's conv, with the
     /// absorbed pool and conv1 (`conv`, its `weight` and `bias`) in the same kernel.
     Excite {
-        partials: GpuTensor,
+        partials: PoolParts,
         x_shape: Vec<usize>,
         conv: Conv2d,
         weight: ValueId,
@@ -63,7 +64,8 @@ enum Fused {
 
 /// The fusion passes' decisions for one plan.
 struct Fusions {
-    pooling_convs: Vec<ValueId>,
+    /// Each with the most rows of its strips.
+    pooling_convs: Vec<(ValueId, usize)>,
     gated_convs: Vec<fuse::GatedConv>,
     excites: Vec<fuse::Excite>,
 }
@@ -165,7 +167,10 @@ impl GpuGraph {
             true => {
                 let pooled: Vec<ValueId> = (self.graph.nodes().iter().enumerate())
                     .filter(|(_, n)| matches!(n.op, Op::CoordPool(_)))
-                    .filter(|(_, n)| n.inputs.first().is_some_and(|x| pooling_convs.contains(x)))
+                    .filter(|(_, n)| {
+                        let x = n.inputs.first();
+                        x.is_some_and(|x| pooling_convs.iter().any(|(c, _)| c == x))
+                    })
                     .map(|(i, _)| i)
                     .collect();
                 fuse::coord_excites(&self.graph, shapes, &pooled, kept)
@@ -191,9 +196,10 @@ impl GpuGraph {
     ) -> Result<Vec<Option<Fused>>> {
         let nodes = self.graph.nodes();
         let mut fused = vec![None; nodes.len()];
-        for &conv in &fusions.pooling_convs {
-            let shape = k::conv::coord_partials_shape(&shapes[conv])?;
-            fused[conv] = Some(Fused::PoolingConv(gpu.empty_at(&shape, Precision::F32)?));
+        for &(conv, max_rows) in &fusions.pooling_convs {
+            let shape = k::conv::coord_partials_shape(&shapes[conv], max_rows)?;
+            let sums = gpu.empty_at(&shape, Precision::F32)?;
+            fused[conv] = Some(Fused::PoolingConv(PoolParts { sums, max_rows }));
         }
         // Each pool of a pooling conv's output reads that conv's partial sums.
         for (i, node) in nodes.iter().enumerate() {
@@ -382,7 +388,7 @@ impl GpuGraph {
                 .iter()
                 .zip(&plan.fused)
                 .map(|(_, fused)| match fused {
-                    Some(Fused::PoolingConv(partials)) => partials.bytes(),
+                    Some(Fused::PoolingConv(parts)) => parts.sums.bytes(),
                     // The gates, which the conv binds and the absorbed apply did.
                     Some(Fused::GatedConv { gates, .. }) => plan.values[*gates].bytes(),
                     _ => 0,

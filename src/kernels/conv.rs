@@ -216,9 +216,17 @@ const OP: &str = "conv2d";
 /// Invocations per workgroup of the three kernels (`@workgroup_size(64)`).
 const LANES: usize = 64;
 
-/// Depthwise strips are at most this many output rows: taller strips reload fewer rows at
-/// their top, shorter ones give more invocations to spread over the cores.
-const MAX_STRIP_ROWS: usize = 24;
+/// The most output rows of a depthwise strip on a software device: taller strips reload
+/// fewer rows at their top, shorter ones give more invocations to spread over the cores.
+pub const DEPTHWISE_ROWS: usize = 24;
+
+/// The strip heights the tuner times for a depthwise conv: a GPU wants thousands of short
+/// strips where a CPU device wants a few hundred tall ones.
+const DEPTHWISE_ROW_CHOICES: [usize; 5] = [DEPTHWISE_ROWS, 8, 4, 2, 1];
+
+/// Invocations a GPU's depthwise conv should have at least (256 workgroups, like the
+/// `conv2d_mm` blocks the heuristic picks): its strips are the tallest that give as many.
+const GPU_DEPTHWISE_INVOCATIONS: usize = 256 * LANES;
 
 /// The kernel a conv runs on, with its specialization.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,8 +235,8 @@ pub enum ConvKernel {
     /// tile) with this tile.
     Gemm(Tile),
     /// 3×3, groups = Cin = Cout, dilation 1, the same stride (1 or 2) on both axes:
-    /// `conv2d_depthwise`.
-    Depthwise { stride: usize },
+    /// `conv2d_depthwise`, in strips of at most `rows` output rows (`DepthwiseStrips`).
+    Depthwise { stride: usize, rows: usize },
     /// Any geometry: `conv2d_general` (`conv2d_general_sg` for a shared tile) with this
     /// tile.
     General(Tile),
@@ -256,7 +264,7 @@ impl ConvKernel {
     fn shape(self) -> String {
         match self {
             Self::Gemm(t) | Self::General(t) => format!("{}x{}", 4 * t.channels, 4 * t.pixels),
-            Self::Depthwise { stride } => format!("s{stride}"),
+            Self::Depthwise { stride, rows } => format!("s{stride}r{rows}"),
             Self::Mm(t) => format!("{}x{}", t.channels(), t.pixels()),
         }
     }
@@ -274,10 +282,14 @@ impl std::str::FromStr for ConvKernel {
         let bad = || Error::Invalid(format!("`{s}` names no conv kernel variant"));
         let (name, shape) = s.split_once(' ').ok_or_else(bad)?;
         if name == CONV2D_DEPTHWISE.name {
-            let stride = shape.strip_prefix('s').and_then(|v| v.parse().ok());
-            return stride
-                .map(|stride| Self::Depthwise { stride })
-                .ok_or_else(bad);
+            let (stride, rows) = shape
+                .strip_prefix('s')
+                .and_then(|v| v.split_once('r'))
+                .ok_or_else(bad)?;
+            return match (stride.parse(), rows.parse()) {
+                (Ok(stride), Ok(rows)) if rows > 0 => Ok(Self::Depthwise { stride, rows }),
+                _ => Err(bad()),
+            };
         }
         let (c, p) = shape.split_once('x').ok_or_else(bad)?;
         let (c, p): (usize, usize) = (c.parse().map_err(|_| bad())?, p.parse().map_err(|_| bad())?);
@@ -342,7 +354,8 @@ impl ConvKernel {
         if is_gemm(&weight, spec) {
             Self::Gemm(tile(1))
         } else if let Some(stride) = depthwise_stride(&weight, spec) {
-            Self::Depthwise { stride }
+            let rows = DEPTHWISE_ROWS;
+            Self::Depthwise { stride, rows }
         } else {
             Self::General(tile(kh * kw))
         }
@@ -354,10 +367,14 @@ impl ConvKernel {
     /// narrow for its smallest block, which keep their own kernels.
     pub fn heuristic(d: &ConvDims, spec: &Conv2d, gpu: &Gpu) -> Self {
         let tiled = Self::register_tiled(d, spec, subgroup_lanes(gpu));
-        if gpu.is_software()
-            || matches!(tiled, Self::Depthwise { .. })
-            || d.cout_g < MM_MIN_CHANNELS
-        {
+        if gpu.is_software() {
+            return tiled;
+        }
+        if let Self::Depthwise { stride, .. } = tiled {
+            let rows = gpu_depthwise_rows(d);
+            return Self::Depthwise { stride, rows };
+        }
+        if d.cout_g < MM_MIN_CHANNELS {
             return tiled;
         }
         let pixels = d.n.saturating_mul(d.ho).saturating_mul(d.wo);
@@ -373,7 +390,13 @@ impl ConvKernel {
     /// picks, with and without subgroups, and each workgroup-memory block that pads the
     /// group's channels by at most half.
     pub fn candidates(d: &ConvDims, spec: &Conv2d, gpu: &Gpu) -> Vec<Self> {
-        let mut all = vec![Self::register_tiled(d, spec, None)];
+        let tiled = Self::register_tiled(d, spec, None);
+        if let Self::Depthwise { stride, .. } = tiled {
+            return depthwise_row_choices(d.ho)
+                .map(|rows| Self::Depthwise { stride, rows })
+                .collect();
+        }
+        let mut all = vec![tiled];
         if let Some(lanes) = subgroup_lanes(gpu) {
             all.push(Self::register_tiled(d, spec, Some(lanes)));
         }
@@ -405,7 +428,7 @@ impl ConvKernel {
             Self::Gemm(tile) | Self::General(tile) => {
                 vec![("RO_G", tile.channels as f64), ("RP_Q", tile.pixels as f64)]
             }
-            Self::Depthwise { stride } => vec![("S", stride as f64)],
+            Self::Depthwise { stride, .. } => vec![("S", stride as f64)],
             Self::Mm(t) => vec![
                 ("WX", t.wx as f64),
                 ("WY", t.wy as f64),
@@ -418,7 +441,9 @@ impl ConvKernel {
     fn check_fits(self, gpu: &Gpu, weight: &[usize], spec: &Conv2d) -> Result<()> {
         let fits = match self {
             Self::Gemm(tile) => is_gemm(weight, spec) && tile_runs_on(tile, gpu),
-            Self::Depthwise { stride } => depthwise_stride(weight, spec) == Some(stride),
+            Self::Depthwise { stride, rows } => {
+                rows > 0 && depthwise_stride(weight, spec) == Some(stride)
+            }
             Self::General(tile) => tile_runs_on(tile, gpu),
             Self::Mm(tile) => tile.is_valid(max_invocations(gpu)),
         };
@@ -500,26 +525,64 @@ pub fn conv2d(
     call.record(rec, plan)
 }
 
+/// Where a pooling depthwise conv writes Coordinate Attention's partial sums
+/// (`conv2d_pooling`): the buffer (`coord_partials_shape`, f32), and the most rows of the
+/// conv's strips, which lay the parts out.
+#[derive(Clone, Debug)]
+pub struct PoolParts {
+    pub sums: GpuTensor,
+    pub max_rows: usize,
+}
+
+impl PoolParts {
+    /// How the conv that computed x `[N, C, H, W]` covered its planes.
+    pub fn strips(&self, x: &[usize]) -> Result<DepthwiseStrips> {
+        match x {
+            [_, _, h, w] => Ok(DepthwiseStrips::of(*h, *w, self.max_rows)),
+            _ => Err(shape_err(OP, format!("expects a 4-d output, got {x:?}"))),
+        }
+    }
+
+    /// An error unless the buffer has the shape the parts of x need.
+    pub fn check(&self, op: &'static str, x: &[usize]) -> Result<()> {
+        expect_shape(op, &self.sums, &coord_partials_shape(x, self.max_rows)?)
+    }
+}
+
 /// The shape of the partial sums `conv2d_pooling` writes for a conv whose output has `out`'s
-/// shape `[N, C, Ho, Wo]`.
-pub fn coord_partials_shape(out: &[usize]) -> Result<[usize; 2]> {
+/// shape `[N, C, Ho, Wo]`, in strips of at most `max_rows` rows.
+pub fn coord_partials_shape(out: &[usize], max_rows: usize) -> Result<[usize; 2]> {
     let [n, c, ho, wo] = match out {
         [n, c, ho, wo] => [*n, *c, *ho, *wo],
         _ => return Err(shape_err(OP, format!("expects a 4-d output, got {out:?}"))),
     };
-    Ok([n, DepthwiseStrips::of(ho, wo).partials_per_image(c, ho, wo)])
+    let strips = DepthwiseStrips::of(ho, wo, max_rows);
+    Ok([n, strips.partials_per_image(c, ho, wo)])
 }
 
-/// Whether `conv2d_pooling` can run this conv: a depthwise 3×3 whose tensors each fit one
-/// storage binding (its partial sums are not split by batch).
+/// The strip height a plan runs this depthwise conv on (the tuner's choice, else the
+/// heuristic's), which a pooling conv's parts are laid out by; `None` if it is no depthwise
+/// conv.
+pub fn depthwise_rows(gpu: &Gpu, x: &[usize], w: &[usize], spec: &Conv2d) -> Option<usize> {
+    let d = spec.dims(x, w).ok()?;
+    match choose(gpu, &d, x, w, spec) {
+        ConvKernel::Depthwise { rows, .. } => Some(rows),
+        _ => None,
+    }
+}
+
+/// Whether `conv2d_pooling` can run this conv in strips of at most `max_rows` rows: a
+/// depthwise 3×3 whose tensors each fit one storage binding (its partial sums are not split
+/// by batch).
 pub fn pools_in_epilogue(
     gpu: &Gpu,
     x: &[usize],
     w: &[usize],
     out: &[usize],
     spec: &Conv2d,
+    max_rows: usize,
 ) -> bool {
-    let partials = coord_partials_shape(out).map(|s| 4 * (s[0] * s[1]) as u64);
+    let partials = coord_partials_shape(out, max_rows).map(|s| 4 * (s[0] * s[1]) as u64);
     w.len() == 4
         && depthwise_stride(w, spec).is_some()
         && fits_one_binding(gpu, x)
@@ -537,9 +600,8 @@ fn fits_one_binding(gpu: &Gpu, shape: &[usize]) -> bool {
 }
 
 /// `conv2d` of a depthwise 3×3 that also writes the partial sums of Coordinate Attention's
-/// means of its output into `partials` (`coord_partials_shape`, f32), while the values are in
-/// registers: `coord::coord_pool_finish` then adds them up, and x is not read again to be
-/// pooled.
+/// means of its output into `parts`, while the values are in registers:
+/// `coord::coord_pool_finish` then adds them up, and x is not read again to be pooled.
 pub fn conv2d_pooling(
     rec: &mut Recorder,
     x: &GpuTensor,
@@ -547,7 +609,7 @@ pub fn conv2d_pooling(
     ep: &Epilogue<GpuTensor>,
     out: &GpuTensor,
     spec: &Conv2d,
-    partials: &GpuTensor,
+    parts: &PoolParts,
 ) -> Result<()> {
     let call = Call {
         x,
@@ -558,15 +620,17 @@ pub fn conv2d_pooling(
     };
     let d = call.checked()?;
     let kernel = &CONV2D_DEPTHWISE_POOL;
-    if !pools_in_epilogue(rec.gpu(), x.shape(), w.shape(), out.shape(), spec) {
+    let rows = parts.max_rows;
+    if rows == 0 || !pools_in_epilogue(rec.gpu(), x.shape(), w.shape(), out.shape(), spec, rows) {
         return Err(call.cannot_run(kernel));
     }
-    expect_shape(OP, partials, &coord_partials_shape(out.shape())?)?;
+    parts.check(OP, out.shape())?;
     let plan = ConvKernel::Depthwise {
         stride: spec.stride.0,
+        rows,
     };
-    let (p, grid) = depthwise_launch(rec, &d, spec, EpilogueWords::of(ep, spec))?;
-    call.dispatch_fused(rec, plan, kernel, partials, &p, grid)
+    let (p, grid) = depthwise_launch(rec, &d, spec, rows, EpilogueWords::of(ep, spec))?;
+    call.dispatch_fused(rec, plan, kernel, &parts.sums, &p, grid)
 }
 
 /// The workgroup-memory block a gated conv runs on, if `conv2d_gated` can run this conv: a
@@ -707,8 +771,8 @@ impl Call<'_> {
                     let (p, grid) = gemm_launch(rec, &d, tile, epi)?;
                     rec.dispatch_variant(plan.to_string(), kernel, &constants, &p, &buffers, grid)
                 }
-                ConvKernel::Depthwise { .. } => {
-                    let (p, grid) = depthwise_launch(rec, &d, spec, epi)?;
+                ConvKernel::Depthwise { rows, .. } => {
+                    let (p, grid) = depthwise_launch(rec, &d, spec, rows, epi)?;
                     rec.dispatch_variant(plan.to_string(), kernel, &constants, &p, &buffers, grid)
                 }
                 ConvKernel::General(tile) => {
@@ -903,10 +967,11 @@ pub struct DepthwiseStrips {
 }
 
 impl DepthwiseStrips {
-    pub fn of(ho: usize, wo: usize) -> Self {
-        // As few strips as MAX_STRIP_ROWS allows, evened out (at least one row: an empty
-        // plane divides nothing by zero).
-        let rows = ho.div_ceil(ho.div_ceil(MAX_STRIP_ROWS).max(1)).max(1);
+    /// Strips of at most `max_rows` rows (at least 1).
+    pub fn of(ho: usize, wo: usize, max_rows: usize) -> Self {
+        // As few strips as `max_rows` allows, evened out (at least one row: an empty plane
+        // divides nothing by zero).
+        let rows = ho.div_ceil(ho.div_ceil(max_rows.max(1)).max(1)).max(1);
         Self {
             rows,
             strips: ho.div_ceil(rows),
@@ -921,10 +986,36 @@ impl DepthwiseStrips {
     }
 }
 
+/// The strip heights worth timing for a depthwise conv of `ho` output rows: those that cut
+/// its planes differently.
+fn depthwise_row_choices(ho: usize) -> impl Iterator<Item = usize> {
+    let mut seen = Vec::new();
+    DEPTHWISE_ROW_CHOICES.into_iter().filter(move |&rows| {
+        let strips = DepthwiseStrips::of(ho, 1, rows).strips;
+        let new = !seen.contains(&strips);
+        seen.push(strips);
+        new
+    })
+}
+
+/// The tallest strips that give a GPU `GPU_DEPTHWISE_INVOCATIONS` (one row where none do).
+fn gpu_depthwise_rows(d: &ConvDims) -> usize {
+    let invocations = |rows: usize| {
+        let s = DepthwiseStrips::of(d.ho, d.wo, rows);
+        d.n.saturating_mul(d.cin)
+            .saturating_mul(s.quads)
+            .saturating_mul(s.strips)
+    };
+    depthwise_row_choices(d.ho)
+        .find(|&rows| invocations(rows) >= GPU_DEPTHWISE_INVOCATIONS)
+        .unwrap_or(1)
+}
+
 fn depthwise_launch(
     rec: &Recorder,
     d: &ConvDims,
     spec: &Conv2d,
+    max_rows: usize,
     epi: EpilogueWords,
 ) -> Result<(ConvDepthwiseParams, [u32; 3])> {
     let (ho, wo) = (d.ho, d.wo);
@@ -932,7 +1023,7 @@ fn depthwise_launch(
         rows,
         strips,
         quads,
-    } = DepthwiseStrips::of(ho, wo);
+    } = DepthwiseStrips::of(ho, wo, max_rows);
     let lanes = [d.n, d.cin, quads, strips]
         .into_iter()
         .try_fold(1usize, |acc, v| acc.checked_mul(v))
@@ -960,4 +1051,37 @@ fn depthwise_launch(
         post_act: epi.post_act,
     };
     Ok((params, grid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn depthwise(n: usize, c: usize, hw: usize) -> ConvDims {
+        let spec = Conv2d::new(1, 1).with_groups(c);
+        spec.dims(&[n, c, hw, hw], &[c, 1, 3, 3]).unwrap()
+    }
+
+    /// A GPU's depthwise strips are the tallest that still give 256 workgroups: MobileNetV2's
+    /// 112×112×96 map runs strips of 8 rows (5 strips of 23 would give 13,440 invocations),
+    /// its 14×14×576 and 7×7×960 maps single rows, and a batch of 64 the tallest strips.
+    #[test]
+    fn gpu_depthwise_strips_are_the_tallest_that_fill_the_device() {
+        assert_eq!(gpu_depthwise_rows(&depthwise(1, 96, 112)), 8);
+        assert_eq!(gpu_depthwise_rows(&depthwise(1, 960, 7)), 1);
+        assert_eq!(gpu_depthwise_rows(&depthwise(1, 576, 14)), 1);
+        assert_eq!(gpu_depthwise_rows(&depthwise(64, 960, 7)), DEPTHWISE_ROWS);
+        let d = depthwise(1, 576, 14);
+        let s = DepthwiseStrips::of(d.ho, d.wo, gpu_depthwise_rows(&d));
+        assert!(d.cin * s.quads * s.strips >= GPU_DEPTHWISE_INVOCATIONS);
+    }
+
+    /// The tuner times each strip height that cuts the planes differently, once.
+    #[test]
+    fn depthwise_row_choices_cut_planes_differently() {
+        let strips = |ho: usize| -> Vec<usize> { depthwise_row_choices(ho).collect() };
+        assert_eq!(strips(7), [24, 4, 2, 1]);
+        assert_eq!(strips(112), [24, 8, 4, 2, 1]);
+        assert_eq!(strips(1), [24]);
+    }
 }

@@ -1,5 +1,6 @@
 //! Coordinate Attention's own ops (`crate::ops::coord`): pool, gates, apply — one dispatch each.
 
+use super::conv::PoolParts;
 use super::triplet::{axis_pool_as, plane_fits, PoolKernel, PoolRole, Target};
 use super::{choose_layout, expect_shape, group_grid, next_start, u32_param, u32x4, Layout};
 use crate::error::{shape_err, Result};
@@ -116,7 +117,7 @@ pub fn excite_fits(spec: &Conv2d, weight: &[usize], channels: usize) -> bool {
 pub fn coord_excite(
     rec: &mut Recorder,
     x_shape: &[usize],
-    partials: &GpuTensor,
+    partials: &PoolParts,
     conv_weight: &GpuTensor,
     conv_bias: &GpuTensor,
     conv_spec: &Conv2d,
@@ -133,7 +134,7 @@ pub fn coord_excite(
         out,
         &spec.out_shape(&f, gate_weight.shape(), gate_bias.shape())?,
     )?;
-    expect_shape(op, partials, &super::conv::coord_partials_shape(x_shape)?)?;
+    partials.check(op, x_shape)?;
     let [n, c, h, w] = [0, 1, 2, 3].map(|i| x_shape[i]);
     let mip = f[1];
     if !excite_fits(conv_spec, conv_weight.shape(), c) || conv_bias.shape() != [mip] {
@@ -148,7 +149,7 @@ pub fn coord_excite(
             ),
         ));
     }
-    let strips = super::conv::DepthwiseStrips::of(h, w);
+    let strips = partials.strips(x_shape)?;
     let u = |v: usize| u32_param(op, v);
     let params = CoordExciteParams {
         n: u(n)?,
@@ -164,7 +165,7 @@ pub fn coord_excite(
     let grid = rec.grid((n * (h + w)) as u64 * u64::from(WG))?;
     let constants = [("ACT", conv_spec.act.code() as f64)];
     let bindings = [
-        partials,
+        &partials.sums,
         conv_weight,
         conv_bias,
         gate_weight,
@@ -216,15 +217,15 @@ pub fn coord_pool(
 pub fn coord_pool_finish(
     rec: &mut Recorder,
     x_shape: &[usize],
-    partials: &GpuTensor,
+    partials: &PoolParts,
     out: &GpuTensor,
     spec: &CoordPool,
 ) -> Result<()> {
     let op = "coord_pool_finish";
     expect_shape(op, out, &spec.out_shape(x_shape)?)?;
-    expect_shape(op, partials, &super::conv::coord_partials_shape(x_shape)?)?;
+    partials.check(op, x_shape)?;
     let [n, c, h, w] = [0, 1, 2, 3].map(|i| x_shape[i]);
-    let strips = super::conv::DepthwiseStrips::of(h, w);
+    let strips = partials.strips(x_shape)?;
     let [n, c, h, w] = u32x4(op, [n, c, h, w])?;
     let params = CoordPoolFinishParams {
         n,
@@ -235,7 +236,7 @@ pub fn coord_pool_finish(
         strips: u32_param(op, strips.strips)?,
     };
     let grid = rec.grid(u64::from(n) * u64::from(c) * u64::from(h + w))?;
-    rec.dispatch(&FINISH, &[], &params, &[partials, out], grid)
+    rec.dispatch(&FINISH, &[], &params, &[&partials.sums, out], grid)
 }
 
 /// `coord_pool` on `kernel` (one of `pool_candidates`): the streamed planes in one dispatch
