@@ -19,6 +19,14 @@ fn group_flat_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * GROUP;
 }
 
+// (n, c, h, w) of element i of an NCHW tensor of `channels` planes of `height` x `width`.
+fn nchw_of(i: u32, channels: u32, height: u32, width: u32) -> vec4<u32> {
+    let plane = height * width;
+    let nc = i / plane;
+    let q = i % plane;
+    return vec4<u32>(nc / channels, nc % channels, q / width, q % width);
+}
+
 // Activation codes: `Activation::code` in src/ops/mod.rs.
 fn activate(x: f32, kind: u32) -> f32 {
     switch kind {

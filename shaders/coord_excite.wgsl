@@ -3,7 +3,7 @@
 // dispatches of a few hundred invocations each. A workgroup takes one pooled position l of one
 // image (l < H: the mean over W of row l; else the mean over H of column l - H):
 // 1. each lane finishes the means of its channels (every LANES-th) from the depthwise conv's
-//    parts (conv2d_depthwise_pool.wgsl), as coord_pool_finish adds them;
+//    parts (coord_parts.wgsl), as coord_pool_finish does;
 // 2. the lanes split conv1's sum over channels for each of the mip outputs, lane m < mip adds
 //    the lanes' shares up, then bias and activation;
 // 3. each lane computes its channels' gate at l: conv_h on rows, conv_w on columns.
@@ -40,24 +40,6 @@ var<workgroup> means: array<f32, MAX_C>;
 var<workgroup> shares: array<f32, MAX_MIP * LANES>;
 var<workgroup> f: array<f32, MAX_MIP>;
 
-// The mean at position l of channel c in image n, from its parts.
-fn mean(n: u32, c: u32, l: u32) -> f32 {
-    let image = n * p.c * (p.h * p.quads + p.strips * p.w);
-    var sum = 0.0;
-    if (l < p.h) {
-        let at = image + (c * p.h + l) * p.quads;
-        for (var q = 0u; q < p.quads; q++) {
-            sum += partials[at + q];
-        }
-        return sum / f32(p.w);
-    }
-    let at = image + p.c * p.h * p.quads + c * p.strips * p.w + (l - p.h);
-    for (var s = 0u; s < p.strips; s++) {
-        sum += partials[at + s * p.w];
-    }
-    return sum / f32(p.h);
-}
-
 @compute @workgroup_size(64)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -73,7 +55,7 @@ fn main(
     for (var c = lane; c < p.c; c += LANES) {
         var m = 0.0;
         if (live) {
-            m = f32(Elem(mean(n, c, l)));
+            m = f32(Elem(parts_mean(n, c, l)));
         }
         means[c] = m;
     }

@@ -1,7 +1,7 @@
 // Coordinate Attention's means from the partial sums a depthwise conv wrote while computing x
-// (conv2d_depthwise_pool.wgsl): y[n, c, l] is the mean over W of row l (l < H), summed from
-// that row's `quads` parts, or the mean over H of column l - H, summed from its `strips`
-// parts; y is `[N, C, H+W, 1]`, as coord_pool writes it. One invocation per output.
+// (conv2d_depthwise_pool.wgsl, read by coord_parts.wgsl): y[n, c, l] is the mean over W of row
+// l (l < H), or the mean over H of column l - H; y is `[N, C, H+W, 1]`, as coord_pool writes
+// it. One invocation per output.
 
 struct Params {
     n: u32,
@@ -27,19 +27,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let l = i % lines;
     let n = nc / p.c;
     let c = nc % p.c;
-    let image = n * p.c * (p.h * p.quads + p.strips * p.w);
-    var sum = 0.0;
-    if (l < p.h) {
-        let at = image + (c * p.h + l) * p.quads;
-        for (var q = 0u; q < p.quads; q++) {
-            sum += partials[at + q];
-        }
-        y[i] = Elem(sum / f32(p.w));
-    } else {
-        let at = image + p.c * p.h * p.quads + c * p.strips * p.w + (l - p.h);
-        for (var s = 0u; s < p.strips; s++) {
-            sum += partials[at + s * p.w];
-        }
-        y[i] = Elem(sum / f32(p.h));
-    }
+    y[i] = Elem(parts_mean(n, c, l));
 }

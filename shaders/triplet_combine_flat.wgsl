@@ -5,23 +5,20 @@
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_id(gid, nwg);
-    let plane = p.h * p.w;
-    if (i >= p.n * p.c * plane) {
+    if (i >= p.n * p.c * p.h * p.w) {
         return;
     }
-    let nc = i / plane;
-    let q = i % plane;
-    let n = nc / p.c;
-    let c = nc % p.c;
-    let h = q / p.w;
-    let w = q % p.w;
-    let g = n * p.gates_image;
+    let at = nchw_of(i, p.c, p.h, p.w);
+    let c = at.y;
+    let h = at.z;
+    let w = at.w;
+    let g = at.x * p.gates_image;
     let v = f32(x[i]);
     let y_cw = v * f32(gates[g + p.off_cw + c * p.w + w]);
     let y_hc = v * f32(gates[g + p.off_hc + h * p.c + c]);
     var sum = y_cw + y_hc;
     if (HAS_HW) {
-        sum = (v * f32(gates[g + q]) + y_cw) + y_hc;
+        sum = (v * f32(gates[g + h * p.w + w]) + y_cw) + y_hc;
     }
     var out = sum * p.scale;
     if (HAS_RESIDUAL) {

@@ -57,7 +57,7 @@ wgsl_struct! {
 }
 
 pub static FINISH: Kernel = kernel!(
-    "coord_pool_finish", "coord_pool_finish.wgsl";
+    "coord_pool_finish", "coord_pool_finish.wgsl", "coord_parts.wgsl";
     CoordPoolFinishParams;
     bindings![read partials: f32, write y]
 );
@@ -77,7 +77,7 @@ wgsl_struct! {
 }
 
 pub static EXCITE: Kernel = kernel!(
-    "coord_excite", "coord_excite.wgsl";
+    "coord_excite", "coord_excite.wgsl", "coord_parts.wgsl";
     CoordExciteParams;
     bindings![
         read partials: f32,
