@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use gaze::kernels::pool as gpu_ops;
+use gaze::kernels::Layout;
 use gaze::ops::pool::{AvgPool2d, MaxPool2d, MeanOver, SpatialMean};
 use gaze::reference::pool as cpu;
 use gaze::Tensor;
@@ -111,9 +112,18 @@ fn spatial_mean_matches_reference() {
         for over in [MeanOver::HW, MeanOver::W, MeanOver::H] {
             let spec = SpatialMean { over };
             let out = spec.out_shape(shape).unwrap();
-            let got = run_gpu(&out, |rec, o| gpu_ops::spatial_mean(rec, &gx, o, &spec));
             let want = cpu::spatial_mean(&x, &spec).unwrap();
-            assert_close(&got, &want, FP32_REL_L2, &format!("{over:?} {shape:?}"));
+            for layout in Layout::ALL {
+                let got = run_gpu(&out, |rec, o| {
+                    gpu_ops::spatial_mean_as(rec, &gx, o, &spec, layout)
+                });
+                assert_close(
+                    &got,
+                    &want,
+                    FP32_REL_L2,
+                    &format!("{layout} {over:?} {shape:?}"),
+                );
+            }
         }
     }
 }

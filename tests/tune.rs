@@ -332,11 +332,21 @@ fn networks_run_the_gpu_shapes_the_cache_chooses() {
     for (arch, kernels) in [
         (
             "mobilenet_v2_ta",
-            ["triplet_gates_flat", "triplet_combine_flat", "linear_rows"],
+            [
+                "triplet_gates_flat",
+                "triplet_combine_flat",
+                "linear_rows",
+                "pool_mean_rows",
+            ],
         ),
         (
             "mobilenet_v2_ca",
-            ["coord_gates_flat", "coord_apply_flat", "linear_rows"],
+            [
+                "coord_gates_flat",
+                "coord_apply_flat",
+                "linear_rows",
+                "pool_mean_rows",
+            ],
         ),
     ] {
         let graph = gaze::models::build_synthetic(
@@ -393,6 +403,7 @@ fn networks_run_the_gpu_shapes_the_cache_chooses() {
                 "coord_gates",
                 "coord_apply",
                 "linear",
+                "pool_mean",
             ];
             assert!(
                 !ran.iter().any(|v| tiled.contains(&v.as_str())),

@@ -1,6 +1,7 @@
-use super::{expect_shape, u32_param};
+use super::{choose_layout, expect_shape, u32_param, Layout};
 use crate::error::Result;
-use crate::gpu::{GpuTensor, Kernel, Recorder};
+use crate::gpu::{GpuTensor, Kernel, Recorder, WG};
+use crate::graph::Op;
 use crate::ops::pool::{AvgPool2d, MaxPool2d, SpatialMean};
 use crate::{bindings, kernel, wgsl_struct};
 
@@ -34,9 +35,17 @@ wgsl_struct! {
 
 pub static WINDOW_POOL: Kernel =
     kernel!("pool_window", "pool_window.wgsl"; WindowPoolParams; bindings![read x, write y]);
-pub static SPATIAL_MEAN: Kernel =
-    kernel!("pool_mean", "pool_mean.wgsl"; SpatialMeanParams; bindings![read x, write y]);
-pub const KERNELS: &[&Kernel] = &[&WINDOW_POOL, &SPATIAL_MEAN];
+pub static SPATIAL_MEAN: Kernel = kernel!(
+    "pool_mean", "pool_mean_io.wgsl", "pool_mean.wgsl";
+    SpatialMeanParams;
+    bindings![read x, write y]
+);
+pub static SPATIAL_MEAN_ROWS: Kernel = kernel!(
+    "pool_mean_rows", "pool_mean_io.wgsl", "pool_mean_rows.wgsl";
+    SpatialMeanParams;
+    bindings![read x, write y]
+);
+pub const KERNELS: &[&Kernel] = &[&WINDOW_POOL, &SPATIAL_MEAN, &SPATIAL_MEAN_ROWS];
 
 /// How `pool_window.wgsl` reduces a window.
 enum Reduce {
@@ -105,11 +114,24 @@ pub fn avg_pool(
     window_pool(rec, op, x, out, window, reduce)
 }
 
+/// The mean over H, W or both of x `[N, C, H, W]`, on the layout the device chooses.
 pub fn spatial_mean(
     rec: &mut Recorder,
     x: &GpuTensor,
     out: &GpuTensor,
     spec: &SpatialMean,
+) -> Result<()> {
+    let layout = choose_layout(rec, Op::Mean(*spec), &[x]);
+    spatial_mean_as(rec, x, out, spec, layout)
+}
+
+/// `spatial_mean` on `layout`: an invocation per output, or a 64-lane workgroup per output.
+pub fn spatial_mean_as(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    out: &GpuTensor,
+    spec: &SpatialMean,
+    layout: Layout,
 ) -> Result<()> {
     let op = "spatial_mean";
     expect_shape(op, out, &spec.out_shape(x.shape())?)?;
@@ -128,7 +150,12 @@ pub fn spatial_mean(
             rows: u(rows)?,
             cols: u(cols)?,
         };
-        let grid = rec.grid(out.numel() as u64)?;
-        rec.dispatch(&SPATIAL_MEAN, &[], &params, &[ins[0], out], grid)
+        let (kernel, lanes) = match layout {
+            Layout::Tiled => (&SPATIAL_MEAN, 1),
+            // `Recorder::grid` counts WG-wide workgroups: one per output.
+            Layout::PerOutput => (&SPATIAL_MEAN_ROWS, u64::from(WG)),
+        };
+        let grid = rec.grid(out.numel() as u64 * lanes)?;
+        rec.dispatch(kernel, &[], &params, &[ins[0], out], grid)
     })
 }
