@@ -326,6 +326,29 @@ async function longTasks(page, options) {
   }, { options });
 }
 
+// The CA demo model on WebGPU with every fusion pass (those for GPUs too: the gates from the
+// depthwise conv's parts in one kernel, the multiply in the projection conv's load) classifies
+// every sample as the unfused plan does.
+async function fusedAsUnfused(page, entry, files) {
+  const options = { weights: `models/${entry.weights}`, arch: entry.arch, labels: entry.labels, input: entry.input, mean: entry.mean, std: entry.std, grayscale: entry.grayscale, device: 'gpu', tune: 'off' };
+  return page.evaluate(async ({ options, files }) => {
+    const out = {};
+    let fused = [];
+    for (const fusion of ['off', 'everywhere']) {
+      const s = await gaze.Session.create({ ...options, fusion });
+      out[fusion] = [];
+      for (const file of files) {
+        const image = await createImageBitmap(await (await fetch(`samples/${file}`)).blob());
+        out[fusion].push(Array.from((await s.classify(image)).probabilities));
+      }
+      if (fusion === 'everywhere') fused = (await s.kernelVariants()).map((k) => k.variant.split(' ')[0]);
+      s.dispose();
+    }
+    const diff = Math.max(...out.off.flatMap((p, i) => p.map((v, j) => Math.abs(v - out.everywhere[i][j]))));
+    return { diff, excites: fused.filter((k) => k === 'coord_excite').length, gated: fused.filter((k) => k === 'conv2d_mm_gated').length };
+  }, { options, files });
+}
+
 // ---- the run --------------------------------------------------------------------------------
 
 async function pass(browser, url, hits, label, onGpu, expected, files, entry) {
@@ -362,6 +385,9 @@ async function pass(browser, url, hits, label, onGpu, expected, files, entry) {
     if (onGpu) checkTuning(tag, await tuning(page, make, options));
   }
   if (onGpu) {
+    const ca = JSON.parse(readFileSync(MANIFEST, 'utf8')).find((e) => e.arch === 'mobilenet_v2_ca');
+    const f = await fusedAsUnfused(page, ca, files);
+    check(f.diff <= PROBABILITY_TOLERANCE && f.excites > 0 && f.gated === f.excites, `${ca.id} with every fusion pass on WebGPU (${f.excites} coord_excite, ${f.gated} conv2d_mm_gated): max |Δp| from unfused ${f.diff.toExponential(2)}`);
     const m = await memoryCycles(page, options);
     check(m.after === m.before && m.peak > m.before, `${CYCLES} create/run/dispose cycles: live GPU bytes ${m.before} → peak ${m.peak} → ${m.after}`);
   }
