@@ -58,8 +58,9 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Accuracy of a classifier over a dataset's test images (Fashion-MNIST).
     Eval(eval::EvalArgs),
-    /// Time every kernel variant of each conv of a model on this device, cache the fastest
-    /// (per adapter, driver and gaze version), and print what was chosen and measured.
+    /// Time every kernel variant of each conv, pool and small kernel of a model on this
+    /// device, cache the fastest (per adapter, driver and gaze version), and print what was
+    /// chosen and measured.
     Tune(tune::TuneArgs),
     /// Serve the web demo (built by `bash web/build.sh`) on 127.0.0.1 and print its URL.
     Serve(serve::ServeArgs),
