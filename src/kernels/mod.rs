@@ -77,16 +77,17 @@ pub(crate) fn next_start(end: usize) -> usize {
     end.div_ceil(GROUP) * GROUP
 }
 
-/// How a small kernel (the attention gates and products, the classifier) maps its outputs to
-/// invocations: one variant per kind of device, chosen on the device like the conv and pool
+/// How a small kernel (the attention gates and products, the classifier, the spatial means)
+/// maps its outputs to invocations: one variant per kind of device, chosen on the device like the conv and pool
 /// variants (`choose_layout`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Layout {
     /// Register tiles in `GROUP`-wide workgroups: each load serves many outputs, and a few
     /// hundred invocations cover a tensor. Loads and invocations are what a CPU device pays for.
     Tiled,
-    /// One output per invocation (per 64-lane workgroup for `linear`), neighbouring invocations
-    /// on neighbouring elements: the thousands of invocations and coalesced loads a GPU needs.
+    /// One output per invocation (per 64-lane workgroup for `linear` and `pool_mean`),
+    /// neighbouring invocations on neighbouring elements: the thousands of invocations and
+    /// coalesced loads a GPU needs.
     PerOutput,
 }
 
