@@ -363,8 +363,9 @@ impl ConvKernel {
 
     /// The kernel `gpu` runs this conv on when nothing was measured, by the kind of device:
     /// on a software device (a CPU-type adapter, SwiftShader) the register tiles, tuned for
-    /// one; on a GPU the workgroup-memory GEMM, except for depthwise convs and groups too
-    /// narrow for its smallest block, which keep their own kernels.
+    /// one; on a GPU the workgroup-memory GEMM, except for groups too narrow for its smallest
+    /// block, which keep their own kernels, and depthwise convs, which keep theirs in the
+    /// tallest strips that make `GPU_DEPTHWISE_INVOCATIONS`.
     pub fn heuristic(d: &ConvDims, spec: &Conv2d, gpu: &Gpu) -> Self {
         let tiled = Self::register_tiled(d, spec, subgroup_lanes(gpu));
         if gpu.is_software() {
@@ -388,7 +389,8 @@ impl ConvKernel {
 
     /// Every kernel the tuner times for this conv on `gpu`: the register tiles the cost model
     /// picks, with and without subgroups, and each workgroup-memory block that pads the
-    /// group's channels by at most half.
+    /// group's channels by at most half; for a depthwise conv, its kernel in each strip height
+    /// that cuts the planes differently.
     pub fn candidates(d: &ConvDims, spec: &Conv2d, gpu: &Gpu) -> Vec<Self> {
         let tiled = Self::register_tiled(d, spec, None);
         if let Self::Depthwise { stride, .. } = tiled {
