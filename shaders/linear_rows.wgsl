@@ -1,11 +1,7 @@
 // y[n,o] = act(sum_f x[n,f] * w[o,f] + b[o]) with a workgroup of 64 lanes per output, for GPUs:
 // the lanes read a row of w and of x coalesced, 64 features apart, and add their sums up in
-// workgroup memory. A classifier's few thousand outputs then fill a GPU, where one invocation
+// workgroup memory (lane_sum.wgsl). A classifier's few thousand outputs then fill a GPU, where one invocation
 // per 4 outputs (linear.wgsl) leaves it idle, and each lane's loads are contiguous.
-
-const LANES: u32 = 64u;
-
-var<workgroup> partial: array<f32, LANES>;
 
 @compute @workgroup_size(64)
 fn main(
@@ -24,15 +20,9 @@ fn main(
             sum = fma(f32(x[n * p.features + f]), f32(w[o * p.features + f]), sum);
         }
     }
-    partial[lane] = sum;
-    for (var half = LANES / 2u; half > 0u; half /= 2u) {
-        workgroupBarrier();
-        if (lane < half) {
-            partial[lane] += partial[lane + half];
-        }
-    }
+    let total = lane_sum(lane, sum);
     if (live && lane == 0u) {
-        var v = partial[0];
+        var v = total;
         if (p.has_bias == 1u) {
             v += f32(b[o]);
         }

@@ -1,11 +1,8 @@
 // Mean over `rows` x `cols` of each output's block with a workgroup of 64 lanes per output, for
 // GPUs: the lanes take every 64th element of the block (neighbours on neighbouring columns)
-// and add their sums up in workgroup memory. A global pool's few hundred outputs of thousands
-// of elements each then fill a GPU, where one invocation per output sums its block serially.
-
-const LANES: u32 = 64u;
-
-var<workgroup> partial: array<f32, LANES>;
+// and add their sums up in workgroup memory (lane_sum.wgsl). A global pool's few hundred
+// outputs of thousands of elements each then fill a GPU, where one invocation per output sums
+// its block serially.
 
 @compute @workgroup_size(64)
 fn main(
@@ -23,14 +20,8 @@ fn main(
             sum += f32(x[base + (k / p.cols) * p.in_w + k % p.cols]);
         }
     }
-    partial[lane] = sum;
-    for (var half = LANES / 2u; half > 0u; half /= 2u) {
-        workgroupBarrier();
-        if (lane < half) {
-            partial[lane] += partial[lane + half];
-        }
-    }
+    let total = lane_sum(lane, sum);
     if (live && lane == 0u) {
-        y[o] = Elem(partial[0] / f32(p.rows * p.cols));
+        y[o] = Elem(total / f32(p.rows * p.cols));
     }
 }

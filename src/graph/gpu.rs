@@ -55,7 +55,7 @@ enum Fused {
     /// absorbed pool and conv1 (`conv`, its `weight` and `bias`) in the same kernel.
     Excite {
         partials: PoolParts,
-        x_shape: Vec<usize>,
+        x: ValueId,
         conv: Conv2d,
         weight: ValueId,
         bias: ValueId,
@@ -217,11 +217,10 @@ impl GpuGraph {
                     "an excite fusion without a fused pool and a conv: a fusion pass bug".into(),
                 ));
             };
-            let pool_input = nodes[e.pool].inputs[0];
             let conv_inputs = &nodes[e.conv].inputs;
             fused[e.gates] = Some(Fused::Excite {
                 partials,
-                x_shape: shapes[pool_input].clone(),
+                x: nodes[e.pool].inputs[0],
                 conv: spec,
                 weight: conv_inputs[1],
                 bias: conv_inputs[2],
@@ -577,18 +576,16 @@ fn encode_fused(
         (
             Fused::Excite {
                 partials,
-                x_shape,
+                x,
                 conv,
                 weight,
                 bias,
             },
             Op::CoordGates(spec),
         ) => {
-            let (weight, bias) = (&values[*weight], &values[*bias]);
+            let (x, weight, bias) = (values[*x].shape(), &values[*weight], &values[*bias]);
             let gates = (ins[1], ins[2]);
-            k::coord::coord_excite(
-                rec, x_shape, partials, weight, bias, conv, gates, out, &spec,
-            )
+            k::coord::coord_excite(rec, x, partials, weight, bias, conv, gates, out, &spec)
         }
         _ => Err(Error::Invalid(format!(
             "no such fused form of {}: a fusion pass bug",

@@ -23,7 +23,7 @@ pub static LINEAR: Kernel = kernel!(
     bindings![read x, read w, read b, write y]
 );
 pub static LINEAR_ROWS: Kernel = kernel!(
-    "linear_rows", "linear_io.wgsl", "linear_rows.wgsl";
+    "linear_rows", "linear_io.wgsl", "lane_sum.wgsl", "linear_rows.wgsl";
     LinearParams;
     bindings![read x, read w, read b, write y]
 );

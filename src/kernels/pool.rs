@@ -41,7 +41,7 @@ pub static SPATIAL_MEAN: Kernel = kernel!(
     bindings![read x, write y]
 );
 pub static SPATIAL_MEAN_ROWS: Kernel = kernel!(
-    "pool_mean_rows", "pool_mean_io.wgsl", "pool_mean_rows.wgsl";
+    "pool_mean_rows", "pool_mean_io.wgsl", "lane_sum.wgsl", "pool_mean_rows.wgsl";
     SpatialMeanParams;
     bindings![read x, write y]
 );
