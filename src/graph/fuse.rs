@@ -134,6 +134,21 @@ pub fn coord_pools(
     convs
 }
 
+/// The Coordinate Attention pools whose input one of `pooling_convs` produces, each with that
+/// conv: they read the conv's partial sums, not x.
+pub fn pools_reading_parts(
+    graph: &Graph<GpuTensor>,
+    pooling_convs: &[(ValueId, usize)],
+) -> Vec<(ValueId, ValueId)> {
+    (graph.nodes().iter().enumerate())
+        .filter(|(_, n)| matches!(n.op, Op::CoordPool(_)))
+        .filter_map(|(i, n)| {
+            let x = *n.inputs.first()?;
+            pooling_convs.iter().any(|&(c, _)| c == x).then_some((i, x))
+        })
+        .collect()
+}
+
 /// One Coordinate Attention whose multiply the 1×1 conv after it applies as it loads x.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GatedConv {

@@ -66,6 +66,8 @@ enum Fused {
 struct Fusions {
     /// Each with the most rows of its strips.
     pooling_convs: Vec<(ValueId, usize)>,
+    /// The pools that read those convs' parts, each with its conv.
+    parts_pools: Vec<(ValueId, ValueId)>,
     gated_convs: Vec<fuse::GatedConv>,
     excites: Vec<fuse::Excite>,
 }
@@ -163,16 +165,10 @@ impl GpuGraph {
             true => fuse::coord_pools(&self.graph, shapes, gpu),
             false => Vec::new(),
         };
+        let parts_pools = fuse::pools_reading_parts(&self.graph, &pooling_convs);
         let excites = match self.fusion.excites_on(gpu) {
             true => {
-                let pooled: Vec<ValueId> = (self.graph.nodes().iter().enumerate())
-                    .filter(|(_, n)| matches!(n.op, Op::CoordPool(_)))
-                    .filter(|(_, n)| {
-                        let x = n.inputs.first();
-                        x.is_some_and(|x| pooling_convs.iter().any(|(c, _)| c == x))
-                    })
-                    .map(|(i, _)| i)
-                    .collect();
+                let pooled: Vec<ValueId> = parts_pools.iter().map(|&(pool, _)| pool).collect();
                 fuse::coord_excites(&self.graph, shapes, &pooled, kept)
             }
             false => Vec::new(),
@@ -183,6 +179,7 @@ impl GpuGraph {
                 false => Vec::new(),
             },
             pooling_convs,
+            parts_pools,
             excites,
         }
     }
@@ -201,12 +198,9 @@ impl GpuGraph {
             let sums = gpu.empty_at(&shape, Precision::F32)?;
             fused[conv] = Some(Fused::PoolingConv(PoolParts { sums, max_rows }));
         }
-        // Each pool of a pooling conv's output reads that conv's partial sums.
-        for (i, node) in nodes.iter().enumerate() {
-            if let (Op::CoordPool(_), Some(&x)) = (node.op, node.inputs.first()) {
-                if let Some(Fused::PoolingConv(sums)) = &fused[x] {
-                    fused[i] = Some(Fused::PoolFromPartials(sums.clone()));
-                }
+        for &(pool, conv) in &fusions.parts_pools {
+            if let Some(Fused::PoolingConv(sums)) = &fused[conv] {
+                fused[pool] = Some(Fused::PoolFromPartials(sums.clone()));
             }
         }
         for e in &fusions.excites {

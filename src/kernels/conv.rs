@@ -515,14 +515,7 @@ pub fn conv2d(
     out: &GpuTensor,
     spec: &Conv2d,
 ) -> Result<()> {
-    let call = Call {
-        x,
-        w,
-        ep,
-        out,
-        spec,
-    };
-    let dims = call.checked()?;
+    let (call, dims) = Call::checked(x, w, ep, out, spec)?;
     let plan = choose(rec.gpu(), &dims, x.shape(), w.shape(), spec);
     call.record(rec, plan)
 }
@@ -613,14 +606,7 @@ pub fn conv2d_pooling(
     spec: &Conv2d,
     parts: &PoolParts,
 ) -> Result<()> {
-    let call = Call {
-        x,
-        w,
-        ep,
-        out,
-        spec,
-    };
-    let d = call.checked()?;
+    let (call, d) = Call::checked(x, w, ep, out, spec)?;
     let kernel = &CONV2D_DEPTHWISE_POOL;
     let rows = parts.max_rows;
     if rows == 0 || !pools_in_epilogue(rec.gpu(), x.shape(), w.shape(), out.shape(), spec, rows) {
@@ -666,14 +652,7 @@ pub fn conv2d_gated(
     spec: &Conv2d,
     gates: &GpuTensor,
 ) -> Result<()> {
-    let call = Call {
-        x,
-        w,
-        ep,
-        out,
-        spec,
-    };
-    let d = call.checked()?;
+    let (call, d) = Call::checked(x, w, ep, out, spec)?;
     let kernel = &CONV2D_MM_GATED;
     let Some(tile) = gated_tile(rec.gpu(), x.shape(), w.shape(), out.shape(), spec) else {
         return Err(call.cannot_run(kernel));
@@ -694,14 +673,7 @@ pub fn conv2d_with(
     spec: &Conv2d,
     plan: ConvKernel,
 ) -> Result<()> {
-    let call = Call {
-        x,
-        w,
-        ep,
-        out,
-        spec,
-    };
-    call.checked()?;
+    let (call, _) = Call::checked(x, w, ep, out, spec)?;
     plan.check_fits(rec.gpu(), w.shape(), spec)?;
     call.record(rec, plan)
 }
@@ -715,12 +687,28 @@ struct Call<'a> {
     spec: &'a Conv2d,
 }
 
-impl Call<'_> {
-    /// The conv's dimensions after checking every operand, `out` among them.
-    fn checked(&self) -> Result<ConvDims> {
-        let dims = self.spec.check(self.x, self.w, self.ep)?;
-        expect_shape(OP, self.out, &dims.out_shape())?;
-        Ok(dims)
+impl<'a> Call<'a> {
+    /// The operands of one conv, and its dimensions after checking every operand, `out` among
+    /// them.
+    fn checked(
+        x: &'a GpuTensor,
+        w: &'a GpuTensor,
+        ep: &'a Epilogue<'a, GpuTensor>,
+        out: &'a GpuTensor,
+        spec: &'a Conv2d,
+    ) -> Result<(Self, ConvDims)> {
+        let dims = spec.check(x, w, ep)?;
+        expect_shape(OP, out, &dims.out_shape())?;
+        Ok((
+            Call {
+                x,
+                w,
+                ep,
+                out,
+                spec,
+            },
+            dims,
+        ))
     }
 
     /// The error for a fused `kernel` that cannot run this conv.
