@@ -1,7 +1,8 @@
 use clap::Args;
 
 use super::run::Device;
-use crate::classify::{find_model, read_manifest, Classification, Classifier, Preprocess};
+use super::ChosenModel;
+use crate::classify::{Classification, Classifier, Preprocess};
 use crate::error::{Context, Error};
 use crate::gpu::{Gpu, GpuOptions, Precision};
 use crate::models;
@@ -9,29 +10,8 @@ use crate::Result;
 
 #[derive(Args)]
 pub struct ClassifyArgs {
-    /// The architecture (with --weights); ImageNet preprocessing, and ImageNet's class names
-    /// for a 1000-class head.
-    #[arg(
-        long,
-        required_unless_present = "manifest",
-        conflicts_with = "manifest"
-    )]
-    arch: Option<String>,
-    #[arg(
-        long,
-        required_unless_present = "manifest",
-        conflicts_with = "manifest"
-    )]
-    weights: Option<String>,
     #[command(flatten)]
-    key: super::EntryKey,
-    /// A models.json (e.g. web/models/models.json): its model's weights, labels and
-    /// preprocessing, exactly as the web page uses them.
-    #[arg(long)]
-    manifest: Option<String>,
-    /// Which model of the manifest (by id, name or arch; default: the first).
-    #[arg(long, requires = "manifest")]
-    model: Option<String>,
+    source: super::ModelSource,
     /// JPEG or PNG photos.
     #[arg(required = true)]
     images: Vec<String>,
@@ -54,21 +34,19 @@ fn read(path: &str) -> Result<Vec<u8>> {
 
 fn classifier(args: &ClassifyArgs, gpu: Option<Gpu>) -> Result<Classifier> {
     let opts = models::parse_options(&args.opts)?;
-    let Some(manifest) = &args.manifest else {
-        let (Some(arch), Some(weights)) = (&args.arch, &args.weights) else {
-            return Err(Error::Invalid(
-                "give --arch and --weights, or --manifest".into(),
-            ));
-        };
-        let sd = args.key.load(weights)?;
-        return Classifier::new(arch, sd, &opts, None, Preprocess::ImageNet, gpu);
-    };
-    let entries = read_manifest(manifest)?;
-    let entry = find_model(&entries, args.model.as_deref(), manifest)?;
-    let sd = args.key.load(&entry.weights_path(manifest))?;
-    let merged = entry.options_with(opts);
-    let labels = Some(entry.labels.clone());
-    Classifier::new(&entry.arch, sd, &merged, labels, entry.preprocess()?, gpu)
+    let key = &args.source.key;
+    match args.source.choose()? {
+        ChosenModel::Weights { arch, weights } => {
+            let sd = key.load(weights)?;
+            Classifier::new(arch, sd, &opts, None, Preprocess::ImageNet, gpu)
+        }
+        ChosenModel::Entry { entry, weights } => {
+            let sd = key.load(&weights)?;
+            let merged = entry.options_with(opts);
+            let labels = Some(entry.labels.clone());
+            Classifier::new(&entry.arch, sd, &merged, labels, entry.preprocess()?, gpu)
+        }
+    }
 }
 
 /// One line of `gaze classify --json`.

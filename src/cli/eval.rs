@@ -1,7 +1,7 @@
 use clap::{Args, ValueEnum};
 
 use super::run::Device;
-use crate::classify::{find_model, read_manifest};
+use super::ChosenModel;
 use crate::datasets::{fashion_mnist_test, normalized_batch, Feed, ImageSet, FASHION_MNIST_DIR};
 use crate::error::{Context, Error};
 use crate::gpu::{Gpu, GpuOptions};
@@ -16,27 +16,8 @@ pub enum Dataset {
 
 #[derive(Args)]
 pub struct EvalArgs {
-    #[arg(
-        long,
-        required_unless_present = "manifest",
-        conflicts_with = "manifest"
-    )]
-    arch: Option<String>,
-    #[arg(
-        long,
-        required_unless_present = "manifest",
-        conflicts_with = "manifest"
-    )]
-    weights: Option<String>,
-    /// A models.json (e.g. web/models/models.json): evaluate one of its models with its own
-    /// weights, options and preprocessing.
-    #[arg(long)]
-    manifest: Option<String>,
-    /// Which model of the manifest (by id, name or arch; default: the first).
-    #[arg(long, requires = "manifest")]
-    model: Option<String>,
     #[command(flatten)]
-    key: super::EntryKey,
+    source: super::ModelSource,
     #[arg(long, value_enum)]
     dataset: Dataset,
     /// Directory of the dataset files.
@@ -83,34 +64,29 @@ struct EvalModel {
 impl EvalModel {
     fn new(args: &EvalArgs, set: &ImageSet) -> Result<Self> {
         let opts = models::parse_options(&args.opts)?;
-        let Some(manifest) = &args.manifest else {
-            let (Some(arch), Some(weights)) = (&args.arch, &args.weights) else {
-                return Err(Error::Invalid(
-                    "give --arch and --weights, or --manifest".into(),
-                ));
-            };
-            return Ok(Self {
-                arch: arch.clone(),
-                weights: weights.clone(),
+        match args.source.choose()? {
+            ChosenModel::Weights { arch, weights } => Ok(Self {
+                arch: arch.to_string(),
+                weights: weights.to_string(),
                 opts,
                 feed: Feed::fashion_mnist(),
-            });
-        };
-        let entries = read_manifest(manifest)?;
-        let entry = find_model(&entries, args.model.as_deref(), manifest)?;
-        let name = entry.id.as_deref().unwrap_or(&entry.name);
-        Ok(Self {
-            arch: entry.arch.clone(),
-            weights: entry.weights_path(manifest),
-            opts: entry.options_with(opts),
-            feed: Feed::to_input(
-                set,
-                entry.input,
-                entry.replicate,
-                (&entry.mean, &entry.std),
-                name,
-            )?,
-        })
+            }),
+            ChosenModel::Entry { entry, weights } => {
+                let name = entry.id.as_deref().unwrap_or(&entry.name);
+                Ok(Self {
+                    arch: entry.arch.clone(),
+                    weights,
+                    opts: entry.options_with(opts),
+                    feed: Feed::to_input(
+                        set,
+                        entry.input,
+                        entry.replicate,
+                        (&entry.mean, &entry.std),
+                        name,
+                    )?,
+                })
+            }
+        }
     }
 }
 
@@ -129,7 +105,7 @@ pub fn run(args: &EvalArgs, gpu_options: &GpuOptions) -> Result<()> {
         .map(|p| read_predictions(p, set.labels.len()))
         .transpose()?;
     let model = EvalModel::new(args, &set)?;
-    let sd = args.key.load(&model.weights)?;
+    let sd = args.source.key.load(&model.weights)?;
     let feed = &model.feed;
     let (rows, cols) = (set.rows * feed.scale, set.cols * feed.scale);
     let build = |n: usize| {

@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::gpu::{option_from_env, GpuOptions, Precision};
 use crate::graph::fuse::Fusion;
 use crate::tune::TuneMode;
-use crate::Result;
+use crate::{Error, Result};
 
 #[derive(Parser)]
 #[command(
@@ -72,6 +72,66 @@ enum Command {
         #[command(flatten)]
         key: EntryKey,
     },
+}
+
+/// Which model a command runs: `--arch` with `--weights`, or a model of a models.json.
+#[derive(Args)]
+pub struct ModelSource {
+    /// The architecture, with --weights, instead of --manifest.
+    #[arg(
+        long,
+        required_unless_present = "manifest",
+        conflicts_with = "manifest"
+    )]
+    arch: Option<String>,
+    /// Its checkpoint: .safetensors or torch.save.
+    #[arg(
+        long,
+        required_unless_present = "manifest",
+        conflicts_with = "manifest"
+    )]
+    weights: Option<String>,
+    /// A models.json (e.g. web/models/models.json): its model's weights, options, labels and
+    /// preprocessing, exactly as the web page uses them.
+    #[arg(long)]
+    manifest: Option<String>,
+    /// Which model of the manifest (by id, name or arch; default: the first).
+    #[arg(long, requires = "manifest")]
+    model: Option<String>,
+    #[command(flatten)]
+    pub key: EntryKey,
+}
+
+/// What a `ModelSource` names.
+pub enum ChosenModel<'a> {
+    Weights {
+        arch: &'a str,
+        weights: &'a str,
+    },
+    /// A manifest's entry, its weights path resolved against the manifest.
+    Entry {
+        entry: Box<crate::classify::ModelEntry>,
+        weights: String,
+    },
+}
+
+impl ModelSource {
+    pub fn choose(&self) -> Result<ChosenModel<'_>> {
+        let Some(manifest) = &self.manifest else {
+            let (Some(arch), Some(weights)) = (&self.arch, &self.weights) else {
+                return Err(Error::Invalid(
+                    "give --arch and --weights, or --manifest".into(),
+                ));
+            };
+            return Ok(ChosenModel::Weights { arch, weights });
+        };
+        let entries = crate::classify::read_manifest(manifest)?;
+        let entry = crate::classify::find_model(&entries, self.model.as_deref(), manifest)?;
+        Ok(ChosenModel::Entry {
+            weights: entry.weights_path(manifest),
+            entry: Box::new(entry.clone()),
+        })
+    }
 }
 
 /// Which entry of a torch.save container holds the weights.
