@@ -99,15 +99,16 @@ for line in open(sys.argv[1]):
     variants = ", ".join(f"{v} ×{n}" for v, n in kinds.most_common())
     attention = r.get("attention") or {}
     moved = f"{attention['bytes'] / 1e6:.1f} + {attention['fused_conv_bytes'] / 1e6:.1f} MB" if attention else ""
+    host = f"{r['host_ms']:.3f} ({r['encode_warm_ms']:.3f})" if "encode_warm_ms" in r else ""
     rows.append((r["arch"], r["batch"], r["precision"], r.get("fusion", ""), r["median_ms"],
-                 r["p90_ms"], r["throughput_ips"], 100 * r["gflops"] / r["peak_gflops"],
+                 r["p90_ms"], host, r["throughput_ips"], 100 * r["gflops"] / r["peak_gflops"],
                  r["peak_gbs"], base, against.get("ratio"), moved, variants))
 print(f"adapter: {r['adapter']}")
-print("| arch | batch | precision | fusion | median ms | p90 ms | images/s | % of FMA peak | copy GB/s | against | paired ratio | attention moves (+ fused convs) | conv variants |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-for a, b, p, fusion, med, p90, ips, pct, gbs, base, ratio, moved, variants in sorted(rows):
+print("| arch | batch | precision | fusion | median ms | p90 ms | host ms (encode, warm) | images/s | % of FMA peak | copy GB/s | against | paired ratio | attention moves (+ fused convs) | conv variants |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+for a, b, p, fusion, med, p90, host, ips, pct, gbs, base, ratio, moved, variants in sorted(rows):
     ratio = f"{ratio:.3f}" if ratio is not None else ""
-    print(f"| {a} | {b} | {p} | {fusion} | {med:.3f} | {p90:.3f} | {ips:.1f} | {pct:.2f} | {gbs:.1f} | {base} | {ratio} | {moved} | {variants} |")
+    print(f"| {a} | {b} | {p} | {fusion} | {med:.3f} | {p90:.3f} | {host} | {ips:.1f} | {pct:.2f} | {gbs:.1f} | {base} | {ratio} | {moved} | {variants} |")
 print()
 print("| tuned | batch | precision | convs | measured in s | differ from heuristic |")
 print("|---|---|---|---|---|---|")

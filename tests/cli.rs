@@ -510,6 +510,7 @@ fn bench_reports_json_and_pairs_against_a_baseline() {
         "gflops",
         "peak_gflops",
         "peak_gbs",
+        "encode_warm_ms",
     ] {
         let v = report[key].as_f64().unwrap_or(f64::NAN);
         assert!(v.is_finite() && v > 0.0, "{key} = {}", report[key]);

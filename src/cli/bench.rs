@@ -127,6 +127,9 @@ struct Paired {
     ratio: f64,
 }
 
+/// How many command buffers `encode_warm_ms` encodes.
+const ENCODE_REPS: usize = 50;
+
 /// The warm runs of `main`: wall-clock latencies and host costs.
 #[derive(Default)]
 struct Runs {
@@ -236,6 +239,9 @@ struct Report {
     median_ms: f64,
     p90_ms: f64,
     host_ms: f64,
+    /// Encoding and finishing one run's command buffer, back to back with the CPU's caches
+    /// warm (`GpuGraph::encode_warm_ms`).
+    encode_warm_ms: f64,
     objects_per_run: f64,
     throughput_ips: f64,
     gmacs: f64,
@@ -358,6 +364,7 @@ fn measure(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<Report> {
     let baseline = baseline.as_ref().map(|(arch, b)| (*arch, base_device, b));
     let (runs, paired) = time_runs(&gpu, &main, baseline, args.iters)?;
     let (host_ms, objects_per_run) = (runs.host_ms(), runs.objects_per_run());
+    let encode_warm_ms = main.model.encode_warm_ms(&gpu, &main.inputs, ENCODE_REPS)?;
     let mut times = runs.times;
     let median_ms = median(&mut times);
     let p90_ms = percentile(&times, 0.9);
@@ -432,6 +439,7 @@ fn measure(args: &BenchArgs, gpu_options: &GpuOptions) -> Result<Report> {
         median_ms,
         p90_ms,
         host_ms,
+        encode_warm_ms,
         objects_per_run,
         throughput_ips: args.batch as f64 / (median_ms / 1e3),
         gmacs: macs as f64 / 1e9,
@@ -541,6 +549,11 @@ fn render(r: &Report) -> Result<()> {
         "  host, per warm run: {:.3} ms to write the input, encode and submit (median); \
          {:.1} device objects created",
         r.host_ms, r.objects_per_run
+    ))?;
+    say(format!(
+        "  host, back to back: {:.3} ms to encode and finish a run's command buffer (median; \
+         caches warm, no GPU work in between)",
+        r.encode_warm_ms
     ))?;
     if let Some(p) = &r.against {
         say(format!(

@@ -38,6 +38,22 @@ struct Plan {
     fused: Vec<Option<Fused>>,
 }
 
+impl Plan {
+    /// One inference's command buffer: the recorded steps, then the copies into `readback`.
+    fn command_buffer(&self, gpu: &Gpu, readback: &Readback) -> wgpu::CommandBuffer {
+        let mut encoder = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("gaze inference"),
+            });
+        if let Some(recording) = &self.recording {
+            recording.encode(&mut encoder);
+        }
+        readback.copy(&mut encoder);
+        encoder.finish()
+    }
+}
+
 /// What a fusion pass made of a node in one plan.
 #[derive(Clone)]
 enum Fused {
@@ -340,16 +356,7 @@ impl GpuGraph {
                 Some(i) => plan.readbacks.swap_remove(i),
                 None => Readback::new(gpu, &read),
             };
-            let mut encoder = gpu
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("gaze inference"),
-                });
-            if let Some(recording) = &plan.recording {
-                recording.encode(&mut encoder);
-            }
-            readback.copy(&mut encoder);
-            gpu.queue.submit([encoder.finish()]);
+            gpu.queue.submit([plan.command_buffer(gpu, &readback)]);
             gpu.check_lost()?;
             Ok(Submitted {
                 plan: plan.id,
@@ -453,6 +460,35 @@ impl GpuGraph {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn run_blocking(&self, gpu: &Gpu, inputs: &[Tensor]) -> Result<Tensor> {
         pollster::block_on(self.run(gpu, inputs))
+    }
+
+    /// The median time, over `reps`, to encode the compiled inference for `inputs` and finish
+    /// its command buffer, done back to back and never submitted: the host's part of
+    /// `run_measured`'s `host_ms` with the CPU's caches warm. On a software adapter the
+    /// kernels run on the CPU's own cores between runs, and evict what this work reads.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn encode_warm_ms(&self, gpu: &Gpu, inputs: &[Tensor], reps: usize) -> Result<f64> {
+        self.run_blocking(gpu, inputs)?;
+        self.with_plan(gpu, inputs, &[], |plan| {
+            let output = [&plan.values[self.graph.output()?]];
+            let fresh;
+            let readback = match plan.readbacks.iter().find(|r| r.reads(&output)) {
+                Some(kept) => kept,
+                None => {
+                    fresh = Readback::new(gpu, &output);
+                    &fresh
+                }
+            };
+            let mut times: Vec<f64> = (0..reps.max(1))
+                .map(|_| {
+                    let start = std::time::Instant::now();
+                    drop(plan.command_buffer(gpu, readback));
+                    start.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            Ok(times[times.len() / 2])
+        })
     }
 
     /// `run_blocking`, with what the run cost the host: the time to write the inputs, encode
