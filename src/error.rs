@@ -21,11 +21,13 @@ pub enum Error {
         precision: String,
         msg: String,
     },
-    #[error("{what} needs {needed} but the device allows {limit}")]
+    #[error("{what} needs {needed} {unit} but the device allows {limit}")]
     Limit {
         what: String,
         needed: u64,
         limit: u64,
+        /// What `needed` and `limit` count: "bytes", "workgroups".
+        unit: &'static str,
     },
     #[error("GPU error: {0}")]
     Gpu(String),

@@ -71,7 +71,8 @@ impl Precision {
     /// The bytes `numel` elements occupy on the device: whole 4-byte words, at least one
     /// (buffers, bindings, queue writes and copies all move words).
     pub const fn stored_bytes(self, numel: u64) -> u64 {
-        let bytes = numel.saturating_mul(self.bytes()).next_multiple_of(4);
+        // Saturating: an absurd shape is a huge size for the limit checks, not an overflow.
+        let bytes = numel.saturating_mul(self.bytes()).saturating_add(3) / 4 * 4;
         if bytes == 0 {
             4
         } else {

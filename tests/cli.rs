@@ -482,6 +482,20 @@ fn serve_sends_etags_and_answers_revalidation_with_304() {
     assert_eq!(body, vec![8u8; 5000]);
 }
 
+/// An input past any device's buffers (1.2 PB) is refused by name before it is synthesized:
+/// it used to abort in the host's allocator.
+#[test]
+fn bench_and_tune_refuse_an_input_past_the_device_buffers() {
+    let size = ["--size", "10000000", "10000000"];
+    for command in ["bench", "tune"] {
+        let args = [&[command, "--arch", "resnet18"][..], &size].concat();
+        fails(
+            &args,
+            "the input [1, 3, 10000000, 10000000] (--batch, --size) needs",
+        );
+    }
+}
+
 #[test]
 fn bench_reports_json_and_pairs_against_a_baseline() {
     let args = [

@@ -97,6 +97,14 @@ impl Preprocess {
         if channels == 0 || height == 0 || width == 0 {
             return bad(format!("input {input:?} has an empty dimension"));
         }
+        // One image's f32 values must be addressable here (wasm32 has 2 GB): larger, its
+        // allocation would abort rather than fail.
+        let bytes = (input.iter()).try_fold(4usize, |b, &d| b.checked_mul(d));
+        if bytes.is_none_or(|b| b > isize::MAX as usize) {
+            return bad(format!(
+                "input {input:?} is too large: one image would not fit this address space"
+            ));
+        }
         if mean.len() != channels || std.len() != channels {
             return bad(format!(
                 "mean and std need {channels} values each (one per input channel), got {} and {}",
@@ -391,6 +399,7 @@ mod tests {
                 fit([1, 28, 28], &[0.5], &[0.0]),
                 "std values must be positive",
             ),
+            (fit([1, usize::MAX / 2, 3], &[0.5], &[0.25]), "is too large"),
         ];
         for (got, want) in refused {
             assert!(got.as_ref().is_err_and(|e| e.contains(want)), "{got:?}");

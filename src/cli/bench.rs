@@ -80,11 +80,7 @@ impl Loaded {
     /// Puts a host graph on the device and runs it once: the time this takes is the cold
     /// start it returns. With tuning on, what the plan has not cached is measured first.
     fn new(gpu: &Gpu, (graph, shapes): (Graph<Tensor>, Vec<Vec<usize>>)) -> Result<(Self, Cold)> {
-        let inputs: Vec<Tensor> = shapes
-            .iter()
-            .enumerate()
-            .map(|(i, s)| crate::weights::synthetic::tensor(&format!("input{i}"), s, 1))
-            .collect();
+        let inputs = super::synthetic_inputs(gpu, &shapes)?;
         let start = Instant::now();
         let model = GpuGraph::new(gpu, &graph)?;
         let tuning_ms = if gpu.tuning().mode() == TuneMode::On {

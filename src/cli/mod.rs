@@ -11,7 +11,7 @@ mod tune;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::gpu::{option_from_env, GpuOptions, Precision};
+use crate::gpu::{option_from_env, Gpu, GpuOptions, Precision};
 use crate::graph::fuse::Fusion;
 use crate::tune::TuneMode;
 use crate::{Error, Result};
@@ -72,6 +72,24 @@ enum Command {
         #[command(flatten)]
         key: EntryKey,
     },
+}
+
+/// Deterministic inputs of `shapes` to time a model on `gpu`, each first checked to fit one of
+/// its buffers: a huge `--size` or `--batch` is refused by name, not by the host's allocator.
+pub fn synthetic_inputs(gpu: &Gpu, shapes: &[Vec<usize>]) -> Result<Vec<crate::tensor::Tensor>> {
+    shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let what = || format!("the input {s:?} (--batch, --size)");
+            gpu.check_fits(what, s, gpu.precision())?;
+            Ok(crate::weights::synthetic::tensor(
+                &format!("input{i}"),
+                s,
+                1,
+            ))
+        })
+        .collect()
 }
 
 /// Which model a command runs: `--arch` with `--weights`, or a model of a models.json.

@@ -10,7 +10,6 @@ use crate::error::{Context, Error};
 use crate::gpu::{Gpu, GpuOptions};
 use crate::graph::gpu::GpuGraph;
 use crate::models;
-use crate::tensor::Tensor;
 use crate::tune::{Choice, TuneMode};
 use crate::Result;
 
@@ -74,11 +73,7 @@ pub fn run(args: &TuneArgs, gpu_options: &GpuOptions) -> Result<()> {
         tune: TuneMode::On,
         ..gpu_options.clone()
     })?;
-    let inputs: Vec<Tensor> = shapes
-        .iter()
-        .enumerate()
-        .map(|(i, s)| crate::weights::synthetic::tensor(&format!("input{i}"), s, 1))
-        .collect();
+    let inputs = super::synthetic_inputs(&gpu, &shapes)?;
     let model = GpuGraph::new(&gpu, &graph)?;
     let started = Instant::now();
     let measured = pollster::block_on(model.tune(&gpu, &inputs))?;

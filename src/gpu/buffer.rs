@@ -168,12 +168,25 @@ impl Gpu {
 
     /// `check_buffer_size` for a tensor stored at `precision`.
     fn buffer_size_at(&self, shape: &[usize], precision: Precision) -> Result<u64> {
-        let bytes = precision.stored_bytes(numel(shape) as u64);
+        self.check_fits(|| format!("a tensor of shape {shape:?}"), shape, precision)
+    }
+
+    /// The bytes of a buffer for `what`, a tensor of `shape` at `precision`, in whole words;
+    /// an error naming it if the device's buffers cannot be that large.
+    pub fn check_fits(
+        &self,
+        what: impl FnOnce() -> String,
+        shape: &[usize],
+        precision: Precision,
+    ) -> Result<u64> {
+        let elements = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+        let bytes = elements.map_or(u64::MAX, |n| precision.stored_bytes(n));
         if bytes > self.limits().max_buffer_size {
             return Err(Error::Limit {
-                what: format!("a tensor of shape {shape:?}"),
+                what: what(),
                 needed: bytes,
                 limit: self.limits().max_buffer_size,
+                unit: "bytes",
             });
         }
         // wgpu rejects zero-sized bindings; an empty tensor still gets one word.

@@ -142,6 +142,7 @@ impl<'g> Recorder<'g> {
                 what: format!("a dispatch of {threads} invocations"),
                 needed: groups,
                 limit: max * max,
+                unit: "workgroups",
             });
         }
         Ok([x as u32, y as u32, 1])
@@ -192,6 +193,7 @@ impl<'g> Recorder<'g> {
                     ),
                     needed: t.bytes(),
                     limit: self.gpu.max_binding_bytes(),
+                    unit: "bytes",
                 });
             }
         }

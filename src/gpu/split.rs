@@ -110,5 +110,6 @@ fn too_large(t: &GpuTensor, needed: u64, limit: u64) -> Error {
         ),
         needed,
         limit,
+        unit: "bytes",
     }
 }

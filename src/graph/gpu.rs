@@ -142,6 +142,10 @@ impl GpuGraph {
         let refs: Vec<&[usize]> = input_shapes.iter().map(Vec::as_slice).collect();
         let shapes = self.graph.shapes(&refs)?;
         let precision = gpu.precision();
+        for (node, shape) in self.graph.nodes().iter().zip(&shapes) {
+            let what = || format!("`{}`, of shape {shape:?},", node.name);
+            gpu.check_fits(what, shape, precision)?;
+        }
         let fusions = self.fusions(gpu, &shapes, keep);
         let plan = plan(&self.graph, &shapes, keep, precision, &fusions.reads())?;
         let buffers: Vec<GpuTensor> = plan

@@ -842,6 +842,7 @@ fn block_grid(rec: &Recorder, groups: usize, blocks: usize) -> Result<[u32; 3]> 
             what: format!("a conv dispatch of {groups} × {blocks} workgroups"),
             needed: groups.max(blocks) as u64,
             limit: (max * max) as u64,
+            unit: "workgroups",
         });
     }
     Ok([u32_param(OP, x)?, u32_param(OP, blocks)?, u32_param(OP, z)?])
