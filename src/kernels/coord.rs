@@ -4,7 +4,7 @@ use super::conv::PoolParts;
 use super::triplet::{axis_pool_as, plane_fits, PoolKernel, PoolRole, Target};
 use super::{choose_layout, expect_shape, group_grid, next_start, u32_param, u32x4, Layout};
 use crate::error::{shape_err, Result};
-use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder, WG};
+use crate::gpu::{Binding, Gpu, GpuTensor, Kernel, Recorder, WG};
 use crate::graph::Op;
 use crate::ops::conv::Conv2d;
 use crate::ops::coord::{CoordApply, CoordGateSpec, CoordPool};
@@ -31,25 +31,29 @@ wgsl_struct! {
     pub struct CoordApplyParams { n: u32, c: u32, h: u32, w: u32 }
 }
 
+/// The bindings of `coord_gates_io.wgsl`, which both layouts' kernels share.
+const GATES_BINDINGS: &[Binding] = bindings![read f, read weight, read bias, write y];
 pub static GATES: Kernel = kernel!(
     "coord_gates", "coord_gates_io.wgsl", "coord_gates.wgsl";
     CoordGatesParams;
-    bindings![read f, read weight, read bias, write y]
+    GATES_BINDINGS
 );
 pub static GATES_FLAT: Kernel = kernel!(
     "coord_gates_flat", "coord_gates_io.wgsl", "coord_gates_flat.wgsl";
     CoordGatesParams;
-    bindings![read f, read weight, read bias, write y]
+    GATES_BINDINGS
 );
+/// The bindings of `coord_apply_io.wgsl`, which both layouts' kernels share.
+const APPLY_BINDINGS: &[Binding] = bindings![read x, read gates, write y];
 pub static APPLY: Kernel = kernel!(
     "coord_apply", "coord_apply_io.wgsl", "coord_apply.wgsl";
     CoordApplyParams;
-    bindings![read x, read gates, write y]
+    APPLY_BINDINGS
 );
 pub static APPLY_FLAT: Kernel = kernel!(
     "coord_apply_flat", "coord_apply_io.wgsl", "coord_apply_flat.wgsl";
     CoordApplyParams;
-    bindings![read x, read gates, write y]
+    APPLY_BINDINGS
 );
 wgsl_struct! {
     /// The means from a depthwise conv's partial sums (`conv::DepthwiseStrips` of the plane).

@@ -2,7 +2,7 @@
 
 use super::{choose_layout, expect_shape, group_grid, u32_param, Layout};
 use crate::error::Result;
-use crate::gpu::{GpuTensor, Kernel, Recorder, WG};
+use crate::gpu::{Binding, GpuTensor, Kernel, Recorder, WG};
 use crate::graph::Op;
 use crate::ops::linear::{linear_dims, softmax_view, Linear, Softmax};
 use crate::{bindings, kernel, wgsl_struct};
@@ -17,15 +17,17 @@ wgsl_struct! {
     pub struct SoftmaxParams { lines: u32, len: u32, inner: u32 }
 }
 
+/// The bindings of `linear_io.wgsl`, which both layouts' kernels share.
+const LINEAR_BINDINGS: &[Binding] = bindings![read x, read w, read b, write y];
 pub static LINEAR: Kernel = kernel!(
     "linear", "linear_io.wgsl", "linear.wgsl";
     LinearParams;
-    bindings![read x, read w, read b, write y]
+    LINEAR_BINDINGS
 );
 pub static LINEAR_ROWS: Kernel = kernel!(
     "linear_rows", "linear_io.wgsl", "lane_sum.wgsl", "linear_rows.wgsl";
     LinearParams;
-    bindings![read x, read w, read b, write y]
+    LINEAR_BINDINGS
 );
 pub static SOFTMAX: Kernel =
     kernel!("softmax", "softmax.wgsl"; SoftmaxParams; bindings![read x, write y]);

@@ -1,6 +1,6 @@
 use super::{choose_layout, expect_shape, u32_param, Layout};
 use crate::error::Result;
-use crate::gpu::{GpuTensor, Kernel, Recorder, WG};
+use crate::gpu::{Binding, GpuTensor, Kernel, Recorder, WG};
 use crate::graph::Op;
 use crate::ops::pool::{AvgPool2d, MaxPool2d, SpatialMean};
 use crate::{bindings, kernel, wgsl_struct};
@@ -35,15 +35,17 @@ wgsl_struct! {
 
 pub static WINDOW_POOL: Kernel =
     kernel!("pool_window", "pool_window.wgsl"; WindowPoolParams; bindings![read x, write y]);
+/// The bindings of `pool_mean_io.wgsl`, which both layouts' kernels share.
+const SPATIAL_MEAN_BINDINGS: &[Binding] = bindings![read x, write y];
 pub static SPATIAL_MEAN: Kernel = kernel!(
     "pool_mean", "pool_mean_io.wgsl", "pool_mean.wgsl";
     SpatialMeanParams;
-    bindings![read x, write y]
+    SPATIAL_MEAN_BINDINGS
 );
 pub static SPATIAL_MEAN_ROWS: Kernel = kernel!(
     "pool_mean_rows", "pool_mean_io.wgsl", "lane_sum.wgsl", "pool_mean_rows.wgsl";
     SpatialMeanParams;
-    bindings![read x, write y]
+    SPATIAL_MEAN_BINDINGS
 );
 pub const KERNELS: &[&Kernel] = &[&WINDOW_POOL, &SPATIAL_MEAN, &SPATIAL_MEAN_ROWS];
 

@@ -3,7 +3,7 @@
 
 use super::{choose_layout, expect_shape, group_grid, next_start, u32_param, u32x4, Layout, GROUP};
 use crate::error::{shape_err, Error, Result};
-use crate::gpu::{Gpu, GpuTensor, Kernel, Recorder};
+use crate::gpu::{Binding, Gpu, GpuTensor, Kernel, Recorder};
 use crate::graph::Op;
 use crate::ops::triplet::{
     branch_scale, Plane, TripletCombine, TripletDims, TripletGateSpec, TripletPool, ZPool,
@@ -85,25 +85,29 @@ pub static POOL_SG: Kernel = kernel!(
     TripletPoolSgParams;
     bindings![read x, write y]
 );
+/// The bindings of `triplet_gates_io.wgsl`, which both layouts' kernels share.
+const GATES_BINDINGS: &[Binding] = bindings![read pooled, read weight, read bias, write y];
 pub static GATES: Kernel = kernel!(
     "triplet_gates", "triplet_gates_io.wgsl", "triplet_gates.wgsl";
     TripletGatesParams;
-    bindings![read pooled, read weight, read bias, write y]
+    GATES_BINDINGS
 );
 pub static GATES_FLAT: Kernel = kernel!(
     "triplet_gates_flat", "triplet_gates_io.wgsl", "triplet_gates_flat.wgsl";
     TripletGatesParams;
-    bindings![read pooled, read weight, read bias, write y]
+    GATES_BINDINGS
 );
+/// The bindings of `triplet_combine_io.wgsl`, which both layouts' kernels share.
+const COMBINE_BINDINGS: &[Binding] = bindings![read x, read gates, read residual, write y];
 pub static COMBINE: Kernel = kernel!(
     "triplet_combine", "triplet_combine_io.wgsl", "triplet_combine.wgsl";
     TripletCombineParams;
-    bindings![read x, read gates, read residual, write y]
+    COMBINE_BINDINGS
 );
 pub static COMBINE_FLAT: Kernel = kernel!(
     "triplet_combine_flat", "triplet_combine_io.wgsl", "triplet_combine_flat.wgsl";
     TripletCombineParams;
-    bindings![read x, read gates, read residual, write y]
+    COMBINE_BINDINGS
 );
 pub const KERNELS: &[&Kernel] = &[
     &POOL,
