@@ -72,7 +72,9 @@ impl Error {
             Error::DeviceLost(_) => "device-lost",
             Error::PrecisionUnsupported { .. } => "f16-unsupported",
             Error::Checkpoint(_) => "bad-checkpoint",
-            Error::Input(_) | Error::Shape { .. } => "bad-input",
+            // A tensor past this device's limits: the input's size or batch is what the
+            // caller can change.
+            Error::Input(_) | Error::Shape { .. } | Error::Limit { .. } => "bad-input",
             Error::Context { source, .. } => source
                 .downcast_ref::<Error>()
                 .map_or("internal", Error::code),

@@ -90,4 +90,6 @@ fn one_image_larger_than_a_binding_is_refused_clearly() {
         msg.contains("[2, 3, 100, 100]") && msg.contains("65536"),
         "{msg}"
     );
+    // The caller can fix it with a smaller input: the web package's code says so.
+    assert_eq!(err.code(), "bad-input");
 }
