@@ -64,6 +64,35 @@ pub fn run_keeping_at(
     run_stored(&graph, &inputs, keep, &store)
 }
 
+/// The most bytes the CPU reference's live tensors may take at once. In wasm32 they share a
+/// 4 GiB address space with the module and its weights, and a larger run would abort in the
+/// allocator instead of failing; natively the host's allocator decides.
+#[cfg(target_arch = "wasm32")]
+const TENSOR_BUDGET: u64 = 2 << 30;
+#[cfg(not(target_arch = "wasm32"))]
+const TENSOR_BUDGET: u64 = u64::MAX;
+
+/// An error unless the values of `graph` on inputs of `input_shapes`, each freed after its
+/// last reader as `run_stored` frees them, fit in `budget` bytes.
+fn check_memory(
+    graph: &Graph<Tensor>,
+    input_shapes: &[&[usize]],
+    keep: &[ValueId],
+    budget: u64,
+) -> Result<()> {
+    let shapes = graph.shapes(input_shapes)?;
+    let peak = super::plan::plan(graph, &shapes, keep, Precision::F32, &[])?.peak_bytes();
+    if peak > budget {
+        return Err(Error::Limit {
+            what: format!("running the CPU reference on the input(s) {input_shapes:?}"),
+            needed: peak,
+            limit: budget,
+            unit: "bytes",
+        });
+    }
+    Ok(())
+}
+
 /// Runs the graph, passing every op's output through `store`.
 fn run_stored(
     graph: &Graph<Tensor>,
@@ -72,7 +101,7 @@ fn run_stored(
     store: &dyn Fn(Tensor) -> Tensor,
 ) -> Result<(Tensor, Vec<Tensor>)> {
     let shapes: Vec<&[usize]> = inputs.iter().map(Tensor::shape).collect();
-    graph.shapes(&shapes)?;
+    check_memory(graph, &shapes, keep, TENSOR_BUDGET)?;
     let last = last_uses(graph, keep)?;
     let mut values: Vec<Option<Tensor>> = vec![None; graph.nodes().len()];
     for (i, node) in graph.nodes().iter().enumerate() {
@@ -169,5 +198,32 @@ fn eval(op: &Op, ins: &[&Tensor], inputs: &[Tensor]) -> Result<Tensor> {
         Op::CoordPool(s) => r::coord::coord_pool(x(), &s),
         Op::CoordGates(spec) => r::coord::coord_gates(x(), o.take()?, o.take()?, &spec),
         Op::CoordApply(s) => r::coord::coord_apply(ins[0], ins[1], &s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A run whose live tensors would exceed the budget is refused before any op runs, by its
+    /// input shape and bytes, as bad input; one that fits is not. (`TENSOR_BUDGET` is finite
+    /// only in wasm32, so the budget is passed here.)
+    #[test]
+    fn a_run_past_the_tensor_budget_is_refused_by_size() {
+        let shape = vec![1, 3, 32, 32];
+        let graph = crate::models::build_synthetic(
+            "resnet18",
+            0,
+            std::slice::from_ref(&shape),
+            &Default::default(),
+        )
+        .unwrap();
+        let inputs: [&[usize]; 1] = [&shape];
+        super::check_memory(&graph, &inputs, &[], 1 << 30).unwrap();
+        let err = super::check_memory(&graph, &inputs, &[], 1000).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("[[1, 3, 32, 32]]") && msg.contains("allows 1000"),
+            "{msg}"
+        );
+        assert_eq!(err.code(), "bad-input");
     }
 }
