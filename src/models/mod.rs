@@ -91,7 +91,7 @@ pub fn parse_options(pairs: &[String]) -> Result<Options> {
         .map(|p| {
             p.split_once('=')
                 .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .ok_or_else(|| Error::Invalid(format!("--opt `{p}` is not of the form key=value")))
+                .ok_or_else(|| Error::Input(format!("--opt `{p}` is not of the form key=value")))
         })
         .collect()
 }
@@ -100,9 +100,10 @@ fn opt_usize(opts: &Options, key: &str, default: Option<usize>) -> Result<usize>
     match opts.get(key) {
         Some(v) => v
             .parse()
-            .map_err(|_| Error::Invalid(format!("--opt {key}={v}: expected a whole number"))),
-        None => default
-            .ok_or_else(|| Error::Invalid(format!("this architecture needs --opt {key}=..."))),
+            .map_err(|_| Error::Input(format!("--opt {key}={v}: expected a whole number"))),
+        None => {
+            default.ok_or_else(|| Error::Input(format!("this architecture needs --opt {key}=...")))
+        }
     }
 }
 
@@ -110,7 +111,7 @@ fn opt_bool(opts: &Options, key: &str) -> Result<bool> {
     match opts.get(key).map(String::as_str) {
         None | Some("false") | Some("False") | Some("0") => Ok(false),
         Some("true") | Some("True") | Some("1") => Ok(true),
-        Some(v) => Err(Error::Invalid(format!(
+        Some(v) => Err(Error::Input(format!(
             "--opt {key}={v}: expected true or false"
         ))),
     }
@@ -123,7 +124,7 @@ fn network_type(opts: &Options) -> Result<bool> {
         None => Ok(false),
         Some(v) if v == "imagenet" => Ok(false),
         Some(v) if v == "cifar" || v == "cifar10" || v == "cifar100" => Ok(true),
-        Some(v) => Err(Error::Invalid(format!(
+        Some(v) => Err(Error::Input(format!(
             "--opt network_type={v}: expected imagenet or cifar (CIFAR10 and CIFAR100 name the \
              same form)"
         ))),
@@ -134,7 +135,7 @@ fn sa_type(v: &str) -> Result<SaType> {
     match v {
         "pairwise" | "0" => Ok(SaType::Pairwise),
         "patchwise" | "1" => Ok(SaType::Patchwise),
-        _ => Err(Error::Invalid(format!(
+        _ => Err(Error::Input(format!(
             "sa_type `{v}` is not pairwise or patchwise"
         ))),
     }
@@ -168,7 +169,7 @@ fn build_with(
     opts: &Options,
 ) -> Result<Graph<Tensor>> {
     if !ARCHITECTURES.contains(&arch) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Input(format!(
             "unknown architecture `{arch}`; known: {}",
             ARCHITECTURES.join(", ")
         )));
@@ -178,7 +179,7 @@ fn build_with(
         .find(|k| !accepted_options(arch).contains(&k.as_str()))
     {
         let accepted = accepted_options(arch);
-        return Err(Error::Invalid(format!(
+        return Err(Error::Input(format!(
             "`{arch}` has no option `{k}`{}",
             if accepted.is_empty() {
                 String::new()
@@ -188,7 +189,7 @@ fn build_with(
         )));
     }
     if inputs.len() != input_count(arch) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Input(format!(
             "`{arch}` takes {} input(s), got {}",
             input_count(arch),
             inputs.len()
@@ -196,7 +197,7 @@ fn build_with(
     }
     for shape in inputs {
         if shape.len() != 4 || shape.contains(&0) {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Input(format!(
                 "inputs must be non-empty NCHW tensors, got shape {shape:?}"
             )));
         }
@@ -431,5 +432,9 @@ mod tests {
             err.to_string().contains("has no option `network_type`"),
             "{err}"
         );
+        // The caller's to fix: the web package rejects with bad-input, not internal.
+        assert_eq!(err.code(), "bad-input");
+        let unknown = build_synthetic("resnet51", 1, &[vec![1, 3, 32, 32]], &Options::new());
+        assert_eq!(unknown.map(|_| ()).unwrap_err().code(), "bad-input");
     }
 }
