@@ -466,32 +466,24 @@ impl GpuGraph {
         pollster::block_on(self.run(gpu, inputs))
     }
 
-    /// The median time, over `reps`, to encode the compiled inference for `inputs` and finish
-    /// its command buffer, done back to back and never submitted: the host's part of
+    /// The milliseconds of `reps` encodings of the compiled inference for `inputs`, each with
+    /// its command buffer finished, done back to back and never submitted: the host's part of
     /// `run_measured`'s `host_ms` with the CPU's caches warm. On a software adapter the
     /// kernels run on the CPU's own cores between runs, and evict what this work reads.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn encode_warm_ms(&self, gpu: &Gpu, inputs: &[Tensor], reps: usize) -> Result<f64> {
+    pub fn encode_warm_times(&self, gpu: &Gpu, inputs: &[Tensor], reps: usize) -> Result<Vec<f64>> {
         self.run_blocking(gpu, inputs)?;
         self.with_plan(gpu, inputs, &[], |plan| {
-            let output = [&plan.values[self.graph.output()?]];
-            let fresh;
-            let readback = match plan.readbacks.iter().find(|r| r.reads(&output)) {
-                Some(kept) => kept,
-                None => {
-                    fresh = Readback::new(gpu, &output);
-                    &fresh
-                }
-            };
-            let mut times: Vec<f64> = (0..reps.max(1))
+            // A staging buffer of its own: this measures outside the timed runs.
+            let readback = Readback::new(gpu, &[&plan.values[self.graph.output()?]]);
+            let times = (0..reps)
                 .map(|_| {
                     let start = std::time::Instant::now();
-                    drop(plan.command_buffer(gpu, readback));
+                    drop(plan.command_buffer(gpu, &readback));
                     start.elapsed().as_secs_f64() * 1e3
                 })
                 .collect();
-            times.sort_by(f64::total_cmp);
-            Ok(times[times.len() / 2])
+            Ok(times)
         })
     }
 
