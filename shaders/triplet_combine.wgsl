@@ -2,16 +2,14 @@
 // order the PyTorch module adds its branch outputs; without the hw branch
 // y = act((x*g_cw + x*g_hc) * scale [+ residual]). The gates come packed per image:
 // g_hw [H,W] at 0 (if HAS_HW), g_cw [C,W] at off_cw, g_hc [H,C] at off_hc.
-// An invocation covers 8 channels x ROWS rows x 4 columns: each g_cw value it loads serves
-// ROWS outputs, each g_hw and g_hc value 8 and 4 (loads, not arithmetic, are what a CPU
-// device pays for; so are integer divisions, done once per invocation). Neighbouring
-// invocations take neighbouring column quads of the same rows, so the lanes a CPU device runs
-// together share cache lines and walk x, the residual and y as a few streams. (Looping each
-// invocation over its rows' columns instead touched 8 rows x 8 channels x 3 tensors per lane at
-// once, more than a core's L1 holds: ResNet-50-TA's combines took 22.7 ms on lavapipe against
-// 18.0-19.4 ms this way.) Loads past an edge are clamped to the last row/column/channel; their
-// results are not stored.
-// The 8 channels are named variables, not an indexed array, for lavapipe (see coord_gates.wgsl).
+// An invocation covers 4 channels x ROWS rows x 4 columns: each g_cw value it loads serves
+// ROWS outputs, each g_hw and g_hc value 4 (loads, not arithmetic, are what a CPU device pays
+// for; so are integer divisions, done once per invocation). Neighbouring invocations take
+// neighbouring column quads of the same rows, so the lanes a CPU device runs together share
+// cache lines and walk x, the residual and y as a few streams; with 4 channels, not 8, the 16
+// g_cw values stay in registers (the README's Performance section has the timings). Loads past
+// an edge are clamped to the last row/column/channel; their results are not stored.
+// The 4 channels are named variables, not an indexed array, for lavapipe (see coord_gates.wgsl).
 
 const ROWS: u32 = 8u;
 
@@ -54,7 +52,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let t = group_flat_id(gid, nwg);
     let bands = (p.h + ROWS - 1u) / ROWS;
     let quads = (p.w + 3u) / 4u;
-    let image_tiles = ((p.c + 7u) / 8u) * bands * quads;
+    let image_tiles = ((p.c + 3u) / 4u) * bands * quads;
     if (t >= p.n * image_tiles) {
         return;
     }
@@ -62,55 +60,37 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let rest = t % image_tiles;
     let w0 = (rest % quads) * 4u;
     let band = rest / quads;
-    let c0 = (band / bands) * 8u;
+    let c0 = (band / bands) * 4u;
     let h0 = (band % bands) * ROWS;
     let h1 = min(h0 + ROWS, p.h);
     let step = vec4<u32>(0u, 1u, 2u, 3u);
     let top = vec4<u32>(p.c - 1u);
-    let chans_lo = min(vec4<u32>(c0) + step, top);
-    let chans_hi = min(vec4<u32>(c0 + 4u) + step, top);
+    let chans = min(vec4<u32>(c0) + step, top);
     let g = n * p.gates_image;
     let cw = g + p.off_cw;
     let plane = p.h * p.w;
     let cols = min(vec4<u32>(w0) + step, vec4<u32>(p.w - 1u));
-    let cw0 = gate4(cw + chans_lo.x * p.w, cols);
-    let cw1 = gate4(cw + chans_lo.y * p.w, cols);
-    let cw2 = gate4(cw + chans_lo.z * p.w, cols);
-    let cw3 = gate4(cw + chans_lo.w * p.w, cols);
-    let cw4 = gate4(cw + chans_hi.x * p.w, cols);
-    let cw5 = gate4(cw + chans_hi.y * p.w, cols);
-    let cw6 = gate4(cw + chans_hi.z * p.w, cols);
-    let cw7 = gate4(cw + chans_hi.w * p.w, cols);
+    let cw0 = gate4(cw + chans.x * p.w, cols);
+    let cw1 = gate4(cw + chans.y * p.w, cols);
+    let cw2 = gate4(cw + chans.z * p.w, cols);
+    let cw3 = gate4(cw + chans.w * p.w, cols);
     for (var h = h0; h < h1; h++) {
         var hw = vec4<f32>(0.0);
         if (HAS_HW) {
             hw = gate4(g + h * p.w, cols);
         }
         let hc_row = g + p.off_hc + h * p.c;
-        let hc_lo = gate4(hc_row, chans_lo);
-        let hc_hi = gate4(hc_row, chans_hi);
+        let hc = gate4(hc_row, chans);
         let row = ((n * p.c + c0) * p.h + h) * p.w;
-        emit(row, cols, w0, hw, cw0, hc_lo.x);
+        emit(row, cols, w0, hw, cw0, hc.x);
         if (c0 + 1u < p.c) {
-            emit(row + 1u * plane, cols, w0, hw, cw1, hc_lo.y);
+            emit(row + 1u * plane, cols, w0, hw, cw1, hc.y);
         }
         if (c0 + 2u < p.c) {
-            emit(row + 2u * plane, cols, w0, hw, cw2, hc_lo.z);
+            emit(row + 2u * plane, cols, w0, hw, cw2, hc.z);
         }
         if (c0 + 3u < p.c) {
-            emit(row + 3u * plane, cols, w0, hw, cw3, hc_lo.w);
-        }
-        if (c0 + 4u < p.c) {
-            emit(row + 4u * plane, cols, w0, hw, cw4, hc_hi.x);
-        }
-        if (c0 + 5u < p.c) {
-            emit(row + 5u * plane, cols, w0, hw, cw5, hc_hi.y);
-        }
-        if (c0 + 6u < p.c) {
-            emit(row + 6u * plane, cols, w0, hw, cw6, hc_hi.z);
-        }
-        if (c0 + 7u < p.c) {
-            emit(row + 7u * plane, cols, w0, hw, cw7, hc_hi.w);
+            emit(row + 3u * plane, cols, w0, hw, cw3, hc.w);
         }
     }
 }

@@ -578,7 +578,7 @@ pub fn triplet_combine(
     triplet_combine_as(rec, x, gates, residual, out, spec, layout)
 }
 
-/// `triplet_combine` on `layout`: tiles of 8 channels × `COMBINE_ROWS` rows × 4 columns, or an
+/// `triplet_combine` on `layout`: tiles of 4 channels × `COMBINE_ROWS` rows × 4 columns, or an
 /// output per invocation.
 pub fn triplet_combine_as(
     rec: &mut Recorder,
@@ -616,7 +616,7 @@ pub fn triplet_combine_as(
         };
         let (kernel, grid) = match layout {
             Layout::Tiled => {
-                let tiles = n * c.div_ceil(8) * h.div_ceil(COMBINE_ROWS) * w.div_ceil(4);
+                let tiles = n * c.div_ceil(4) * h.div_ceil(COMBINE_ROWS) * w.div_ceil(4);
                 (&COMBINE, group_grid(rec, tiles)?)
             }
             Layout::PerOutput => (&COMBINE_FLAT, rec.grid(out.numel() as u64)?),
