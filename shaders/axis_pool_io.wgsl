@@ -7,7 +7,6 @@ override HAS_MAX: bool = true;
 struct Role {
     // line:  (b, a*b, count, stride_a), (stride_b, stride_r, max at, mean at), (out_a, out_b, 0, 0)
     // plane: (H, W, C, 0), (row max at, row mean at, row_h, row_c), (col max at, col mean at, col_c, col_w)
-    // finish: (H*W, groups, C, scratch at), (max at, mean at, 0, 0), unused
     u: vec4<u32>,
     v: vec4<u32>,
     w: vec4<u32>,

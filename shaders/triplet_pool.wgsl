@@ -9,9 +9,7 @@
 //   finishes both the reduction over W of every row and the reduction over H of every column
 //   (column accumulators in private arrays, at most MAXW wide): two pools for one read of x.
 //   Row h goes to n*out_image + offset + h*row_h + c*row_c, column w to
-//   n*out_image + offset + c*col_c + w*col_w;
-// - finish (kind 2): invocation o = (n, q) completes the hw pool at position q from the
-//   channel-group maxima and sums triplet_pool_sg.wgsl left in the output's scratch.
+//   n*out_image + offset + c*col_c + w*col_w.
 // Every reduction lives in registers: on a CPU device each load is a per-lane loop and each
 // workgroup barrier a coroutine switch, so one pass with no barrier is what pays. Workgroups
 // are small so that a few hundred planes still spread over every CPU thread.
@@ -63,22 +61,6 @@ fn plane(o: u32, role: Role) {
     }
 }
 
-fn finish(o: u32, role: Role) {
-    let plane = role.u.x;
-    let n = o / plane;
-    let q = o % plane;
-    let out = n * p.out_image;
-    let first = out + role.u.w + q;
-    var m = f32(y[first]);
-    var s = f32(y[first + plane]);
-    for (var g = 1u; g < role.u.y; g++) {
-        let at = first + g * 2u * plane;
-        m = max(m, f32(y[at]));
-        s += f32(y[at + plane]);
-    }
-    put(out + q, role.v.xy, m, s / f32(role.u.z));
-}
-
 @compute @workgroup_size(GROUP)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let o = group_flat_id(gid, nwg);
@@ -88,9 +70,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     switch p.kind {
         case 1u: {
             plane(o, p.role);
-        }
-        case 2u: {
-            finish(o, p.role);
         }
         default: {
             line(o, p.role);

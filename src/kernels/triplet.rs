@@ -20,7 +20,7 @@ wgsl_struct! {
 }
 
 wgsl_struct! {
-    /// `outputs` invocations of one `PoolRole` (`kind` 0 line, 1 plane, 2 finish).
+    /// `outputs` invocations of one `PoolRole` (`kind` 0 line, 1 plane).
     pub struct TripletPoolParams { x_image: u32, out_image: u32, outputs: u32, kind: u32, role: PoolRoleParams }
 }
 
@@ -38,6 +38,20 @@ wgsl_struct! {
         _pad: u32,
         rows: [u32; 4],
         cols: [u32; 4],
+    }
+}
+
+wgsl_struct! {
+    /// The hw pool from the channel-group partials at `scratch_at`, per position of `plane`.
+    pub struct TripletPoolFinishParams {
+        outputs: u32,
+        plane: u32,
+        groups: u32,
+        c: u32,
+        out_image: u32,
+        scratch_at: u32,
+        max_at: u32,
+        mean_at: u32,
     }
 }
 
@@ -85,6 +99,9 @@ pub static POOL_SG: Kernel = kernel!(
     TripletPoolSgParams;
     bindings![read x, write y]
 );
+pub static POOL_FINISH: Kernel = kernel!(
+    "triplet_pool_finish", "triplet_pool_finish.wgsl"; TripletPoolFinishParams; bindings![write y]
+);
 /// The bindings of `triplet_gates_io.wgsl`, which both layouts' kernels share.
 const GATES_BINDINGS: &[Binding] = bindings![read pooled, read weight, read bias, write y];
 pub static GATES: Kernel = kernel!(
@@ -113,6 +130,7 @@ pub const KERNELS: &[&Kernel] = &[
     &POOL,
     &POOL_WG,
     &POOL_SG,
+    &POOL_FINISH,
     &GATES,
     &GATES_FLAT,
     &COMBINE,
@@ -165,13 +183,6 @@ pub(crate) enum PoolRole {
     /// An invocation per `(image, channel)` plane, read once for two results: over W, row h
     /// written at `rows` with `(i, j) = (h, c)`; over H, column w at `cols` with `(c, w)`.
     Plane { rows: Target, cols: Target },
-    /// An invocation per `(image, position)`: the hw pool from the `groups` channel-group
-    /// maxima and sums at `scratch_at` (see `triplet_pool_sg.wgsl`), written at `to`.
-    Finish {
-        groups: usize,
-        scratch_at: usize,
-        to: Target,
-    },
 }
 
 impl PoolRole {
@@ -187,16 +198,6 @@ impl PoolRole {
             }
             PoolRole::Plane { rows, cols } => {
                 (1, [[h, w, c, 0], rows.words(), cols.words()], n * c)
-            }
-            PoolRole::Finish {
-                groups,
-                scratch_at,
-                to,
-            } => {
-                // The hw map is one value per position: its strides go unused.
-                let [max_at, mean_at, ..] = to.words();
-                let u = [h * w, groups, c, scratch_at];
-                (2, [u, [max_at, mean_at, 0, 0], [0; 4]], n * h * w)
             }
         }
     }
@@ -234,12 +235,6 @@ impl PoolRole {
             (&POOL, group_grid(rec, count)?)
         };
         let max = [("HAS_MAX", if with_max { 1.0 } else { 0.0 })];
-        // The finish reads only the scratch in `out`; binding one element of x keeps the
-        // bytes a profile counts for it to those it touches.
-        let x = match self {
-            PoolRole::Finish { .. } => &x.view(&[1])?,
-            _ => x,
-        };
         rec.dispatch_variant(variant.to_string(), kernel, &max, &params, &[x, out], grid)
     }
 }
@@ -410,15 +405,10 @@ pub fn triplet_pool_as(
     let as_lines = matches!(kernel, PoolKernel::Lines | PoolKernel::Reduce);
     let streams = !as_lines && plane_fits(x.shape());
     if let (Some(hw), PoolKernel::PlanesSg, true) = (hw, kernel, streams) {
-        let finish = PoolRole::Finish {
-            groups: dims.channel_groups(),
-            scratch_at: dims.maps_len(),
-            to: target(&hw, [hw.cols, 1]),
-        };
         let variant = kernel.to_string();
         return rec.batched(&[x], out, |rec, ins, out| {
             pool_planes_sg(rec, ins[0], out, &dims, rows, cols, &variant)?;
-            finish.dispatch(rec, ins[0], out, true, &variant, false)
+            finish_hw_pool(rec, out, &dims, target(&hw, [hw.cols, 1]), &variant)
         });
     }
     let line = |plane: &Plane| -> Result<PoolRole> {
@@ -473,6 +463,40 @@ fn pool_planes_sg(
     };
     let grid = group_grid(rec, n * groups * GROUP)?;
     rec.dispatch_variant(variant.to_string(), &POOL_SG, &[], &params, &[x, out], grid)
+}
+
+/// The hw pool of `out` (one batch chunk) from the channel-group partials that
+/// `pool_planes_sg` left in its scratch: an invocation per image and position.
+fn finish_hw_pool(
+    rec: &mut Recorder,
+    out: &GpuTensor,
+    dims: &TripletDims,
+    to: Target,
+    variant: &str,
+) -> Result<()> {
+    let op = "triplet_pool";
+    let n = out.shape()[0];
+    let plane = dims.h * dims.w;
+    let u = |v: usize| u32_param(op, v);
+    let params = TripletPoolFinishParams {
+        outputs: u(n * plane)?,
+        plane: u(plane)?,
+        groups: u(dims.channel_groups())?,
+        c: u(dims.c)?,
+        out_image: u(dims.pooled_len())?,
+        scratch_at: u(dims.maps_len())?,
+        max_at: u(to.max_at)?,
+        mean_at: u(to.mean_at)?,
+    };
+    let grid = group_grid(rec, n * plane)?;
+    rec.dispatch_variant(
+        variant.to_string(),
+        &POOL_FINISH,
+        &[],
+        &params,
+        &[out],
+        grid,
+    )
 }
 
 /// How the gate kernel walks a plane of `tile` (slide, rows): `(rows, slide length, p_row,
