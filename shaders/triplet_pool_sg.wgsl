@@ -45,6 +45,18 @@ fn put4(at: vec4<u32>, live: vec4<bool>, role_at: vec2<u32>, m: vec4<f32>, mean:
     if (live.w) { y[at.w + role_at.x] = Elem(m.w); y[at.w + role_at.y] = Elem(mean.w); }
 }
 
+// The max and the sum of the group's channels at one position, from each lane's 4 (`keep`
+// zeroes the channels past C in the sum), stored by lane 0 at `at` and `at + plane`.
+fn hw_parts(lane: u32, at: u32, plane: u32, v: vec4<f32>, keep: vec4<f32>) {
+    let kept = v * keep;
+    let group_max = subgroupMax(max(max(v.x, v.y), max(v.z, v.w)));
+    let group_sum = subgroupAdd((kept.x + kept.y) + (kept.z + kept.w));
+    if (lane == 0u) {
+        y[at] = Elem(group_max);
+        y[at + plane] = Elem(group_sum);
+    }
+}
+
 @compute @workgroup_size(GROUP)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -74,25 +86,33 @@ fn main(
         col_max[j] = load4(base + j);
         col_sum[j] = vec4(0.0);
     }
-    for (var i = 0u; i < h; i++) {
-        let row = base + i * w;
-        var m = load4(row);
-        var s = vec4(0.0);
+    // Two rows per pass over the columns: the column accumulators live in a private array,
+    // which a CPU device keeps in per-lane scratch memory, so each update of one costs about
+    // as much as a load of x. For an odd H the last pass reads its row twice; the second read
+    // adds nothing to the column sums and rewrites the same row results.
+    for (var i = 0u; i < h; i += 2u) {
+        let i1 = min(i + 1u, h - 1u);
+        let second = select(0.0, 1.0, i + 1u < h);
+        let row0 = base + i * w;
+        let row1 = base + i1 * w;
+        var m0 = load4(row0);
+        var m1 = load4(row1);
+        var s0 = vec4(0.0);
+        var s1 = vec4(0.0);
         for (var j = 0u; j < w; j++) {
-            let v = load4(row + j);
-            m = max(m, v);
-            s += v;
-            col_max[j] = max(col_max[j], v);
-            col_sum[j] += v;
-            let kept = v * keep;
-            let group_max = subgroupMax(max(max(v.x, v.y), max(v.z, v.w)));
-            let group_sum = subgroupAdd((kept.x + kept.y) + (kept.z + kept.w));
-            if (lane == 0u) {
-                y[scratch + i * w + j] = Elem(group_max);
-                y[scratch + plane + i * w + j] = Elem(group_sum);
-            }
+            let v0 = load4(row0 + j);
+            let v1 = load4(row1 + j);
+            m0 = max(m0, v0);
+            m1 = max(m1, v1);
+            s0 += v0;
+            s1 += v1;
+            col_max[j] = max(col_max[j], max(v0, v1));
+            col_sum[j] += v0 + v1 * second;
+            hw_parts(lane, scratch + i * w + j, plane, v0, keep);
+            hw_parts(lane, scratch + i1 * w + j, plane, v1, keep);
         }
-        put4(out + vec4(i * p.rows.z) + c * p.rows.w, live, p.rows.xy, m, s / f32(w));
+        put4(out + vec4(i * p.rows.z) + c * p.rows.w, live, p.rows.xy, m0, s0 / f32(w));
+        put4(out + vec4(i1 * p.rows.z) + c * p.rows.w, live, p.rows.xy, m1, s1 / f32(w));
     }
     for (var j = 0u; j < w; j++) {
         put4(out + c * p.cols.z + vec4(j * p.cols.w), live, p.cols.xy, col_max[j], col_sum[j] / f32(h));
