@@ -1,6 +1,8 @@
 // The operands of the 1×1 convolution kernels (conv2d_gemm and conv2d_gemm_sg): a 1×1,
 // stride-1, unpadded, ungrouped convolution as a GEMM, y[n, o, p] = Σ_c w[o, c] x[n, c, p] over
-// the flattened pixels p of every image, with the fused epilogue (conv2d_epilogue.wgsl).
+// the flattened pixels p of every image, with the fused epilogue (conv2d_epilogue.wgsl). How
+// an invocation loads its activations (`quads`, `pixels`) comes after this file:
+// conv2d_gemm_load.wgsl, or conv2d_gemm_load_gated.wgsl for Coordinate Attention's input.
 
 struct Params {
     pixels: u32,    // N * H * W
@@ -11,6 +13,7 @@ struct Params {
     flags: u32,     // 1 = bias, 2 = scale/shift, 4 = residual
     act: u32,       // Activation::code, after bias and affine
     post_act: u32,  // Activation::code, after the residual add
+    width: u32,     // W (the gated kernels locate each pixel's gates by it)
 };
 
 // Offsets of channel 0 of pixels first..first+3 (clamped to the last pixel) in a tensor whose
@@ -36,34 +39,4 @@ fn store_block(a: mat4x4<f32>, o: u32, first: u32, oi: vec4<u32>, t: Terms) {
 // Where the weight rows of channels o..o+3 start (clamped to the last channel).
 fn rows(o: u32) -> vec4<u32> {
     return min(vec4(o) + vec4(0u, 1u, 2u, 3u), vec4(p.cout - 1u)) * p.cin;
-}
-
-// Channel-0 offsets in x of an invocation's pixel quads.
-struct Quads {
-    i0: vec4<u32>,
-    i1: vec4<u32>,
-    i2: vec4<u32>,
-    i3: vec4<u32>,
-};
-
-fn quads(first: u32) -> Quads {
-    let plane = p.cin * p.out_hw;
-    return Quads(
-        offsets(first, plane),
-        offsets(first + 4u, plane),
-        offsets(first + 8u, plane),
-        offsets(first + 12u, plane),
-    );
-}
-
-// The activations of input channel c at the invocation's RP_Q pixel quads.
-fn pixels(xi: Quads, c: u32) -> Pixels {
-    let xc = c * p.out_hw;
-    var xs = Pixels(gather(xi.i0 + xc), vec4<f32>(), vec4<f32>(), vec4<f32>());
-    if (RP_Q > 1u) { xs.x1 = gather(xi.i1 + xc); }
-    if (RP_Q > 2u) {
-        xs.x2 = gather(xi.i2 + xc);
-        xs.x3 = gather(xi.i3 + xc);
-    }
-    return xs;
 }

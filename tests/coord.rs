@@ -435,8 +435,10 @@ fn excite_from_partial_sums_matches_the_reference_chain() {
 
 /// Fusion on MobileNetV2-CA. With the pools fused (`coord_pools`) every Coordinate Attention
 /// sums its means in the depthwise conv before it and no pool reads x again; with the applies
-/// fused too (`coord_applies`, on GPUs by default, forced here) the projection conv multiplies
-/// x by the gates as it loads it and no `coord_apply` runs; with the excites (`coord_excites`,
+/// fused too (`coord_applies`: on this CPU device by default, with the gates read through a
+/// uniform window, at batch 64 only where forced, on the workgroup-memory kernel) the
+/// projection conv multiplies x by the gates as it loads it and no `coord_apply` runs; with
+/// the excites (`coord_excites`,
 /// on GPUs by default, forced here) one `coord_excite` per module goes from the partial sums to
 /// the gates, and no finish, conv1 or `coord_gates` runs. Each plan gives the CPU reference's
 /// output within FP32_REL_L2, at batch 2 on 40×24, so planes are part-filled quads from the
@@ -462,14 +464,14 @@ fn mobilenet_v2_ca_fuses_its_coordinate_attentions() {
         coord_apply: Where::Nowhere,
         ..Fusion::EVERYWHERE
     };
-    // Per plan: depthwise convs with pools, finishes, plain pools, gated convs, plain applies,
-    // excites, plain gates. Fusion::ALL gates no conv and excites nothing on this software
-    // adapter.
+    // Per plan: depthwise convs with pools, finishes, plain pools, convs gated through a
+    // window, convs gated in workgroup memory, plain applies, excites, plain gates.
+    // Fusion::ALL excites nothing on this software adapter.
     for (fusion, counts) in [
-        (Fusion::EVERYWHERE, [m, 0, 0, m, 0, m, 0]),
-        (excites_alone, [m, 0, 0, 0, m, m, 0]),
-        (Fusion::ALL, [m, m, 0, 0, m, 0, m]),
-        (Fusion::NONE, [0, 0, m, 0, m, 0, m]),
+        (Fusion::EVERYWHERE, [m, 0, 0, m, 0, 0, m, 0]),
+        (excites_alone, [m, 0, 0, 0, 0, m, m, 0]),
+        (Fusion::ALL, [m, m, 0, m, 0, 0, 0, m]),
+        (Fusion::NONE, [0, 0, m, 0, 0, m, 0, m]),
     ] {
         let model = GpuGraph::with_fusion(gpu(), &graph, fusion).unwrap();
         let got = model.run_blocking(gpu(), &inputs).unwrap();
@@ -477,21 +479,65 @@ fn mobilenet_v2_ca_fuses_its_coordinate_attentions() {
         let mut rec = Recorder::new(gpu());
         model.record(gpu(), &mut rec, &inputs).unwrap();
         let variants: Vec<String> = rec.dispatch_variants().into_iter().map(|d| d.1).collect();
-        let count = |name: &str| {
-            let first = |v: &&String| v.split(' ').next() == Some(name);
+        let count = |names: &[&str]| {
+            let first = |v: &&String| v.split(' ').next().is_some_and(|k| names.contains(&k));
             variants.iter().filter(first).count()
         };
         let got_counts = [
-            "conv2d_depthwise_pool",
-            "coord_pool_finish",
-            "triplet_pool",
-            "conv2d_mm_gated",
-            "coord_apply",
-            "coord_excite",
-            "coord_gates",
+            &["conv2d_depthwise_pool"][..],
+            &["coord_pool_finish"],
+            &["triplet_pool"],
+            &["conv2d_gemm_sg_gated"],
+            &["conv2d_mm_gated"],
+            &["coord_apply"],
+            &["coord_excite"],
+            &["coord_gates"],
         ]
         .map(count);
         assert_eq!(got_counts, counts, "{fusion:?}: {variants:?}");
+    }
+}
+
+/// Where a batch's gates exceed a uniform window (16,384 f32), a CPU device's plan keeps
+/// Coordinate Attention's apply: its gated kernel there is the one that reads the window, and
+/// the workgroup-memory kernel runs only where the pass is forced, giving the CPU reference's
+/// output within FP32_REL_L2. At batch 18 on 40×24 the smallest module's gates are 960 × 3 per
+/// image, 17,280 in all.
+#[test]
+fn gates_past_a_uniform_window_keep_the_apply_on_cpu_devices() {
+    use gaze::graph::fuse::Fusion;
+    use gaze::graph::{cpu as graph_cpu, gpu::GpuGraph};
+    let shape = vec![18, 3, 40, 24];
+    let graph = gaze::models::build_synthetic(
+        "mobilenet_v2_ca",
+        5,
+        std::slice::from_ref(&shape),
+        &Default::default(),
+    )
+    .unwrap();
+    let inputs = [Rng::new(8).tensor(&shape)];
+    let m = graph.taps().len();
+    for (fusion, counts) in [(Fusion::ALL, [0, 0, m]), (Fusion::EVERYWHERE, [0, m, 0])] {
+        let model = GpuGraph::with_fusion(gpu(), &graph, fusion).unwrap();
+        let mut rec = Recorder::new(gpu());
+        model.record(gpu(), &mut rec, &inputs).unwrap();
+        let variants: Vec<String> = rec.dispatch_variants().into_iter().map(|d| d.1).collect();
+        let count = |names: &[&str]| {
+            let first = |v: &&String| v.split(' ').next().is_some_and(|k| names.contains(&k));
+            variants.iter().filter(first).count()
+        };
+        let got = [
+            &["conv2d_gemm_sg_gated"][..],
+            &["conv2d_mm_gated"],
+            &["coord_apply"],
+        ]
+        .map(count);
+        assert_eq!(got, counts, "{fusion:?}");
+        if fusion == Fusion::EVERYWHERE {
+            let want = graph_cpu::run(&graph, &inputs).unwrap();
+            let got = model.run_blocking(gpu(), &inputs).unwrap();
+            assert_close(&got, &want, FP32_REL_L2, "staged gated convs");
+        }
     }
 }
 
@@ -539,8 +585,114 @@ fn pools_too_large_for_one_binding_stay_unfused() {
     );
 }
 
+/// Gates in (0, 1), as sigmoid outputs are, for x `[n, c, h, w]`.
+fn gate_values(rng: &mut Rng, [n, c, h, w]: [usize; 4]) -> Tensor {
+    let mut gates = rng.tensor(&[n, c * (h + w)]);
+    gates
+        .data_mut()
+        .iter_mut()
+        .for_each(|v| *v = 0.5 + 0.4 * v.tanh());
+    gates
+}
+
+/// The register-tiled 1×1 convs that read Coordinate Attention's gates through a uniform
+/// window as they load x (`GatedKernel::Windowed`, what CPU devices with subgroups run) equal
+/// the reference apply followed by the reference conv, with a bias and a residual in the
+/// epilogue, on shared tiles of several sizes: batch 2, planes whose rows (W = 9, 5, 14) split pixel
+/// quads, pixel counts no tile fills, channel counts no block fills. Within FP32_REL_L2: the
+/// kernel multiplies in the official order, then sums in its own. The gates lie at the start
+/// of a 64 KiB buffer, as a plan lays them out; a window over a smaller buffer, or over f16
+/// gates, is refused.
+#[test]
+fn conv_gated_through_a_uniform_window_matches_apply_then_conv() {
+    use gaze::kernels::conv::{conv2d_gated_on, subgroup_lanes, GatedKernel, Tile};
+    let g = gpu();
+    assert!(subgroup_lanes(g).is_some(), "lavapipe has subgroups");
+    let tiles = [Tile::shared(4, 4), Tile::shared(16, 2), Tile::shared(8, 1)];
+    let mut rng = Rng::new(61);
+    for &([n, c, h, w], cout) in &[
+        ([2, 21, 7, 9], 18),
+        ([1, 40, 13, 5], 70),
+        ([1, 96, 14, 14], 24),
+    ] {
+        let x = rng.tensor(&[n, c, h, w]);
+        let gates = gate_values(&mut rng, [n, c, h, w]);
+        let weight = rng.tensor(&[cout, c, 1, 1]);
+        let bias = rng.tensor(&[cout]);
+        let residual = rng.tensor(&[n, cout, h, w]);
+        let spec = Conv2d::new(1, 0);
+        let attended = cpu::coord_apply(&x, &gates, &CoordApply).unwrap();
+        let ep = Epilogue {
+            bias: Some(&bias),
+            affine: None,
+            residual: Some(&residual),
+        };
+        let want = r::conv::conv2d(&attended, &weight, &ep, &spec).unwrap();
+
+        let up = |t: &Tensor| g.upload(t).unwrap();
+        let (gx, gw, gb, gr) = (up(&x), up(&weight), up(&bias), up(&residual));
+        let mut padded = gates.data().to_vec();
+        padded.resize(16384, 0.0);
+        let window = up(&Tensor::new(vec![16384], padded).unwrap());
+        let gg = window.view(gates.shape()).unwrap();
+        let gep = Epilogue {
+            bias: Some(&gb),
+            affine: None,
+            residual: Some(&gr),
+        };
+        for &tile in &tiles {
+            let got = run_on(g, want.shape(), |rec, out| {
+                conv2d_gated_on(
+                    rec,
+                    &gx,
+                    &gw,
+                    &gep,
+                    out,
+                    &spec,
+                    &gg,
+                    GatedKernel::Windowed(tile),
+                )
+            });
+            let what = format!("{n}×{c}×{h}×{w} → {cout} on {tile:?}");
+            assert_close(&got, &want, FP32_REL_L2, &what);
+        }
+        // The gates uploaded alone: their buffer ends before the window does.
+        let small = up(&gates);
+        let out = g.empty(want.shape()).unwrap();
+        let mut rec = Recorder::new(g);
+        let windowed = GatedKernel::Windowed(tiles[0]);
+        let refused = conv2d_gated_on(&mut rec, &gx, &gw, &gep, &out, &spec, &small, windowed);
+        assert!(refused.is_err(), "a window past its buffer's end ran");
+    }
+    let g16 = gpu_f16();
+    let [n, c, h, w] = [1, 8, 4, 4];
+    let up = |t: &Tensor| g16.upload(t).unwrap();
+    let x = up(&rng.tensor(&[n, c, h, w]));
+    let wt = up(&rng.tensor(&[4, c, 1, 1]));
+    let gates = up(&Tensor::new(vec![32768], vec![0.5; 32768]).unwrap());
+    let gates = gates.view(&[n, c * (h + w)]).unwrap();
+    let out = g16.empty(&[n, 4, h, w]).unwrap();
+    let mut rec = Recorder::new(g16);
+    let windowed = GatedKernel::Windowed(Tile::shared(1, 1));
+    let ep = Epilogue::default();
+    let refused = conv2d_gated_on(
+        &mut rec,
+        &x,
+        &wt,
+        &ep,
+        &out,
+        &Conv2d::new(1, 0),
+        &gates,
+        windowed,
+    );
+    assert!(
+        refused.is_err(),
+        "f16 gates were read through an f32 window"
+    );
+}
+
 /// A 1×1 conv that applies Coordinate Attention's gates as it loads x (`conv2d_gated`, on
-/// `conv2d_mm_gated`) equals the reference apply followed by the reference conv, with a bias
+/// `conv2d_mm_gated` for gates uploaded alone, whose buffer holds no uniform window) equals the reference apply followed by the reference conv, with a bias
 /// and a residual in its epilogue: batch 2, channels and planes that fill no block evenly.
 /// f32 within FP32_REL_L2; f16 within F16_REL_L2 (the fused kernel never rounds the attended
 /// tensor to f16; the reference path stores it).

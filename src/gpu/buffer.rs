@@ -98,6 +98,34 @@ impl GpuTensor {
         self.numel() as u64 * self.precision.bytes()
     }
 
+    /// Why a kernel cannot read this tensor through a uniform window (`BindingElem::Window`,
+    /// the `UNIFORM_WINDOW_BYTES` from its start), if it cannot: the window must hold it at
+    /// f32, start where a uniform binding may, and lie inside its buffer.
+    pub(crate) fn window_problem(&self, gpu: &super::Gpu) -> Option<&'static str> {
+        let window = super::UNIFORM_WINDOW_BYTES;
+        let align = u64::from(gpu.limits().min_uniform_buffer_offset_alignment);
+        let end = self.offset.checked_add(window);
+        [
+            (self.precision != Precision::F32, "is not stored as f32"),
+            (self.bytes() > window, "is larger than the window"),
+            (
+                !self.offset.is_multiple_of(align),
+                "starts where no uniform binding may",
+            ),
+            (
+                end.is_none_or(|e| e > self.buffer.size()),
+                "lies too near its buffer's end",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(bad, why)| bad.then_some(why))
+    }
+
+    /// Whether a kernel can read this tensor through a uniform window (`window_problem`).
+    pub fn fits_window(&self, gpu: &super::Gpu) -> bool {
+        self.window_problem(gpu).is_none()
+    }
+
     /// Bytes of one image (one index of the leading, batch axis).
     pub(crate) fn image_bytes(&self) -> u64 {
         let n = self.shape.first().copied().unwrap_or(1).max(1);
@@ -156,7 +184,10 @@ impl GpuTensor {
     }
 }
 
+// Uniform too: a kernel may read a small tensor through a uniform window
+// (`BindingElem::Window`).
 const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::UNIFORM)
     .union(wgpu::BufferUsages::COPY_SRC)
     .union(wgpu::BufferUsages::COPY_DST);
 

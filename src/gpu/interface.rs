@@ -54,14 +54,23 @@ pub struct Binding {
     pub elem: BindingElem,
 }
 
-/// What a storage binding's array holds.
+/// What a binding's array holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BindingElem {
     /// The tensor element at the device's precision (`Elem`: f32 or f16).
     Tensor,
     /// f32 whatever the precision (partial sums).
     F32,
+    /// A uniform window: the first `UNIFORM_WINDOW_BYTES` from an f32 tensor's start, as
+    /// `array<vec4<f32>, 4096>`. A CPU device gathers a uniform array's values in one
+    /// instruction where it loads a storage array's lane by lane, so small operands that every
+    /// element reads (Coordinate Attention's gates) cost less this way.
+    Window,
 }
+
+/// The bytes a uniform window binds (`BindingElem::Window`): WebGPU's guaranteed
+/// `maxUniformBufferBindingSize`.
+pub const UNIFORM_WINDOW_BYTES: u64 = 65536;
 
 /// Declares a `#[repr(C)]` Pod struct and its `WgslStruct` layout from one field list. Field
 /// types are `u32`, `f32`, `[u32; 4]` (a `vec4<u32>`), another such struct, or an array of one
@@ -112,7 +121,7 @@ macro_rules! wgsl_ty {
     };
 }
 
-/// The storage bindings of a kernel: `bindings![read x, read w, write y]`.
+/// The tensor bindings of a kernel: `bindings![read x, read w, write y, read gates: window]`.
 #[macro_export]
 macro_rules! bindings {
     (@access read) => {
@@ -126,6 +135,9 @@ macro_rules! bindings {
     };
     (@elem f32) => {
         $crate::gpu::BindingElem::F32
+    };
+    (@elem window) => {
+        $crate::gpu::BindingElem::Window
     };
     ($($access:ident $name:ident $(: $elem:ident)?),* $(,)?) => {
         &[$($crate::gpu::Binding {
@@ -255,9 +267,43 @@ fn check_struct(
     Ok(())
 }
 
+/// Checks that binding `index` is the uniform window `want`: `array<vec4<f32>, N>` of
+/// `UNIFORM_WINDOW_BYTES`, read-only by being uniform.
+fn check_window(
+    module: &naga::Module,
+    index: u32,
+    global: &naga::GlobalVariable,
+    want: &Binding,
+) -> Result<(), String> {
+    use naga::{ArraySize, ScalarKind, TypeInner, VectorSize};
+    let name = global.name.as_deref().unwrap_or("?");
+    let vec4_f32 = |base: naga::Handle<naga::Type>| {
+        matches!(module.types[base].inner, TypeInner::Vector { size: VectorSize::Quad, scalar }
+            if scalar.kind == ScalarKind::Float && scalar.width == 4)
+    };
+    let window = match &module.types[global.ty].inner {
+        TypeInner::Array {
+            base,
+            size: ArraySize::Constant(len),
+            ..
+        } => vec4_f32(*base) && u64::from(len.get()) * 16 == UNIFORM_WINDOW_BYTES,
+        _ => false,
+    };
+    let uniform = global.space == naga::AddressSpace::Uniform;
+    if name != want.name || want.access != Access::Read || !uniform || !window {
+        return Err(format!(
+            "binding {index} `{name}` in WGSL is not the uniform window `{}` Rust declares \
+             (a uniform array<vec4<f32>, {}>)",
+            want.name,
+            UNIFORM_WINDOW_BYTES / 16
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a validated module's bindings against the kernel's declaration: binding 0 is the
 /// uniform `params`, bindings 1.. the storage arrays of tensor elements (`f32` or `f16` by
-/// `precision`), in order, with their names and access.
+/// `precision`) or uniform windows, in order, with their names and access.
 pub(crate) fn check_module(
     module: &naga::Module,
     params: &Layout,
@@ -294,6 +340,10 @@ pub(crate) fn check_module(
     };
     for ((index, global), want) in globals[1..].iter().zip(bindings) {
         let name = global.name.as_deref().unwrap_or("?");
+        if want.elem == BindingElem::Window {
+            check_window(module, *index, global, want)?;
+            continue;
+        }
         let access = match global.space {
             AddressSpace::Storage { access } if access.contains(StorageAccess::STORE) => {
                 Access::ReadWrite
@@ -309,7 +359,7 @@ pub(crate) fn check_module(
         }
         let (width, what) = match want.elem {
             BindingElem::Tensor => (elem_width, format!("the {precision} tensor element")),
-            BindingElem::F32 => (4, "f32".to_string()),
+            BindingElem::F32 | BindingElem::Window => (4, "f32".to_string()),
         };
         let elem_ok = match &module.types[global.ty].inner {
             TypeInner::Array { base, .. } => matches!(

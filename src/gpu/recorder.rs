@@ -3,7 +3,7 @@
 //! dispatch) and then encodes into one command buffer as often as it is run.
 
 use super::buffer::DeviceBuffer;
-use super::{Constants, Gpu, GpuTensor, Kernel, WgslStruct};
+use super::{BindingElem, Constants, Gpu, GpuTensor, Kernel, WgslStruct, UNIFORM_WINDOW_BYTES};
 use crate::error::{Error, Result};
 use crate::kernels::Layout;
 
@@ -16,7 +16,7 @@ struct PendingDispatch {
     kernel: &'static str,
     /// The kernel's `Params` bytes, padded to 16-byte rows.
     params: Vec<u8>,
-    /// Storage bindings 1..: buffer, offset and size.
+    /// Tensor bindings 1..: buffer, offset and size.
     buffers: Vec<(DeviceBuffer, u64, u64)>,
     workgroups: [u32; 3],
     /// The model part (node name) that issued it.
@@ -209,11 +209,11 @@ impl<'g> Recorder<'g> {
             pipeline,
             kernel: kernel.name,
             params: bytes,
-            // Only the tensor's own bytes: a planned buffer may be larger than this use of it.
             buffers: buffers
                 .iter()
-                .map(|t| (t.buffer.clone(), t.offset, t.word_bytes()))
-                .collect(),
+                .zip(kernel.bindings)
+                .map(|(t, binding)| bound_range(self.gpu, kernel, t, binding.elem))
+                .collect::<Result<_>>()?,
             workgroups,
             part: self.label.clone(),
             label,
@@ -317,6 +317,28 @@ impl<'g> Recorder<'g> {
         let gpu = self.gpu;
         self.finish()?.submit(gpu)
     }
+}
+
+/// What a binding of `t` covers: only the tensor's own bytes (a planned buffer may be larger
+/// than this use of it), or a whole uniform window from its start (`GpuTensor::fits_window`).
+fn bound_range(
+    gpu: &Gpu,
+    kernel: &Kernel,
+    t: &GpuTensor,
+    elem: BindingElem,
+) -> Result<(DeviceBuffer, u64, u64)> {
+    if elem != BindingElem::Window {
+        return Ok((t.buffer.clone(), t.offset, t.word_bytes()));
+    }
+    if let Some(why) = t.window_problem(gpu) {
+        return Err(Error::Invalid(format!(
+            "kernel `{}` reads a tensor of shape {:?} through a {UNIFORM_WINDOW_BYTES}-byte \
+             uniform window, but it {why} (a launcher bug)",
+            kernel.name,
+            t.shape()
+        )));
+    }
+    Ok((t.buffer.clone(), t.offset, UNIFORM_WINDOW_BYTES))
 }
 
 /// The bind group of a recorded dispatch: its parameters at `offset` of `uniform`, then its

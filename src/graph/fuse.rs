@@ -16,7 +16,9 @@ pub struct Fusion {
     /// their input (`coord_pools`).
     pub coord_pools: bool,
     /// Coordinate Attention's multiply applied as the 1×1 conv after it loads its input
-    /// (`coord_applies`).
+    /// (`coord_applies`). Where it pays, that is on GPUs the workgroup-memory kernel and on
+    /// CPU devices the register tiles reading the gates through a uniform window
+    /// (`conv::GatedKernel`).
     pub coord_apply: Where,
     /// Coordinate Attention's pool finish, conv1 and gates as one kernel from the pooled
     /// conv's partial sums (`coord_excites`; only where `coord_pools` runs).
@@ -60,11 +62,6 @@ impl Fusion {
         coord_apply: Where::Everywhere,
         coord_excite: Where::Everywhere,
     };
-
-    /// Whether `coord_applies` runs on `gpu`.
-    pub fn applies_on(&self, gpu: &Gpu) -> bool {
-        self.coord_apply.on(gpu)
-    }
 
     /// Whether `coord_excites` runs on `gpu`.
     pub fn excites_on(&self, gpu: &Gpu) -> bool {
@@ -161,9 +158,14 @@ pub struct GatedConv {
 }
 
 /// The Coordinate Attentions whose output only a 1×1 conv reads, and that conv can take x and
-/// the gates instead (`conv::gated_tile`) for these value `shapes`: the attended tensor is then
-/// never written.
-pub fn coord_applies(graph: &Graph<GpuTensor>, shapes: &[Vec<usize>], gpu: &Gpu) -> Vec<GatedConv> {
+/// the gates instead (`conv::gated_kernel`) for these value `shapes`, on a kernel the pass runs
+/// `place`: the attended tensor is then never written.
+pub fn coord_applies(
+    graph: &Graph<GpuTensor>,
+    shapes: &[Vec<usize>],
+    gpu: &Gpu,
+    place: Where,
+) -> Vec<GatedConv> {
     let nodes = graph.nodes();
     let tapped = graph.tap_values();
     let output = graph.output().ok();
@@ -187,14 +189,18 @@ pub fn coord_applies(graph: &Graph<GpuTensor>, shapes: &[Vec<usize>], gpu: &Gpu)
             let weight = *reader.inputs.get(1)?;
             let reads_x = reader.inputs.first() == Some(&apply);
             let hidden = !tapped.contains(&apply) && output != Some(apply);
-            let runs = crate::kernels::conv::gated_tile(
+            let kernel = crate::kernels::conv::gated_kernel(
                 gpu,
                 &shapes[apply],
                 &shapes[weight],
                 &shapes[conv],
                 &spec,
-            )
-            .is_some();
+            );
+            let runs = kernel.is_some_and(|k| match place {
+                Where::Nowhere => false,
+                Where::OnGpus => k.pays_on(gpu),
+                Where::Everywhere => true,
+            });
             (only && reads_x && hidden && runs).then_some(GatedConv {
                 apply,
                 conv,

@@ -7,7 +7,7 @@ use super::fuse::{self, Fusion};
 use super::plan::{plan, MemoryPlan};
 use super::{conv_operands, Graph, Op, Operands, ValueId};
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTensor, Precision, Readback, Recorder, Recording};
+use crate::gpu::{Gpu, GpuTensor, Precision, Readback, Recorder, Recording, UNIFORM_WINDOW_BYTES};
 use crate::kernels as k;
 use crate::kernels::conv::PoolParts;
 use crate::ops::conv::Conv2d;
@@ -148,10 +148,19 @@ impl GpuGraph {
         }
         let fusions = self.fusions(gpu, &shapes, keep);
         let plan = plan(&self.graph, &shapes, keep, precision, &fusions.reads())?;
-        let buffers: Vec<GpuTensor> = plan
-            .slot_bytes
-            .iter()
-            .map(|&b| gpu.empty(&[(b / precision.bytes()) as usize]))
+        // A gated conv may read its gates through a uniform window, which must lie inside
+        // their buffer.
+        let windows: Vec<usize> = (fusions.gated_convs.iter())
+            .filter_map(|g| plan.slot_of[g.gates])
+            .collect();
+        let buffers: Vec<GpuTensor> = (plan.slot_bytes.iter().enumerate())
+            .map(|(slot, &b)| {
+                let b = match windows.contains(&slot) {
+                    true => b.max(UNIFORM_WINDOW_BYTES),
+                    false => b,
+                };
+                gpu.empty(&[(b / precision.bytes()) as usize])
+            })
             .collect::<Result<_>>()?;
         let values = self
             .graph
@@ -194,10 +203,7 @@ impl GpuGraph {
             false => Vec::new(),
         };
         Fusions {
-            gated_convs: match self.fusion.applies_on(gpu) {
-                true => fuse::coord_applies(&self.graph, shapes, gpu),
-                false => Vec::new(),
-            },
+            gated_convs: fuse::coord_applies(&self.graph, shapes, gpu, self.fusion.coord_apply),
             pooling_convs,
             parts_pools,
             excites,

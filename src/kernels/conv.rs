@@ -15,9 +15,10 @@ pub use super::conv_tile::{MmTile, Tile};
 use super::conv_tile::{MAX_CHANNELS, MAX_PIXELS, MAX_SHARED_CHANNELS, MM_DEPTH};
 use super::{expect_shape, u32_param};
 use crate::error::{shape_err, Error, Result};
-use crate::gpu::{Binding, Gpu, GpuTensor, Kernel, Recorder};
+use crate::gpu::{Binding, Gpu, GpuTensor, Kernel, Recorder, UNIFORM_WINDOW_BYTES};
 use crate::ops::conv::{Conv2d, ConvDims, Epilogue};
 use crate::tune::{ConvCase, OpCase};
+use crate::Precision;
 use crate::{bindings, kernel, wgsl_struct};
 
 wgsl_struct! {
@@ -33,6 +34,8 @@ wgsl_struct! {
         flags: u32,
         act: u32,
         post_act: u32,
+        /// W, by which the gated kernels locate each pixel's gates.
+        width: u32,
     }
 }
 
@@ -124,6 +127,7 @@ pub static CONV2D_GEMM: Kernel = kernel!(
     "conv2d_epilogue.wgsl",
     "conv2d_tile.wgsl",
     "conv2d_gemm_io.wgsl",
+    "conv2d_gemm_load.wgsl",
     "conv2d_gemm.wgsl";
     ConvGemmParams;
     CONV_BINDINGS
@@ -135,9 +139,33 @@ pub static CONV2D_GEMM_SG: Kernel = kernel!(
     "conv2d_tile.wgsl",
     "conv2d_sg.wgsl",
     "conv2d_gemm_io.wgsl",
+    "conv2d_gemm_load.wgsl",
     "conv2d_gemm_sg.wgsl";
     ConvGemmParams;
     CONV_BINDINGS
+);
+/// The bindings of a conv whose input is Coordinate Attention's, with its gates.
+const GATED_BINDINGS: &[Binding] = bindings![
+    read x, read wt, read bias, read scale, read shift, read residual, write y, read gates
+];
+/// The subgroup-shared register tiles of a 1×1 conv whose input is Coordinate Attention's,
+/// reading the gates through a uniform window as they load each activation
+/// (`conv2d_gemm_load_gated.wgsl`).
+const GEMM_GATED_BINDINGS: &[Binding] = bindings![
+    read x, read wt, read bias, read scale, read shift, read residual, write y,
+    read gates: window
+];
+pub static CONV2D_GEMM_SG_GATED: Kernel = kernel!(
+    features wgpu::Features::SUBGROUP;
+    "conv2d_gemm_sg_gated",
+    "conv2d_epilogue.wgsl",
+    "conv2d_tile.wgsl",
+    "conv2d_sg.wgsl",
+    "conv2d_gemm_io.wgsl",
+    "conv2d_gemm_load_gated.wgsl",
+    "conv2d_gemm_sg.wgsl";
+    ConvGemmParams;
+    GEMM_GATED_BINDINGS
 );
 pub static CONV2D_DEPTHWISE: Kernel = kernel!(
     "conv2d_depthwise",
@@ -196,9 +224,7 @@ pub static CONV2D_MM_GATED: Kernel = kernel!(
     "conv2d_mm_gate.wgsl",
     "conv2d_mm.wgsl";
     ConvMmParams;
-    bindings![
-        read x, read wt, read bias, read scale, read shift, read residual, write y, read gates
-    ]
+    GATED_BINDINGS
 );
 pub const KERNELS: &[&Kernel] = &[
     &CONV2D_MM,
@@ -207,6 +233,7 @@ pub const KERNELS: &[&Kernel] = &[
     &CONV2D_DEPTHWISE,
     &CONV2D_DEPTHWISE_POOL,
     &CONV2D_MM_GATED,
+    &CONV2D_GEMM_SG_GATED,
     &CONV2D_GENERAL,
     &CONV2D_GENERAL_SG,
 ];
@@ -621,28 +648,73 @@ pub fn conv2d_pooling(
     call.dispatch_fused(rec, plan, kernel, &parts.sums, &p, grid)
 }
 
-/// The workgroup-memory block a gated conv runs on, if `conv2d_gated` can run this conv: a
-/// 1×1, stride-1, unpadded, one-group conv with channels enough for a block, whose tensors
-/// each fit one storage binding (the gates are not split by batch).
-pub fn gated_tile(
+/// How a 1×1 conv whose input is Coordinate Attention's multiplies each activation by its
+/// gates as it loads it (`conv2d_gated`), so that the attended tensor is never written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GatedKernel {
+    /// The subgroup-shared register tile the plain conv runs on, reading the gates through a
+    /// uniform window (`conv2d_gemm_sg_gated`). For CPU devices with subgroups (lavapipe),
+    /// where gathering from a uniform array costs a fraction of a storage load and the
+    /// workgroup-memory kernel is several times slower than the register tiles. (In Chromium's
+    /// SwiftShader, without subgroups, the plain tiles' form of it measured slower than the
+    /// separate apply: the README's Fusion section has the numbers.)
+    Windowed(Tile),
+    /// `conv2d_mm_gated`, which stages each gated activation in workgroup memory: for GPUs.
+    Staged(MmTile),
+}
+
+impl GatedKernel {
+    /// Whether a plan that fuses where it pays (`fuse::Where::OnGpus`) runs this kernel on
+    /// `gpu`: the windowed kernel is the one that pays on CPU devices.
+    pub fn pays_on(self, gpu: &Gpu) -> bool {
+        match self {
+            Self::Windowed(_) => gpu.is_software(),
+            Self::Staged(_) => !gpu.is_software(),
+        }
+    }
+}
+
+/// Whether `conv2d_gated` can run this conv at all: a 1×1, stride-1, unpadded, one-group conv
+/// whose tensors each fit one storage binding (the gates are not split by batch).
+fn gated_geometry(gpu: &Gpu, x: &[usize], w: &[usize], out: &[usize], spec: &Conv2d) -> bool {
+    let pointwise = w.len() == 4 && is_gemm(w, spec) && spec.dilation == (1, 1);
+    pointwise && [x, w, out].iter().all(|s| fits_one_binding(gpu, s))
+}
+
+/// The kernel `conv2d_gated` runs this conv on, if any: on a CPU device the shared register
+/// tile the plain conv runs on, with the gates read through a uniform window, where every
+/// image's gates fit one at f32; else the workgroup-memory block, where the conv has channels
+/// enough for one.
+pub fn gated_kernel(
     gpu: &Gpu,
     x: &[usize],
     w: &[usize],
     out: &[usize],
     spec: &Conv2d,
-) -> Option<MmTile> {
+) -> Option<GatedKernel> {
+    if !gated_geometry(gpu, x, w, out, spec) {
+        return None;
+    }
     let d = spec.dims(x, w).ok()?;
-    let pointwise = w.len() == 4 && is_gemm(w, spec) && spec.dilation == (1, 1);
-    let fit = [x, w, out].iter().all(|s| fits_one_binding(gpu, s));
-    let ok = pointwise && d.cout_g >= MM_MIN_CHANNELS && fit;
+    let gate_bytes = (d.n * d.cin * (d.h + d.w)) as u64 * 4;
+    let windowed = gpu.is_software()
+        && gpu.precision() == Precision::F32
+        && gate_bytes <= UNIFORM_WINDOW_BYTES;
+    if let (true, ConvKernel::Gemm(tile)) = (windowed, choose(gpu, &d, x, w, spec)) {
+        if tile.shared {
+            return Some(GatedKernel::Windowed(tile));
+        }
+    }
     let pixels = d.n.saturating_mul(d.ho).saturating_mul(d.wo);
     let tile = MmTile::choose(d.cout_g, spec.groups, pixels, max_invocations(gpu));
-    (ok && tile.is_valid(max_invocations(gpu))).then_some(tile)
+    (d.cout_g >= MM_MIN_CHANNELS && tile.is_valid(max_invocations(gpu)))
+        .then_some(GatedKernel::Staged(tile))
 }
 
 /// `conv2d` of `(x · a_w) · a_h`, Coordinate Attention's output, without that output: the
 /// 1×1 conv multiplies each activation by its gates (`gates [N, C·(H+W)]`, packed as
-/// `coord_gates` writes them) as it stages it, on `conv2d_mm_gated`.
+/// `coord_gates` writes them) as it loads it, on `gated_kernel`'s choice (the workgroup-memory
+/// block where the gates' buffer cannot be read through a window).
 pub fn conv2d_gated(
     rec: &mut Recorder,
     x: &GpuTensor,
@@ -652,14 +724,69 @@ pub fn conv2d_gated(
     spec: &Conv2d,
     gates: &GpuTensor,
 ) -> Result<()> {
-    let (call, d) = Call::checked(x, w, ep, out, spec)?;
-    let kernel = &CONV2D_MM_GATED;
-    let Some(tile) = gated_tile(rec.gpu(), x.shape(), w.shape(), out.shape(), spec) else {
-        return Err(call.cannot_run(kernel));
+    let gpu = rec.gpu();
+    let staged = |d: &ConvDims| {
+        let pixels = d.n.saturating_mul(d.ho).saturating_mul(d.wo);
+        GatedKernel::Staged(MmTile::choose(
+            d.cout_g,
+            spec.groups,
+            pixels,
+            max_invocations(gpu),
+        ))
     };
+    let kernel = match gated_kernel(gpu, x.shape(), w.shape(), out.shape(), spec) {
+        Some(GatedKernel::Windowed(_)) if !gates.fits_window(gpu) => {
+            staged(&spec.dims(x.shape(), w.shape())?)
+        }
+        Some(kernel) => kernel,
+        None => {
+            let (call, _) = Call::checked(x, w, ep, out, spec)?;
+            return Err(call.cannot_run(&CONV2D_MM_GATED));
+        }
+    };
+    conv2d_gated_on(rec, x, w, ep, out, spec, gates, kernel)
+}
+
+/// `conv2d_gated` on `kernel` (tests run each); an error if it cannot run this conv here.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_gated_on(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    w: &GpuTensor,
+    ep: &Epilogue<GpuTensor>,
+    out: &GpuTensor,
+    spec: &Conv2d,
+    gates: &GpuTensor,
+    kernel: GatedKernel,
+) -> Result<()> {
+    let (call, d) = Call::checked(x, w, ep, out, spec)?;
+    let epi = EpilogueWords::of(ep, spec);
     expect_shape(OP, gates, &[d.n, d.cin * (d.h + d.w)])?;
-    let (p, grid) = mm_launch(rec, &d, spec, tile, EpilogueWords::of(ep, spec))?;
-    call.dispatch_fused(rec, ConvKernel::Mm(tile), kernel, gates, &p, grid)
+    match kernel {
+        GatedKernel::Windowed(tile) => {
+            let k = &CONV2D_GEMM_SG_GATED;
+            let runs = gated_geometry(rec.gpu(), x.shape(), w.shape(), out.shape(), spec)
+                && tile.shared
+                && tile_runs_on(tile, rec.gpu())
+                && gates.fits_window(rec.gpu());
+            if !runs {
+                return Err(call.cannot_run(k));
+            }
+            let (p, grid) = gemm_launch(rec, &d, tile, epi)?;
+            call.dispatch_fused(rec, ConvKernel::Gemm(tile), k, gates, &p, grid)
+        }
+        GatedKernel::Staged(tile) => {
+            let k = &CONV2D_MM_GATED;
+            let runs = gated_geometry(rec.gpu(), x.shape(), w.shape(), out.shape(), spec)
+                && d.cout_g >= MM_MIN_CHANNELS
+                && tile.is_valid(max_invocations(rec.gpu()));
+            if !runs {
+                return Err(call.cannot_run(k));
+            }
+            let (p, grid) = mm_launch(rec, &d, spec, tile, epi)?;
+            call.dispatch_fused(rec, ConvKernel::Mm(tile), k, gates, &p, grid)
+        }
+    }
 }
 
 /// `conv2d` on a kernel of the caller's choosing (tests use it to run every kernel and tile on
@@ -866,6 +993,7 @@ fn gemm_launch(
         flags: epi.flags,
         act: epi.act,
         post_act: epi.post_act,
+        width: u(d.wo)?,
     };
     Ok((params, grid))
 }
