@@ -36,9 +36,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "MODE")]
     tune: Option<TuneMode>,
     /// Whether plans fuse ops into their neighbours' kernels: on (each pass where it pays:
-    /// Coordinate Attention's pools into the depthwise conv before it everywhere; on GPUs its
-    /// pool finish, conv1 and gates as one kernel, and its multiply into the 1×1 conv after
-    /// it), off, or everywhere (each pass on any device). Default: `GAZE_FUSION`, else on.
+    /// Coordinate Attention's pools into the depthwise conv before it everywhere; its
+    /// multiply into the 1×1 conv after it on GPUs, and on CPU devices with subgroups where
+    /// its gates fit a uniform window; on GPUs its pool finish, conv1 and gates as one
+    /// kernel), off, or everywhere (each pass on any device). Default: `GAZE_FUSION`, else on.
     #[arg(long, global = true, value_name = "on|off|everywhere")]
     fusion: Option<Fusion>,
     #[command(subcommand)]
