@@ -320,14 +320,20 @@ fn a_tuned_pool_variant_is_what_the_plan_runs() {
 /// (`Layout::PerOutput`), the depthwise convs in strips of one row (those that sum Coordinate
 /// Attention's pools too, whose parts are then laid out by single rows), and whole networks
 /// still give the CPU reference's output within FP32_REL_L2, at batch 2 on 40×24, with every
-/// fusion pass on and forced. The fake timings make those variants the fastest, and leave
-/// every other conv and pool on the heuristic's kernel (no other variant leads it).
+/// fusion pass on and forced. The kernels are checked with Coordinate Attention's apply kept
+/// (on this CPU device the projection convs would otherwise apply the gates). The fake timings
+/// make those variants the fastest, and leave every other conv and pool on the heuristic's
+/// kernel (no other variant leads it).
 #[test]
 fn networks_run_the_gpu_shapes_the_cache_chooses() {
-    use gaze::graph::fuse::Fusion;
+    use gaze::graph::fuse::{Fusion, Where};
     use gaze::graph::{cpu as graph_cpu, gpu::GpuGraph};
     use gaze::kernels::Layout;
     let per_output = Variant::Layout(Layout::PerOutput);
+    let keeps_apply = Fusion {
+        coord_apply: Where::Nowhere,
+        ..Fusion::ALL
+    };
     let shape = vec![2, 3, 40, 24];
     for (arch, kernels) in [
         (
@@ -359,8 +365,9 @@ fn networks_run_the_gpu_shapes_the_cache_chooses() {
         let inputs = [Rng::new(3).tensor(&shape)];
         let want = graph_cpu::run(&graph, &inputs).unwrap();
         let gpu = device(TuneMode::On, r#"{"format": 1, "adapters": []}"#);
-        // A first plan asks for every tunable op; the tuner then measures them.
-        GpuGraph::new(&gpu, &graph)
+        // A first plan asks for every tunable op (the apply included); the tuner then
+        // measures them.
+        GpuGraph::with_fusion(&gpu, &graph, keeps_apply)
             .unwrap()
             .run_blocking(&gpu, &inputs)
             .unwrap();
@@ -374,8 +381,8 @@ fn networks_run_the_gpu_shapes_the_cache_chooses() {
             "{arch}: no layout was measured"
         );
 
-        for fusion in [Fusion::ALL, Fusion::EVERYWHERE] {
-            let what = format!("{arch}, GPU shapes, fusion {fusion}");
+        for fusion in [Fusion::ALL, keeps_apply, Fusion::EVERYWHERE] {
+            let what = format!("{arch}, GPU shapes, {fusion:?}");
             let model = GpuGraph::with_fusion(&gpu, &graph, fusion).unwrap();
             let got = model.run_blocking(&gpu, &inputs).unwrap();
             assert_close(&got, &want, FP32_REL_L2, &what);
@@ -388,7 +395,7 @@ fn networks_run_the_gpu_shapes_the_cache_chooses() {
                 !strips.is_empty() && strips.iter().all(|v| v.ends_with("r1")),
                 "{what}: {ran:?}"
             );
-            if fusion == Fusion::EVERYWHERE {
+            if fusion != keeps_apply {
                 continue;
             }
             for kernel in kernels {
