@@ -29,7 +29,9 @@ pub struct Fusion {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Where {
     Nowhere,
-    /// On GPUs, not on software adapters, where it was measured to cost more than it saves.
+    /// Where it pays: on GPUs, not on software adapters, where it was measured to cost more
+    /// than it saves; except that `coord_apply` also runs on a CPU device whose gated kernel
+    /// reads the gates through a uniform window (`conv::GatedKernel::pays_on`).
     OnGpus,
     /// Everywhere (tests run it on software adapters).
     Everywhere,
