@@ -595,6 +595,42 @@ fn gate_values(rng: &mut Rng, [n, c, h, w]: [usize; 4]) -> Tensor {
     gates
 }
 
+/// A gated 1×1 conv's operands (x, gates, weight, bias, residual) and the reference's
+/// output: the apply, then the conv with the bias and residual in its epilogue.
+struct GatedCase {
+    x: Tensor,
+    gates: Tensor,
+    weight: Tensor,
+    bias: Tensor,
+    residual: Tensor,
+    want: Tensor,
+}
+
+impl GatedCase {
+    fn new(rng: &mut Rng, [n, c, h, w]: [usize; 4], cout: usize) -> Self {
+        let x = rng.tensor(&[n, c, h, w]);
+        let gates = gate_values(rng, [n, c, h, w]);
+        let weight = rng.tensor(&[cout, c, 1, 1]);
+        let bias = rng.tensor(&[cout]);
+        let residual = rng.tensor(&[n, cout, h, w]);
+        let attended = cpu::coord_apply(&x, &gates, &CoordApply).unwrap();
+        let ep = Epilogue {
+            bias: Some(&bias),
+            affine: None,
+            residual: Some(&residual),
+        };
+        let want = r::conv::conv2d(&attended, &weight, &ep, &Conv2d::new(1, 0)).unwrap();
+        Self {
+            x,
+            gates,
+            weight,
+            bias,
+            residual,
+            want,
+        }
+    }
+}
+
 /// The register-tiled 1×1 convs that read Coordinate Attention's gates through a uniform
 /// window as they load x (`GatedKernel::Windowed`, what CPU devices with subgroups run) equal
 /// the reference apply followed by the reference conv, with a bias and a residual in the
@@ -615,20 +651,15 @@ fn conv_gated_through_a_uniform_window_matches_apply_then_conv() {
         ([1, 40, 13, 5], 70),
         ([1, 96, 14, 14], 24),
     ] {
-        let x = rng.tensor(&[n, c, h, w]);
-        let gates = gate_values(&mut rng, [n, c, h, w]);
-        let weight = rng.tensor(&[cout, c, 1, 1]);
-        let bias = rng.tensor(&[cout]);
-        let residual = rng.tensor(&[n, cout, h, w]);
+        let GatedCase {
+            x,
+            gates,
+            weight,
+            bias,
+            residual,
+            want,
+        } = GatedCase::new(&mut rng, [n, c, h, w], cout);
         let spec = Conv2d::new(1, 0);
-        let attended = cpu::coord_apply(&x, &gates, &CoordApply).unwrap();
-        let ep = Epilogue {
-            bias: Some(&bias),
-            affine: None,
-            residual: Some(&residual),
-        };
-        let want = r::conv::conv2d(&attended, &weight, &ep, &spec).unwrap();
-
         let up = |t: &Tensor| g.upload(t).unwrap();
         let (gx, gw, gb, gr) = (up(&x), up(&weight), up(&bias), up(&residual));
         let mut padded = gates.data().to_vec();
@@ -702,25 +733,15 @@ fn conv_gated_on_load_matches_apply_then_conv() {
     let mut rng = Rng::new(59);
     for (g, tol) in [(gpu(), FP32_REL_L2), (gpu_f16(), F16_REL_L2)] {
         for &([n, c, h, w], cout) in &[([2, 21, 7, 9], 18), ([1, 40, 13, 5], 70)] {
-            let x = rng.tensor(&[n, c, h, w]);
-            // Gates in (0, 1), as sigmoid outputs are.
-            let mut gates = rng.tensor(&[n, c * (h + w)]);
-            gates
-                .data_mut()
-                .iter_mut()
-                .for_each(|v| *v = 0.5 + 0.4 * v.tanh());
-            let weight = rng.tensor(&[cout, c, 1, 1]);
-            let bias = rng.tensor(&[cout]);
-            let residual = rng.tensor(&[n, cout, h, w]);
+            let GatedCase {
+                x,
+                gates,
+                weight,
+                bias,
+                residual,
+                want,
+            } = GatedCase::new(&mut rng, [n, c, h, w], cout);
             let spec = Conv2d::new(1, 0);
-            let attended = cpu::coord_apply(&x, &gates, &CoordApply).unwrap();
-            let ep = Epilogue {
-                bias: Some(&bias),
-                affine: None,
-                residual: Some(&residual),
-            };
-            let want = r::conv::conv2d(&attended, &weight, &ep, &spec).unwrap();
-
             let up = |t: &Tensor| g.upload(t).unwrap();
             let (gx, gg, gw, gb, gr) = (up(&x), up(&gates), up(&weight), up(&bias), up(&residual));
             let got = run_on(g, want.shape(), |rec, out| {

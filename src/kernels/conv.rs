@@ -705,6 +705,11 @@ pub fn gated_kernel(
             return Some(GatedKernel::Windowed(tile));
         }
     }
+    staged_kernel(gpu, &d, spec)
+}
+
+/// The workgroup-memory block of a gated conv of dimensions `d`, if it has channels enough.
+fn staged_kernel(gpu: &Gpu, d: &ConvDims, spec: &Conv2d) -> Option<GatedKernel> {
     let pixels = d.n.saturating_mul(d.ho).saturating_mul(d.wo);
     let tile = MmTile::choose(d.cout_g, spec.groups, pixels, max_invocations(gpu));
     (d.cout_g >= MM_MIN_CHANNELS && tile.is_valid(max_invocations(gpu)))
@@ -725,24 +730,15 @@ pub fn conv2d_gated(
     gates: &GpuTensor,
 ) -> Result<()> {
     let gpu = rec.gpu();
-    let staged = |d: &ConvDims| {
-        let pixels = d.n.saturating_mul(d.ho).saturating_mul(d.wo);
-        GatedKernel::Staged(MmTile::choose(
-            d.cout_g,
-            spec.groups,
-            pixels,
-            max_invocations(gpu),
-        ))
-    };
     let kernel = match gated_kernel(gpu, x.shape(), w.shape(), out.shape(), spec) {
         Some(GatedKernel::Windowed(_)) if !gates.fits_window(gpu) => {
-            staged(&spec.dims(x.shape(), w.shape())?)
+            staged_kernel(gpu, &spec.dims(x.shape(), w.shape())?, spec)
         }
-        Some(kernel) => kernel,
-        None => {
-            let (call, _) = Call::checked(x, w, ep, out, spec)?;
-            return Err(call.cannot_run(&CONV2D_MM_GATED));
-        }
+        chosen => chosen,
+    };
+    let Some(kernel) = kernel else {
+        let (call, _) = Call::checked(x, w, ep, out, spec)?;
+        return Err(call.cannot_run(&CONV2D_MM_GATED));
     };
     conv2d_gated_on(rec, x, w, ep, out, spec, gates, kernel)
 }
