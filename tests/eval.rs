@@ -13,23 +13,26 @@ const MAX_DIFFERING: usize = 5;
 
 /// At `--precision f16` every stored value is rounded to 11 significant bits (relative error
 /// up to 4.9e-4), so images whose two best logits lie within about a thousandth of each other
-/// may flip: measured 3 of 10,000 on the Triplet Attention model. 25 is about 8 times that;
-/// anything systematic (a lost conversion, a wrong offset) still changes hundreds.
-const MAX_DIFFERING_F16: usize = 25;
+/// may flip: measured 3 of 10,000 on the Triplet Attention model, about 0.6 of the 2,000 this
+/// test runs at f16. 5 is about 8 times that; anything systematic (a lost conversion, a wrong
+/// offset) changes hundreds of 10,000, dozens of 2,000.
+const MAX_DIFFERING_F16: usize = 5;
 
 struct Bundled {
     id: String,
     predictions: String,
 }
 
-/// Test images per check: on the GPU all 10,000, where the bound applies; on the CPU
-/// reference, which runs one image at a time on one core (AFF-ResNet-18: 70 images/s), the
-/// first 2,000. SAN's 140-pixel network runs 7 images/s on lavapipe and under 2 on the CPU, so
-/// it gets the first 500 on the GPU and 100 elsewhere (its full evaluation is in the README).
-/// Each subset still holds dozens of images near a decision boundary.
+/// Test images per check: on the GPU at f32 all 10,000, where the bound applies; on
+/// the CPU reference, which runs one image at a time on one core (AFF-ResNet-18: 70 images/s),
+/// and at f16, whose full runs are in the README, the first 2,000 (the f16 runs took a
+/// quarter of this test's time in CI). SAN's 140-pixel network runs 7 images/s on lavapipe and
+/// under 2 on the CPU, so it gets the first 500 on the GPU at f32 and 100 elsewhere (its full
+/// evaluation is in the README). Each subset still holds dozens of images near a decision
+/// boundary.
 fn images(id: &str, device: &str, precision: &str) -> usize {
     match (id.starts_with("san"), device, precision) {
-        (false, "gpu", _) => 10_000,
+        (false, "gpu", "f32") => 10_000,
         (false, ..) => 2_000,
         (true, "gpu", "f32") => 500,
         (true, ..) => 100,
