@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use gaze::gpu::Recorder;
+use gaze::gpu::{Gpu, GpuTensor, Recorder};
 use gaze::kernels::coord as gpu_ops;
 use gaze::kernels::Layout;
 use gaze::ops::conv::{Conv2d, Epilogue};
@@ -629,6 +629,34 @@ impl GatedCase {
             want,
         }
     }
+
+    /// x, the conv's weight, bias and residual on `g` (the gates are laid out per test).
+    fn upload(&self, g: &Gpu) -> GatedOperands {
+        let up = |t: &Tensor| g.upload(t).unwrap();
+        GatedOperands {
+            x: up(&self.x),
+            weight: up(&self.weight),
+            bias: up(&self.bias),
+            residual: up(&self.residual),
+        }
+    }
+}
+
+struct GatedOperands {
+    x: GpuTensor,
+    weight: GpuTensor,
+    bias: GpuTensor,
+    residual: GpuTensor,
+}
+
+impl GatedOperands {
+    fn epilogue(&self) -> Epilogue<'_, GpuTensor> {
+        Epilogue {
+            bias: Some(&self.bias),
+            affine: None,
+            residual: Some(&self.residual),
+        }
+    }
 }
 
 /// The register-tiled 1×1 convs that read Coordinate Attention's gates through a uniform
@@ -651,32 +679,22 @@ fn conv_gated_through_a_uniform_window_matches_apply_then_conv() {
         ([1, 40, 13, 5], 70),
         ([1, 96, 14, 14], 24),
     ] {
-        let GatedCase {
-            x,
-            gates,
-            weight,
-            bias,
-            residual,
-            want,
-        } = GatedCase::new(&mut rng, [n, c, h, w], cout);
+        let case = GatedCase::new(&mut rng, [n, c, h, w], cout);
+        let (gates, want) = (&case.gates, &case.want);
         let spec = Conv2d::new(1, 0);
         let up = |t: &Tensor| g.upload(t).unwrap();
-        let (gx, gw, gb, gr) = (up(&x), up(&weight), up(&bias), up(&residual));
+        let ops = case.upload(g);
+        let (gx, gw, gep) = (&ops.x, &ops.weight, ops.epilogue());
         let mut padded = gates.data().to_vec();
         padded.resize(16384, 0.0);
         let window = up(&Tensor::new(vec![16384], padded).unwrap());
         let gg = window.view(gates.shape()).unwrap();
-        let gep = Epilogue {
-            bias: Some(&gb),
-            affine: None,
-            residual: Some(&gr),
-        };
         for &tile in &tiles {
             let got = run_on(g, want.shape(), |rec, out| {
                 conv2d_gated_on(
                     rec,
-                    &gx,
-                    &gw,
+                    gx,
+                    gw,
                     &gep,
                     out,
                     &spec,
@@ -685,14 +703,14 @@ fn conv_gated_through_a_uniform_window_matches_apply_then_conv() {
                 )
             });
             let what = format!("{n}×{c}×{h}×{w} → {cout} on {tile:?}");
-            assert_close(&got, &want, FP32_REL_L2, &what);
+            assert_close(&got, want, FP32_REL_L2, &what);
         }
         // The gates uploaded alone: their buffer ends before the window does.
-        let small = up(&gates);
+        let small = up(gates);
         let out = g.empty(want.shape()).unwrap();
         let mut rec = Recorder::new(g);
         let windowed = GatedKernel::Windowed(tiles[0]);
-        let refused = conv2d_gated_on(&mut rec, &gx, &gw, &gep, &out, &spec, &small, windowed);
+        let refused = conv2d_gated_on(&mut rec, gx, gw, &gep, &out, &spec, &small, windowed);
         assert!(refused.is_err(), "a window past its buffer's end ran");
     }
     let g16 = gpu_f16();
@@ -733,27 +751,15 @@ fn conv_gated_on_load_matches_apply_then_conv() {
     let mut rng = Rng::new(59);
     for (g, tol) in [(gpu(), FP32_REL_L2), (gpu_f16(), F16_REL_L2)] {
         for &([n, c, h, w], cout) in &[([2, 21, 7, 9], 18), ([1, 40, 13, 5], 70)] {
-            let GatedCase {
-                x,
-                gates,
-                weight,
-                bias,
-                residual,
-                want,
-            } = GatedCase::new(&mut rng, [n, c, h, w], cout);
+            let case = GatedCase::new(&mut rng, [n, c, h, w], cout);
             let spec = Conv2d::new(1, 0);
-            let up = |t: &Tensor| g.upload(t).unwrap();
-            let (gx, gg, gw, gb, gr) = (up(&x), up(&gates), up(&weight), up(&bias), up(&residual));
-            let got = run_on(g, want.shape(), |rec, out| {
-                let gep = Epilogue {
-                    bias: Some(&gb),
-                    affine: None,
-                    residual: Some(&gr),
-                };
-                conv2d_gated(rec, &gx, &gw, &gep, out, &spec, &gg)
+            let ops = case.upload(g);
+            let gg = g.upload(&case.gates).unwrap();
+            let got = run_on(g, case.want.shape(), |rec, out| {
+                conv2d_gated(rec, &ops.x, &ops.weight, &ops.epilogue(), out, &spec, &gg)
             });
             let what = format!("{n}×{c}×{h}×{w} → {cout} at {}", g.precision());
-            assert_close(&got, &want, tol, &what);
+            assert_close(&got, &case.want, tol, &what);
         }
     }
 }
