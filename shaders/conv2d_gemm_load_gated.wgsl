@@ -5,7 +5,7 @@
 // [C, H] then a_w [C, W] (C the conv's input channels), and are read through a uniform
 // binding: on a CPU device a uniform array is gathered in one instruction per 8 lanes, where a
 // storage load goes lane by lane, so the two gate reads cost a fraction of the load of x they
-// scale (the README's Performance section has the timings). The host binds the gates' first
+// scale (docs/performance.md has the timings). The host binds the gates' first
 // 64 KiB (`UNIFORM_WINDOW_BYTES`), which must hold every image's.
 
 @group(0) @binding(8) var<uniform> gates: array<vec4<f32>, 4096>;

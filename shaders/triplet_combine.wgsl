@@ -7,7 +7,7 @@
 // for; so are integer divisions, done once per invocation). Neighbouring invocations take
 // neighbouring column quads of the same rows, so the lanes a CPU device runs together share
 // cache lines and walk x, the residual and y as a few streams; with 4 channels, not 8, the 16
-// g_cw values stay in registers (the README's Performance section has the timings). Loads past
+// g_cw values stay in registers (docs/performance.md has the timings). Loads past
 // an edge are clamped to the last row/column/channel; their results are not stored.
 // The 4 channels are named variables, not an indexed array, for lavapipe (see coord_gates.wgsl).
 

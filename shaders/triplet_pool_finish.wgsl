@@ -3,7 +3,7 @@
 // the groups' maxima and the sum of their sums at position q of image n.
 // Its own kernel rather than a role of triplet_pool.wgsl: a CPU device runs both sides of every
 // branch under lane masks, so as a role it also paid for the line and plane roles' code (the
-// README's Performance section has the timings).
+// timings are in docs/performance.md).
 
 struct Params {
     outputs: u32,     // N * plane

@@ -657,7 +657,7 @@ pub enum GatedKernel {
     /// where gathering from a uniform array costs a fraction of a storage load and the
     /// workgroup-memory kernel is several times slower than the register tiles. (In Chromium's
     /// SwiftShader, without subgroups, the plain tiles' form of it measured slower than the
-    /// separate apply: the README's Fusion section has the numbers.)
+    /// separate apply: docs/performance.md has the numbers.)
     Windowed(Tile),
     /// `conv2d_mm_gated`, which stages each gated activation in workgroup memory: for GPUs.
     Staged(MmTile),
