@@ -1,6 +1,8 @@
 // SAN patchwise gather, Unfold(k)(ReflectionPad2d(k/2)(x)) as [N, C*k*k, 1, H*W] in one pass:
 // out[n, c*k*k + j, 0, h*W + w] = act(scale[ch] * x[n, c, R(h + a - k/2), R(w + b - k/2)] + shift[ch])
-// with ch = c*k*k + j, or act(x[...]) without the affine part.
+// with ch = c*k*k + j, or act(x[...]) without the affine part. Image n's `image` results go
+// to y at n * out_image + out_offset: the whole of y, or (fused into the concatenation that
+// reads them) their slot of each image of the concatenation.
 
 struct Params {
     total: u32,
@@ -10,6 +12,9 @@ struct Params {
     out_channels: u32,  // C * k * k
     act: u32,
     affine: u32,        // 0: scale and shift are placeholder bindings and are not read
+    image: u32,         // C * k * k * H * W
+    out_image: u32,
+    out_offset: u32,
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -38,5 +43,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (p.affine == 1u) {
         v = f32(scale[ch]) * v + f32(shift[ch]);
     }
-    y[i] = Elem(activate(v, p.act));
+    let n = i / p.image;
+    y[n * p.out_image + p.out_offset + (i - n * p.image)] = Elem(activate(v, p.act));
 }

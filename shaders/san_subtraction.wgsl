@@ -1,5 +1,7 @@
 // SAN Subtraction2: out[n,c,j,pos] = act(x1[n,c,centre] - x2[n,c,tap j]), the neighbour
 // reflected (mode 1) or zero (mode 0) outside the map; the centre always lies inside.
+// Image n's `image` results go to y at n * out_image + out_offset: the whole of y, or (fused
+// into the concatenation that reads them) their slot of each image of the concatenation.
 
 struct Params {
     total: u32,
@@ -14,6 +16,9 @@ struct Params {
     centre: u32,     // ((k - 1) / 2) * dilation
     mode: u32,
     act: u32,
+    image: u32,      // C * k² * Ho * Wo
+    out_image: u32,
+    out_offset: u32,
 };
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -46,5 +51,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     } else if (hin >= 0 && hin < h && win >= 0 && win < w) {
         neighbour = f32(x2[plane + u32(hin * w + win)]);
     }
-    y[i] = Elem(activate(f32(x1[plane + hc * p.width + wc]) - neighbour, p.act));
+    let n = i / p.image;
+    let at = n * p.out_image + p.out_offset + (i - n * p.image);
+    y[at] = Elem(activate(f32(x1[plane + hc * p.width + wc]) - neighbour, p.act));
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use gaze::gpu::{Gpu, GpuOptions, LimitOverrides, Recorder};
+use gaze::gpu::{Gpu, GpuOptions, GpuTensor, LimitOverrides, Recorder};
 use gaze::kernels::san as gpu_ops;
 use gaze::ops::san::{
     position_grid, reflect, Aggregation, Epilogue, PadMode, PatchGather, ReflectPad, Subtraction,
@@ -667,4 +667,227 @@ fn bad_shapes_are_errors() {
         &ReflectPad { pad: 1 },
     ));
     assert!(msg.contains("rank 4"), "{msg}");
+}
+
+/// A relation as SAN's attention fusions write it into its slot of a concatenation: pairwise
+/// attention's subtraction (`concat_with_subtraction`) and patchwise attention's gathered
+/// patches with their affine epilogue (`concat_with_patch_gather`).
+enum Producer {
+    Subtraction(Tensor, Tensor, Subtraction),
+    Gather(Tensor, Tensor, Tensor, PatchGather),
+}
+
+impl Producer {
+    fn reference(&self) -> Tensor {
+        match self {
+            Self::Subtraction(x1, x2, spec) => cpu::subtraction2(x1, x2, spec).unwrap(),
+            Self::Gather(x, s, t, spec) => cpu::patch_gather(x, Some((s, t)), spec).unwrap(),
+        }
+    }
+
+    /// Computes the relation into input `index` of `ins`, concatenated into `out`, or (not
+    /// `fused`) into `relation`, then concatenates.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        g: &Gpu,
+        rec: &mut Recorder,
+        fused: bool,
+        ins: &[&GpuTensor],
+        index: usize,
+        relation: &GpuTensor,
+        out: &GpuTensor,
+    ) -> gaze::Result<()> {
+        let up = |t: &Tensor| g.upload(t).unwrap();
+        let concat = gaze::ops::tensor_ops::Concat { axis: 1 };
+        let mut copied = ins.to_vec();
+        copied[index] = relation;
+        match (self, fused) {
+            (Self::Subtraction(x1, x2, spec), true) => {
+                let (g1, g2) = (up(x1), up(x2));
+                gpu_ops::concat_with_subtraction(rec, &g1, &g2, spec, ins, index, out, &concat)
+            }
+            (Self::Gather(x, s, t, spec), true) => {
+                let (gx, gs, gt) = (up(x), up(s), up(t));
+                let aff = Some((&gs, &gt));
+                gpu_ops::concat_with_patch_gather(rec, &gx, aff, spec, ins, index, out, &concat)
+            }
+            (Self::Subtraction(x1, x2, spec), false) => {
+                gpu_ops::subtraction2(rec, &up(x1), &up(x2), relation, spec)?;
+                gaze::kernels::tensor_ops::concat(rec, &copied, out, &concat)
+            }
+            (Self::Gather(x, s, t, spec), false) => {
+                let aff = Some((&up(s), &up(t)));
+                gpu_ops::patch_gather(rec, &up(x), aff, relation, spec)?;
+                gaze::kernels::tensor_ops::concat(rec, &copied, out, &concat)
+            }
+        }
+    }
+}
+
+/// Each relation written into its slot of a concatenation: the same floats as the relation
+/// then the concatenation on the GPU (the same kernel computes each value, so the test asks
+/// for equality), and the CPU reference's within FP32_REL_L2. The relation is input 0 beside
+/// a batch-1 term, as in pairwise SAN, and input 1 after another, as in patchwise SAN, and
+/// between two others; on a device with 64 kB bindings the batch runs in chunks.
+#[test]
+fn relations_into_their_slots_of_a_concatenation() {
+    use gaze::reference::tensor_ops as cpu_tensor_ops;
+    let mut rng = Rng::new(52);
+    let shape = [5, 4, 11, 9];
+    let gather = PatchGather {
+        kernel: 3,
+        epilogue: Epilogue {
+            affine: true,
+            act: Activation::Relu,
+        },
+    };
+    let producers = [
+        Producer::Subtraction(
+            rng.tensor(&shape),
+            rng.tensor(&shape),
+            Subtraction {
+                window: Window::new(3, 1, 1),
+                act: Activation::Relu,
+            },
+        ),
+        Producer::Gather(
+            rng.tensor(&shape),
+            rng.tensor(&[36]),
+            rng.tensor(&[36]),
+            gather,
+        ),
+    ];
+    let concat = gaze::ops::tensor_ops::Concat { axis: 1 };
+    for producer in &producers {
+        let relation = producer.reference();
+        assert!(
+            relation.numel() * 4 > 1 << 16,
+            "the chunked run needs chunks"
+        );
+        let [_, _, rows, cols] = [0, 1, 2, 3].map(|i| relation.shape()[i]);
+        let single = rng.tensor(&[1, 2, rows, cols]);
+        let other = rng.tensor(&[5, 3, rows, cols]);
+        for (g, what) in [(gpu(), "whole"), (&small_binding_gpu(), "in chunks")] {
+            let (g_single, g_other) = (g.upload(&single).unwrap(), g.upload(&other).unwrap());
+            let placements: [(Vec<&Tensor>, Vec<&GpuTensor>, usize); 3] = [
+                (vec![&single], vec![&g_single], 0),
+                (vec![&other], vec![&g_other], 1),
+                (vec![&other, &single], vec![&g_other, &g_single], 1),
+            ];
+            for (mut parts, mut ins, index) in placements {
+                parts.insert(index, &relation);
+                let want = cpu_tensor_ops::concat(&parts, &concat).unwrap();
+                // The relation's own tensor gives the fused launchers its shape only.
+                let relation_gpu = g.empty(relation.shape()).unwrap();
+                ins.insert(index, &relation_gpu);
+                let [fused, unfused] = [true, false].map(|fused| {
+                    run_on(g, want.shape(), |rec, out| {
+                        producer.record(g, rec, fused, &ins, index, &relation_gpu, out)
+                    })
+                });
+                let what = format!("{what}, relation at {index} of {}", ins.len());
+                assert_eq!(
+                    fused.data(),
+                    unfused.data(),
+                    "{what}: fused against unfused"
+                );
+                assert_close(&fused, &want, FP32_REL_L2, &what);
+            }
+        }
+    }
+}
+
+/// A concatenation whose input at `index` is not the subtraction's shape is refused, naming
+/// both shapes; so is one along an axis other than the channels.
+#[test]
+fn a_misplaced_relation_is_refused() {
+    use gaze::ops::tensor_ops::Concat;
+    let mut rng = Rng::new(53);
+    let shape = [1, 2, 6, 5];
+    let (g1, g2) = (upload(&rng.tensor(&shape)), upload(&rng.tensor(&shape)));
+    let spec = Subtraction {
+        window: Window::new(3, 1, 1),
+        act: Activation::None,
+    };
+    let relation = gpu().empty(&[1, 2, 9, 30]).unwrap();
+    let other = gpu().empty(&[1, 3, 9, 30]).unwrap();
+    let out = gpu().empty(&[1, 5, 9, 30]).unwrap();
+    let mut rec = Recorder::new(gpu());
+    let ins = [&relation, &other];
+    let err = refused(gpu_ops::concat_with_subtraction(
+        &mut rec,
+        &g1,
+        &g2,
+        &spec,
+        &ins,
+        1,
+        &out,
+        &Concat { axis: 1 },
+    ));
+    assert!(
+        err.contains("[1, 3, 9, 30]") && err.contains("[1, 2, 9, 30]"),
+        "{err}"
+    );
+    let out = gpu().empty(&[1, 2, 18, 30]).unwrap();
+    let same = [&relation, &relation];
+    let err = refused(gpu_ops::concat_with_subtraction(
+        &mut rec,
+        &g1,
+        &g2,
+        &spec,
+        &same,
+        0,
+        &out,
+        &Concat { axis: 2 },
+    ));
+    assert!(err.contains("channel"), "{err}");
+}
+
+/// SAN's attention computes its relation into the concatenation conv_w reads, on every device
+/// by default: per SAM one subtraction (pairwise) or patch gather (patchwise) and one copy (the
+/// position term, or conv1's output), where the unfused plan copies the relation too. Both
+/// plans give the same floats (the same kernels compute every value), and the CPU reference's
+/// within FP32_REL_L2, at batch 2 on 9×7.
+#[test]
+fn san_computes_its_relation_into_the_concatenation() {
+    use gaze::graph::fuse::Fusion;
+    use gaze::graph::{cpu as graph_cpu, gpu::GpuGraph};
+    let shape = vec![2, 64, 9, 7];
+    for (sa_type, relation) in [
+        ("pairwise", "san_subtraction"),
+        ("patchwise", "san_patch_gather"),
+    ] {
+        let opts = [
+            ("kernel_size".to_string(), "7".to_string()),
+            ("sa_type".to_string(), sa_type.to_string()),
+        ]
+        .into();
+        let graph =
+            gaze::models::build_synthetic("san_sam", 4, std::slice::from_ref(&shape), &opts)
+                .unwrap();
+        let inputs = [Rng::new(9).tensor(&shape)];
+        let want = graph_cpu::run(&graph, &inputs).unwrap();
+        let mut outputs = Vec::new();
+        for (fusion, copies) in [(Fusion::ALL, 1), (Fusion::EVERYWHERE, 1), (Fusion::NONE, 2)] {
+            let what = format!("{sa_type} {fusion:?}");
+            let model = GpuGraph::with_fusion(gpu(), &graph, fusion).unwrap();
+            let got = model.run_blocking(gpu(), &inputs).unwrap();
+            assert_close(&got, &want, FP32_REL_L2, &what);
+            let mut rec = Recorder::new(gpu());
+            model.record(gpu(), &mut rec, &inputs).unwrap();
+            let kernels: Vec<String> = (rec.dispatch_variants().into_iter())
+                .map(|d| d.1.split(' ').next().unwrap_or("").to_string())
+                .collect();
+            let count = |k: &str| kernels.iter().filter(|v| *v == k).count();
+            let counts = (count(relation), count("concat"));
+            assert_eq!(counts, (1, copies), "{what}: {kernels:?}");
+            outputs.push(got);
+        }
+        assert_eq!(
+            outputs[0].data(),
+            outputs[2].data(),
+            "{sa_type}: fused against unfused"
+        );
+    }
 }

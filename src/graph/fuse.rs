@@ -23,6 +23,9 @@ pub struct Fusion {
     /// Coordinate Attention's pool finish, conv1 and gates as one kernel from the pooled
     /// conv's partial sums (`coord_excites`; only where `coord_pools` runs).
     pub coord_excite: Where,
+    /// SAN's relation (pairwise: the subtraction; patchwise: the gathered patches) computed
+    /// into its slot of the concatenation that conv_w reads (`san_concats`).
+    pub san_concat: bool,
 }
 
 /// Where a fusion pass runs.
@@ -52,17 +55,20 @@ impl Fusion {
         coord_pools: true,
         coord_apply: Where::OnGpus,
         coord_excite: Where::OnGpus,
+        san_concat: true,
     };
     pub const NONE: Self = Self {
         coord_pools: false,
         coord_apply: Where::Nowhere,
         coord_excite: Where::Nowhere,
+        san_concat: false,
     };
     /// Every pass, also where it was measured not to pay (to measure it again).
     pub const EVERYWHERE: Self = Self {
         coord_pools: true,
         coord_apply: Where::Everywhere,
         coord_excite: Where::Everywhere,
+        san_concat: true,
     };
 
     /// Whether `coord_excites` runs on `gpu`.
@@ -234,20 +240,7 @@ pub fn coord_excites(
     kept: &[ValueId],
 ) -> Vec<Excite> {
     let nodes = graph.nodes();
-    let output = graph.output().ok();
-    // The one node reading `v`, once, if `v` is neither kept nor the output.
-    let only_reader = |v: ValueId| -> Option<ValueId> {
-        if kept.contains(&v) || output == Some(v) {
-            return None;
-        }
-        let mut readers = nodes
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| n.inputs.contains(&v));
-        let (i, reader) = readers.next()?;
-        let once = reader.inputs.iter().filter(|&&u| u == v).count() == 1;
-        (readers.next().is_none() && once).then_some(i)
-    };
+    let only_reader = |v: ValueId| only_reader(graph, v, kept);
     pooled
         .iter()
         .filter_map(|&pool| {
@@ -271,6 +264,52 @@ pub fn coord_excites(
             let channels = *shapes[pool].get(1)?;
             let fits = crate::kernels::coord::excite_fits(&spec, &shapes[*weight], channels);
             (*x == pool && f == conv && fits).then_some(Excite { pool, conv, gates })
+        })
+        .collect()
+}
+
+/// The one node reading `v`, once, if `v` is neither `kept` nor the graph's output: a fused
+/// kernel may then compute `v` where that node needs it, and `v` is never written.
+fn only_reader<T>(graph: &Graph<T>, v: ValueId, kept: &[ValueId]) -> Option<ValueId> {
+    if kept.contains(&v) || graph.output().ok() == Some(v) {
+        return None;
+    }
+    let mut readers = (graph.nodes().iter().enumerate()).filter(|(_, n)| n.inputs.contains(&v));
+    let (i, reader) = readers.next()?;
+    let once = reader.inputs.iter().filter(|&&u| u == v).count() == 1;
+    (readers.next().is_none() && once).then_some(i)
+}
+
+/// One SAN relation computed into its slot of the concatenation that reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InConcat {
+    /// The `Subtraction` or `PatchGather` node, which then records nothing: the
+    /// concatenation runs its kernel, on its inputs.
+    pub producer: ValueId,
+    pub concat: ValueId,
+    /// Which input of the concatenation the producer's output is.
+    pub index: usize,
+}
+
+/// SAN's relations that only a channel concatenation reads, none of them `kept`: pairwise
+/// attention's subtraction and patchwise attention's gathered patches. Each then writes its
+/// images straight into their slots of the concatenation's output, and the relation is never
+/// written apart and copied.
+pub fn san_concats(graph: &Graph<GpuTensor>, kept: &[ValueId]) -> Vec<InConcat> {
+    let nodes = graph.nodes();
+    (nodes.iter().enumerate())
+        .filter(|(_, node)| matches!(node.op, Op::Subtraction(_) | Op::PatchGather(_)))
+        .filter_map(|(producer, _)| {
+            let concat = only_reader(graph, producer, kept)?;
+            let Op::Concat(spec) = nodes[concat].op else {
+                return None;
+            };
+            let index = nodes[concat].inputs.iter().position(|&v| v == producer)?;
+            (spec.axis == 1).then_some(InConcat {
+                producer,
+                concat,
+                index,
+            })
         })
         .collect()
 }

@@ -11,6 +11,7 @@ use crate::gpu::{Gpu, GpuTensor, Precision, Readback, Recorder, Recording, UNIFO
 use crate::kernels as k;
 use crate::kernels::conv::PoolParts;
 use crate::ops::conv::Conv2d;
+use crate::ops::tensor_ops::Concat;
 use crate::tensor::Tensor;
 
 /// What one inference cost the host (`GpuGraph::run_measured`).
@@ -76,6 +77,13 @@ enum Fused {
         weight: ValueId,
         bias: ValueId,
     },
+    /// A concatenation whose input `index` the absorbed `producer` (a SAN subtraction or
+    /// patch gather) computes into its slot, from the producer's `inputs`.
+    ConcatComputing {
+        index: usize,
+        producer: Op,
+        inputs: Vec<ValueId>,
+    },
 }
 
 /// The fusion passes' decisions for one plan.
@@ -86,15 +94,19 @@ struct Fusions {
     parts_pools: Vec<(ValueId, ValueId)>,
     gated_convs: Vec<fuse::GatedConv>,
     excites: Vec<fuse::Excite>,
+    san_concats: Vec<fuse::InConcat>,
 }
 
 impl Fusions {
-    /// The reads the graph's edges do not show: a gated conv reads the apply's operands.
-    fn reads(&self) -> Vec<(ValueId, ValueId)> {
-        self.gated_convs
-            .iter()
-            .flat_map(|g| [(g.x, g.conv), (g.gates, g.conv)])
-            .collect()
+    /// The reads the graph's edges do not show: a gated conv reads the apply's operands, a
+    /// concatenation those of the relation it computes.
+    fn reads<T>(&self, graph: &Graph<T>) -> Vec<(ValueId, ValueId)> {
+        let gated = (self.gated_convs.iter()).flat_map(|g| [(g.x, g.conv), (g.gates, g.conv)]);
+        let concats = (self.san_concats.iter()).flat_map(|s| {
+            let operands = &graph.nodes()[s.producer].inputs;
+            operands.iter().map(move |&v| (v, s.concat))
+        });
+        gated.chain(concats).collect()
     }
 }
 
@@ -147,7 +159,13 @@ impl GpuGraph {
             gpu.check_fits(what, shape, precision)?;
         }
         let fusions = self.fusions(gpu, &shapes, keep);
-        let plan = plan(&self.graph, &shapes, keep, precision, &fusions.reads())?;
+        let plan = plan(
+            &self.graph,
+            &shapes,
+            keep,
+            precision,
+            &fusions.reads(&self.graph),
+        )?;
         // A gated conv may read its gates through a uniform window, which must lie inside
         // their buffer.
         let windows: Vec<usize> = (fusions.gated_convs.iter())
@@ -202,11 +220,16 @@ impl GpuGraph {
             }
             false => Vec::new(),
         };
+        let san_concats = match self.fusion.san_concat {
+            true => fuse::san_concats(&self.graph, kept),
+            false => Vec::new(),
+        };
         Fusions {
             gated_convs: fuse::coord_applies(&self.graph, shapes, gpu, self.fusion.coord_apply),
             pooling_convs,
             parts_pools,
             excites,
+            san_concats,
         }
     }
 
@@ -255,6 +278,15 @@ impl GpuGraph {
                 gates: g.gates,
             });
         }
+        for s in &fusions.san_concats {
+            let producer = &nodes[s.producer];
+            fused[s.producer] = Some(Fused::Absorbed);
+            fused[s.concat] = Some(Fused::ConcatComputing {
+                index: s.index,
+                producer: producer.op,
+                inputs: producer.inputs.clone(),
+            });
+        }
         Ok(fused)
     }
 
@@ -268,7 +300,7 @@ impl GpuGraph {
             &shapes,
             &self.kept_with(&[]),
             gpu.precision(),
-            &fusions.reads(),
+            &fusions.reads(&self.graph),
         )
     }
 
@@ -619,9 +651,63 @@ fn encode_fused(
             let gates = (ins[1], ins[2]);
             k::coord::coord_excite(rec, x, partials, weight, bias, conv, gates, out, &spec)
         }
+        (
+            Fused::ConcatComputing {
+                index,
+                producer,
+                inputs,
+            },
+            Op::Concat(concat),
+        ) => {
+            let operands: Vec<&GpuTensor> = inputs.iter().map(|&v| &values[v]).collect();
+            encode_into_concat(rec, producer, &operands, ins, *index, out, &concat)
+        }
         _ => Err(Error::Invalid(format!(
             "no such fused form of {}: a fusion pass bug",
             op.kind()
+        ))),
+    }
+}
+
+/// A concatenation (`ins`, into `out`) whose input `index` `producer` computes into its slot
+/// from `operands`.
+fn encode_into_concat(
+    rec: &mut Recorder,
+    producer: &Op,
+    operands: &[&GpuTensor],
+    ins: &[&GpuTensor],
+    index: usize,
+    out: &GpuTensor,
+    concat: &Concat,
+) -> Result<()> {
+    let mut o = Operands::after_x(operands);
+    match *producer {
+        Op::Subtraction(s) => k::san::concat_with_subtraction(
+            rec,
+            operands[0],
+            operands[1],
+            &s,
+            ins,
+            index,
+            out,
+            concat,
+        ),
+        Op::PatchGather(spec) => {
+            let scale_shift = o.take_pair_if(spec.epilogue.affine)?.map(|(s, t)| (*s, *t));
+            k::san::concat_with_patch_gather(
+                rec,
+                operands[0],
+                scale_shift,
+                &spec,
+                ins,
+                index,
+                out,
+                concat,
+            )
+        }
+        _ => Err(Error::Invalid(format!(
+            "{} cannot compute a concatenation's input: a fusion pass bug",
+            producer.kind()
         ))),
     }
 }

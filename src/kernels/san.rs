@@ -1,16 +1,19 @@
 //! Launchers of the SAN primitives (MODULES.md §9.2, §9.3).
 
+use super::tensor_ops::{concat_computing, Computed, Slot};
 use super::{expect_shape, u32_param};
-use crate::error::Result;
+use crate::error::{shape_err, Result};
 use crate::gpu::{GpuTensor, Kernel, Recorder};
 use crate::ops::san::{
     aggregation_shape, check_epilogue, patch_gather_shape, reflect_pad_shape, subtraction_shape,
     unfold_shape, Aggregation, PatchGather, ReflectPad, Subtraction, Unfold, Window,
 };
+use crate::ops::tensor_ops::Concat;
 use crate::{bindings, kernel, wgsl_struct};
 
 wgsl_struct! {
-    /// x1 at each position minus x2 over its `kernel`² window (`centre` = ((k-1)/2)·dilation).
+    /// x1 at each position minus x2 over its `kernel`² window (`centre` = ((k-1)/2)·dilation);
+    /// image n's `image` results written from n · `out_image` + `out_offset`.
     pub struct SubtractionParams {
         total: u32,
         height: u32,
@@ -24,6 +27,9 @@ wgsl_struct! {
         centre: u32,
         mode: u32,
         act: u32,
+        image: u32,
+        out_image: u32,
+        out_offset: u32,
     }
 }
 
@@ -58,8 +64,20 @@ wgsl_struct! {
 }
 
 wgsl_struct! {
-    /// `out_channels` = C · k · k; `affine` 0: scale and shift are placeholder bindings.
-    pub struct PatchGatherParams { total: u32, height: u32, width: u32, kernel: u32, out_channels: u32, act: u32, affine: u32 }
+    /// `out_channels` = C · k · k; `affine` 0: scale and shift are placeholder bindings;
+    /// image n's `image` results written from n · `out_image` + `out_offset`.
+    pub struct PatchGatherParams {
+        total: u32,
+        height: u32,
+        width: u32,
+        kernel: u32,
+        out_channels: u32,
+        act: u32,
+        affine: u32,
+        image: u32,
+        out_image: u32,
+        out_offset: u32,
+    }
 }
 
 pub static SUBTRACTION: Kernel = kernel!(
@@ -115,31 +133,94 @@ pub fn subtraction2(
     out: &GpuTensor,
     spec: &Subtraction,
 ) -> Result<()> {
+    let shape = subtraction_shape(spec, x1.shape(), x2.shape())?;
+    expect_shape("subtraction", out, &shape)?;
+    rec.batched(&[x1, x2], out, |rec, ins, out| {
+        let whole = Slot::whole(out);
+        record_subtraction(rec, ins[0], ins[1], out, whole, spec)
+    })
+}
+
+/// `Concat(inputs)` along `concat.axis` (the channels), whose input `index` is
+/// `Subtraction2(x1, x2)`: the subtraction writes each image straight into its slot of
+/// `out`, so the relation is never written apart and copied. The other inputs are copied.
+#[allow(clippy::too_many_arguments)]
+pub fn concat_with_subtraction(
+    rec: &mut Recorder,
+    x1: &GpuTensor,
+    x2: &GpuTensor,
+    spec: &Subtraction,
+    inputs: &[&GpuTensor],
+    index: usize,
+    out: &GpuTensor,
+    concat: &Concat,
+) -> Result<()> {
+    let shape = subtraction_shape(spec, x1.shape(), x2.shape())?;
+    check_slot("subtraction", &shape, inputs, index)?;
+    let record = |rec: &mut Recorder, ops: &[&GpuTensor], out: &GpuTensor, slot: Slot| {
+        record_subtraction(rec, ops[0], ops[1], out, slot, spec)
+    };
+    let computed = Computed {
+        index,
+        operands: &[x1, x2],
+        record: &record,
+    };
+    concat_computing(rec, inputs, out, concat, Some(computed))
+}
+
+/// That input `index` of a concatenation is what `op` computes into its slot (`shape`).
+fn check_slot(
+    op: &'static str,
+    shape: &[usize],
+    inputs: &[&GpuTensor],
+    index: usize,
+) -> Result<()> {
+    let found = inputs.get(index).map(|t| t.shape());
+    match found == Some(shape) {
+        true => Ok(()),
+        false => Err(shape_err(
+            op,
+            format!("input {index} of the concatenation is {found:?}, the {op} {shape:?}"),
+        )),
+    }
+}
+
+/// One dispatch of `Subtraction2(x1, x2)`, every image into its `slot` of `out` (shapes
+/// checked by the caller).
+pub fn record_subtraction(
+    rec: &mut Recorder,
+    x1: &GpuTensor,
+    x2: &GpuTensor,
+    out: &GpuTensor,
+    slot: Slot,
+    spec: &Subtraction,
+) -> Result<()> {
     let op = "subtraction";
     let shape = subtraction_shape(spec, x1.shape(), x2.shape())?;
-    expect_shape(op, out, &shape)?;
     let (h, w) = (x1.shape()[2], x1.shape()[3]);
     let win: Window = spec.window;
     let (_, wo) = win.output_size(op, h, w)?;
-    rec.batched(&[x1, x2], out, |rec, ins, out| {
-        let u = |v: usize| u32_param(op, v);
-        let p = SubtractionParams {
-            total: u(out.numel())?,
-            height: u(h)?,
-            width: u(w)?,
-            out_width: u(wo)?,
-            out_plane: u(shape[3])?,
-            kernel: u(win.kernel)?,
-            stride: u(win.stride)?,
-            dilation: u(win.dilation)?,
-            pad: u(win.padding)?,
-            centre: u(win.centre())?,
-            mode: win.pad_mode.code(),
-            act: spec.act.code(),
-        };
-        let grid = rec.grid(out.numel() as u64)?;
-        rec.dispatch(&SUBTRACTION, &[], &p, &[ins[0], ins[1], out], grid)
-    })
+    let total = shape.iter().product::<usize>();
+    let u = |v: usize| u32_param(op, v);
+    let p = SubtractionParams {
+        total: u(total)?,
+        height: u(h)?,
+        width: u(w)?,
+        out_width: u(wo)?,
+        out_plane: u(shape[3])?,
+        kernel: u(win.kernel)?,
+        stride: u(win.stride)?,
+        dilation: u(win.dilation)?,
+        pad: u(win.padding)?,
+        centre: u(win.centre())?,
+        mode: win.pad_mode.code(),
+        act: spec.act.code(),
+        image: u(total / shape[0].max(1))?,
+        out_image: u(slot.image)?,
+        out_offset: u(slot.offset)?,
+    };
+    let grid = rec.grid(total as u64)?;
+    rec.dispatch(&SUBTRACTION, &[], &p, &[x1, x2, out], grid)
 }
 
 /// `Subtraction(x) = Subtraction2(x, x)`.
@@ -253,24 +334,68 @@ pub fn patch_gather(
     out: &GpuTensor,
     spec: &PatchGather,
 ) -> Result<()> {
+    let shape = patch_gather_shape(spec, x.shape())?;
+    expect_shape("patch_gather", out, &shape)?;
+    rec.batched(&[x], out, |rec, ins, out| {
+        record_patch_gather(rec, ins[0], scale_shift, out, Slot::whole(out), spec)
+    })
+}
+
+/// `Concat(inputs)` along `concat.axis` (the channels), whose input `index` is
+/// `patch_gather(x)`: each image's patches are written straight into their slot of `out`, not
+/// apart and then copied. The other inputs are copied.
+#[allow(clippy::too_many_arguments)]
+pub fn concat_with_patch_gather(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    scale_shift: Option<(&GpuTensor, &GpuTensor)>,
+    spec: &PatchGather,
+    inputs: &[&GpuTensor],
+    index: usize,
+    out: &GpuTensor,
+    concat: &Concat,
+) -> Result<()> {
+    let shape = patch_gather_shape(spec, x.shape())?;
+    check_slot("patch_gather", &shape, inputs, index)?;
+    let record = |rec: &mut Recorder, ops: &[&GpuTensor], out: &GpuTensor, slot: Slot| {
+        record_patch_gather(rec, ops[0], scale_shift, out, slot, spec)
+    };
+    let computed = Computed {
+        index,
+        operands: &[x],
+        record: &record,
+    };
+    concat_computing(rec, inputs, out, concat, Some(computed))
+}
+
+/// One dispatch of `patch_gather(x)`, every image into its `slot` of `out`.
+fn record_patch_gather(
+    rec: &mut Recorder,
+    x: &GpuTensor,
+    scale_shift: Option<(&GpuTensor, &GpuTensor)>,
+    out: &GpuTensor,
+    slot: Slot,
+    spec: &PatchGather,
+) -> Result<()> {
     let op = "patch_gather";
     let shape = patch_gather_shape(spec, x.shape())?;
     check_epilogue(op, &spec.epilogue, shape[1], shapes(scale_shift))?;
-    expect_shape(op, out, &shape)?;
     let (h, w) = (x.shape()[2], x.shape()[3]);
-    rec.batched(&[x], out, |rec, ins, out| {
-        let u = |v: usize| u32_param(op, v);
-        let p = PatchGatherParams {
-            total: u(out.numel())?,
-            height: u(h)?,
-            width: u(w)?,
-            kernel: u(spec.kernel)?,
-            out_channels: u(shape[1])?,
-            act: spec.epilogue.act.code(),
-            affine: u32::from(spec.epilogue.affine),
-        };
-        let (scale, shift) = epilogue_bindings(scale_shift, ins[0]);
-        let grid = rec.grid(out.numel() as u64)?;
-        rec.dispatch(&PATCH_GATHER, &[], &p, &[ins[0], scale, shift, out], grid)
-    })
+    let total = shape.iter().product::<usize>();
+    let u = |v: usize| u32_param(op, v);
+    let p = PatchGatherParams {
+        total: u(total)?,
+        height: u(h)?,
+        width: u(w)?,
+        kernel: u(spec.kernel)?,
+        out_channels: u(shape[1])?,
+        act: spec.epilogue.act.code(),
+        affine: u32::from(spec.epilogue.affine),
+        image: u(total / shape[0].max(1))?,
+        out_image: u(slot.image)?,
+        out_offset: u(slot.offset)?,
+    };
+    let (scale, shift) = epilogue_bindings(scale_shift, x);
+    let grid = rec.grid(total as u64)?;
+    rec.dispatch(&PATCH_GATHER, &[], &p, &[x, scale, shift, out], grid)
 }
