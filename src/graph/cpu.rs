@@ -84,7 +84,8 @@ fn check_memory(
     let Some(budget) = budget else {
         return Ok(());
     };
-    let peak = super::plan::plan(graph, &shapes, keep, Precision::F32, &[])?.peak_bytes();
+    let peak =
+        super::plan::plan(graph, &shapes, keep, Precision::F32, &Default::default())?.peak_bytes();
     if peak > budget {
         return Err(Error::Limit {
             what: format!("running the CPU reference on the input(s) {input_shapes:?}"),

@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use super::fuse::{self, Fusion};
-use super::plan::{plan, MemoryPlan};
+use super::plan::{plan, FusedEdges, MemoryPlan};
 use super::{conv_operands, Graph, Op, Operands, ValueId};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuTensor, Precision, Readback, Recorder, Recording, UNIFORM_WINDOW_BYTES};
@@ -98,15 +98,21 @@ struct Fusions {
 }
 
 impl Fusions {
-    /// The reads the graph's edges do not show: a gated conv reads the apply's operands, a
-    /// concatenation those of the relation it computes.
-    fn reads<T>(&self, graph: &Graph<T>) -> Vec<(ValueId, ValueId)> {
+    /// What the fused kernels change that the graph's edges do not show: a gated conv reads
+    /// the apply's operands, and the apply's output is never written; a concatenation reads
+    /// the operands of the relation it computes, which is never written apart.
+    fn edges<T>(&self, graph: &Graph<T>) -> FusedEdges {
         let gated = (self.gated_convs.iter()).flat_map(|g| [(g.x, g.conv), (g.gates, g.conv)]);
         let concats = (self.san_concats.iter()).flat_map(|s| {
             let operands = &graph.nodes()[s.producer].inputs;
             operands.iter().map(move |&v| (v, s.concat))
         });
-        gated.chain(concats).collect()
+        let applies = self.gated_convs.iter().map(|g| (g.apply, g.x));
+        let relations = self.san_concats.iter().map(|s| (s.producer, s.concat));
+        FusedEdges {
+            reads: gated.chain(concats).collect(),
+            unwritten: applies.chain(relations).collect(),
+        }
     }
 }
 
@@ -164,7 +170,7 @@ impl GpuGraph {
             &shapes,
             keep,
             precision,
-            &fusions.reads(&self.graph),
+            &fusions.edges(&self.graph),
         )?;
         // A gated conv may read its gates through a uniform window, which must lie inside
         // their buffer.
@@ -300,7 +306,7 @@ impl GpuGraph {
             &shapes,
             &self.kept_with(&[]),
             gpu.precision(),
-            &fusions.reads(&self.graph),
+            &fusions.edges(&self.graph),
         )
     }
 
