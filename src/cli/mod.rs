@@ -39,7 +39,7 @@ pub struct Cli {
     /// Coordinate Attention's pools into the depthwise conv before it everywhere; its
     /// multiply into the 1×1 conv after it on GPUs, and on CPU devices with subgroups where
     /// its gates fit a uniform window; on GPUs its pool finish, conv1 and gates as one
-    /// kernel; SAN's pairwise relation into the concatenation conv_w reads, everywhere), off,
+    /// kernel; SAN's relation into the concatenation its conv_w reads, everywhere), off,
     /// or everywhere (each pass on any device). Default: `GAZE_FUSION`, else on.
     #[arg(long, global = true, value_name = "on|off|everywhere")]
     fusion: Option<Fusion>,

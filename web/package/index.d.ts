@@ -63,8 +63,8 @@ export interface SessionOptions {
    * Whether the model's plans fuse ops into their neighbours' kernels: "on" (default: each
    * fusion where it pays; Coordinate Attention's means are summed in the depthwise conv before
    * it, and on GPUs its gates are computed from those sums in one kernel and its multiply is
-   * applied as the 1×1 conv after it loads its input; SAN's pairwise relation is written
-   * straight into the concatenation its conv_w reads), "off", or "everywhere" (each fusion on
+   * applied as the 1×1 conv after it loads its input; SAN's relation is written straight
+   * into the concatenation its conv_w reads), "off", or "everywhere" (each fusion on
    * any device, to measure it).
    */
   fusion?: 'on' | 'off' | 'everywhere';
