@@ -812,35 +812,20 @@ fn a_misplaced_relation_is_refused() {
     };
     let relation = gpu().empty(&[1, 2, 9, 30]).unwrap();
     let other = gpu().empty(&[1, 3, 9, 30]).unwrap();
-    let out = gpu().empty(&[1, 5, 9, 30]).unwrap();
-    let mut rec = Recorder::new(gpu());
-    let ins = [&relation, &other];
-    let err = refused(gpu_ops::concat_with_subtraction(
-        &mut rec,
-        &g1,
-        &g2,
-        &spec,
-        &ins,
-        1,
-        &out,
-        &Concat { axis: 1 },
-    ));
+    let attempt = |ins: &[&GpuTensor], index: usize, out: &[usize], axis: usize| {
+        let out = gpu().empty(out).unwrap();
+        let mut rec = Recorder::new(gpu());
+        let concat = Concat { axis };
+        refused(gpu_ops::concat_with_subtraction(
+            &mut rec, &g1, &g2, &spec, ins, index, &out, &concat,
+        ))
+    };
+    let err = attempt(&[&relation, &other], 1, &[1, 5, 9, 30], 1);
     assert!(
         err.contains("[1, 3, 9, 30]") && err.contains("[1, 2, 9, 30]"),
         "{err}"
     );
-    let out = gpu().empty(&[1, 2, 18, 30]).unwrap();
-    let same = [&relation, &relation];
-    let err = refused(gpu_ops::concat_with_subtraction(
-        &mut rec,
-        &g1,
-        &g2,
-        &spec,
-        &same,
-        0,
-        &out,
-        &Concat { axis: 2 },
-    ));
+    let err = attempt(&[&relation, &relation], 0, &[1, 2, 18, 30], 2);
     assert!(err.contains("channel"), "{err}");
 }
 

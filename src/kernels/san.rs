@@ -2,7 +2,7 @@
 
 use super::tensor_ops::{concat_computing, Computed, Slot};
 use super::{expect_shape, u32_param};
-use crate::error::{shape_err, Result};
+use crate::error::Result;
 use crate::gpu::{GpuTensor, Kernel, Recorder};
 use crate::ops::san::{
     aggregation_shape, check_epilogue, patch_gather_shape, reflect_pad_shape, subtraction_shape,
@@ -155,34 +155,17 @@ pub fn concat_with_subtraction(
     out: &GpuTensor,
     concat: &Concat,
 ) -> Result<()> {
-    let shape = subtraction_shape(spec, x1.shape(), x2.shape())?;
-    check_slot("subtraction", &shape, inputs, index)?;
     let record = |rec: &mut Recorder, ops: &[&GpuTensor], out: &GpuTensor, slot: Slot| {
         record_subtraction(rec, ops[0], ops[1], out, slot, spec)
     };
     let computed = Computed {
+        op: "subtraction",
         index,
+        shape: subtraction_shape(spec, x1.shape(), x2.shape())?.to_vec(),
         operands: &[x1, x2],
         record: &record,
     };
     concat_computing(rec, inputs, out, concat, Some(computed))
-}
-
-/// That input `index` of a concatenation is what `op` computes into its slot (`shape`).
-fn check_slot(
-    op: &'static str,
-    shape: &[usize],
-    inputs: &[&GpuTensor],
-    index: usize,
-) -> Result<()> {
-    let found = inputs.get(index).map(|t| t.shape());
-    match found == Some(shape) {
-        true => Ok(()),
-        false => Err(shape_err(
-            op,
-            format!("input {index} of the concatenation is {found:?}, the {op} {shape:?}"),
-        )),
-    }
 }
 
 /// One dispatch of `Subtraction2(x1, x2)`, every image into its `slot` of `out` (shapes
@@ -355,13 +338,13 @@ pub fn concat_with_patch_gather(
     out: &GpuTensor,
     concat: &Concat,
 ) -> Result<()> {
-    let shape = patch_gather_shape(spec, x.shape())?;
-    check_slot("patch_gather", &shape, inputs, index)?;
     let record = |rec: &mut Recorder, ops: &[&GpuTensor], out: &GpuTensor, slot: Slot| {
         record_patch_gather(rec, ops[0], scale_shift, out, slot, spec)
     };
     let computed = Computed {
+        op: "patch_gather",
         index,
+        shape: patch_gather_shape(spec, x.shape())?.to_vec(),
         operands: &[x],
         record: &record,
     };

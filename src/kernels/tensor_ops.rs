@@ -57,8 +57,12 @@ pub type RecordInto<'a> = &'a dyn Fn(&mut Recorder, &[&GpuTensor], &GpuTensor, S
 /// An input of a concatenation that a kernel computes straight into its slot of the output,
 /// from `operands`, instead of being written apart and copied (a fusion).
 pub struct Computed<'a> {
+    /// What computes it (for errors).
+    pub op: &'static str,
     /// Which input of the concatenation (its tensor gives only the shape; it is never read).
     pub index: usize,
+    /// The shape the kernel computes, which that input must have.
+    pub shape: Vec<usize>,
     pub operands: &'a [&'a GpuTensor],
     pub record: RecordInto<'a>,
 }
@@ -77,11 +81,8 @@ pub fn concat_computing(
     let shape = concat_shape(spec, &shapes)?;
     expect_shape(op, out, &shape)?;
     let skip = computed.as_ref().map(|c| c.index);
-    if skip.is_some() && spec.axis != 1 {
-        return Err(shape_err(
-            op,
-            "only a channel concatenation computes an input in place",
-        ));
+    if let Some(c) = &computed {
+        check_computed(c, inputs, spec)?;
     }
     let views = (inputs.iter())
         .map(|x| Ok(axis_view(&nchw(op, x.shape())?, spec.axis)))
@@ -119,6 +120,28 @@ pub fn concat_computing(
         }
         Ok(())
     })
+}
+
+/// That the concatenation is along the channels, where each image's slot is one run, and
+/// that its input `c.index` has the shape `c.op` computes.
+fn check_computed(c: &Computed, inputs: &[&GpuTensor], spec: &Concat) -> Result<()> {
+    if spec.axis != 1 {
+        return Err(shape_err(
+            "concat",
+            "only a channel concatenation computes an input in place",
+        ));
+    }
+    let found = inputs.get(c.index).map(|t| t.shape());
+    match found == Some(c.shape.as_slice()) {
+        true => Ok(()),
+        false => Err(shape_err(
+            c.op,
+            format!(
+                "input {} of the concatenation is {found:?}, the {} {:?}",
+                c.index, c.op, c.shape
+            ),
+        )),
+    }
 }
 
 /// One copy dispatch: input `x`, viewed as `view` around the axis, into `out` at `offset`.
